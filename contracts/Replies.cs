@@ -1,0 +1,74 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace KvWorker.Contracts;
+
+// The shapes of the original tool's result dictionaries. Optional members are
+// left out of the JSON when absent (a stored JSON null is still written).
+
+public record KvGetResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("found")] public bool Found { get; init; }
+    [JsonPropertyName("value"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Value { get; init; }
+    /// <summary>Remaining seconds; present only when the entry has a TTL.</summary>
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TtlSeconds { get; init; }
+}
+
+public record KvSetResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("value")] public JsonElement Value { get; init; }
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TtlSeconds { get; init; }
+}
+
+public record KvDeleteResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("deleted")] public bool Deleted { get; init; }
+}
+
+public record KvIncrementResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    /// <summary>A JSON integer, exact at any size (use GetInt64 within the 64-bit range).</summary>
+    [JsonPropertyName("value")] public JsonElement Value { get; init; }
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TtlSeconds { get; init; }
+}
+
+/// <summary>The reply to any request that failed: <c>{"error": {"code", "message"}}</c>.</summary>
+public record KvError
+{
+    [JsonPropertyName("error")] public required KvErrorDetail Error { get; init; }
+}
+
+public record KvErrorDetail
+{
+    /// <summary>One of <see cref="KvErrorCodes"/>.</summary>
+    [JsonPropertyName("code")] public required string Code { get; init; }
+    [JsonPropertyName("message")] public required string Message { get; init; }
+}
+
+/// <summary>Error codes: the original tool's exception names, so callers can map them back.</summary>
+public static class KvErrorCodes
+{
+    /// <summary>Invalid request: bad namespace, key, TTL, delta, malformed JSON, missing field, unknown provider.</summary>
+    public const string KeyValueStoreError = nameof(KeyValueStoreError);
+    public const string NamespaceQuotaExceededError = nameof(NamespaceQuotaExceededError);
+    public const string GlobalQuotaExceededError = nameof(GlobalQuotaExceededError);
+    /// <summary>Increment of a value that is not a JSON integer.</summary>
+    public const string InvalidValueTypeError = nameof(InvalidValueTypeError);
+    /// <summary>A value that cannot be stored as JSON.</summary>
+    public const string ValueSerializationError = nameof(ValueSerializationError);
+    public const string AccessDeniedError = nameof(AccessDeniedError);
+    /// <summary>Storage unreachable after retries.</summary>
+    public const string StoreUnavailableError = nameof(StoreUnavailableError);
+}

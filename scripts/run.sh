@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Brings up PostgreSQL and RabbitMQ when needed, then runs the worker.
+# Extra arguments go to the worker (e.g. --tools:kv_store:adapters:postgres:namespace_quota_bytes=2097152).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/services.sh
+export ATLAS_KV_STORE_URL="${ATLAS_KV_STORE_URL:-postgresql+psycopg://kvworker:kvworker@127.0.0.1:5432/kvworker}"
+exec dotnet run --project src/KvWorker -c Release -- "$@"

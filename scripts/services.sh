@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Brings up PostgreSQL and RabbitMQ for KvWorker when nothing is listening yet.
+# With a Docker engine: docker compose. Without one: local processes, installed
+# through apt when absent. Safe to run again; it only starts what is missing.
+set -euo pipefail
+
+PG_PORT="${KV_PG_PORT:-5432}"
+AMQP_PORT="${KV_AMQP_PORT:-5672}"
+PG_DATA="${KV_PG_DATA:-/var/tmp/kvworker/pgdata}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+say() { printf '[services] %s\n' "$*" >&2; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { say "apt-get update"; as_root apt-get update -qq >/dev/null; apt_updated=1; }
+  say "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 120); do listening "$port" && return 0; sleep 0.5; done
+  say "$name did not start listening on port $port"; exit 1
+}
+
+if docker info >/dev/null 2>&1; then
+  listening "$PG_PORT" && listening "$AMQP_PORT" || {
+    say "docker engine found: starting postgres and rabbitmq with docker compose"
+    (cd "$REPO_ROOT" && docker compose up -d postgres rabbitmq)
+  }
+fi
+
+pg_bin_dir() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/initdb" ] && { echo "$dir"; return; }; done
+  dirname "$(command -v initdb)"
+}
+
+start_postgres() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  local bin run_as=()
+  bin="$(pg_bin_dir)"
+  if [ "$(id -u)" -eq 0 ]; then run_as=(runuser -u postgres --); fi
+  mkdir -p "$PG_DATA"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres: "$(dirname "$PG_DATA")"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    say "initdb $PG_DATA"
+    "${run_as[@]}" "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  say "starting postgres on 127.0.0.1:$PG_PORT"
+  "${run_as[@]}" "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=300" >/dev/null
+}
+
+ensure_kv_database() {
+  local psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1 || { say "cannot connect to postgres on port $PG_PORT as postgres (trust auth expected)"; return 0; }
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'kvworker'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE ROLE kvworker LOGIN PASSWORD 'kvworker' CREATEDB"
+  fi
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'kvworker'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE DATABASE kvworker OWNER kvworker"
+  fi
+}
+
+start_rabbitmq() {
+  command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_install rabbitmq-server
+  export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
+  say "starting rabbitmq on 127.0.0.1:$AMQP_PORT"
+  # The Debian package may have started it through its service already.
+  listening "$AMQP_PORT" || as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  # The node registers with epmd a moment after -detached returns; until then
+  # await_startup fails at once instead of waiting.
+  for _ in $(seq 1 60); do
+    as_root rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  say "rabbitmq did not start; see /var/log/rabbitmq"; exit 1
+}
+
+listening "$PG_PORT" || start_postgres
+wait_for_port "$PG_PORT" postgres
+ensure_kv_database
+listening "$AMQP_PORT" || start_rabbitmq
+wait_for_port "$AMQP_PORT" rabbitmq
+
+/usr/bin/python3 -c "import pika" 2>/dev/null || apt_install python3-pika
+say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT"

@@ -1,0 +1,40 @@
+namespace KvWorker.Configuration;
+
+/// <summary>
+/// The original tool's environment variables. They are fallbacks: added as the
+/// lowest-priority configuration source, so a key present in appsettings.json
+/// or config.yaml wins, and <c>tools__kv_store__...</c> variables win over both.
+/// </summary>
+public static class AtlasEnvironment
+{
+    private const string Postgres = PostgresAdapterOptions.Section;
+
+    public static readonly IReadOnlyDictionary<string, string> KeysByVariable = new Dictionary<string, string>
+    {
+        ["ATLAS_KV_STORE_URL"] = $"{Postgres}:url",
+        ["ATLAS_KV_REUSE_CONVERSATION"] = $"{Postgres}:reuse_conversation_store",
+        ["ATLAS_KV_NAMESPACE_QUOTA_BYTES"] = $"{Postgres}:namespace_quota_bytes",
+        ["ATLAS_KV_GLOBAL_QUOTA_BYTES"] = $"{Postgres}:global_quota_bytes",
+        ["ATLAS_KV_POOL_SIZE"] = $"{Postgres}:pool:size",
+        ["ATLAS_KV_MAX_OVERFLOW"] = $"{Postgres}:pool:max_overflow",
+        ["ATLAS_KV_POOL_TIMEOUT"] = $"{Postgres}:pool:timeout",
+    };
+
+    /// <summary>Adds config.yaml (above the JSON files) and the ATLAS_KV_* fallbacks (below everything).</summary>
+    public static void AddKvStoreConfiguration(this IConfigurationManager configuration, string configYamlDirectory)
+    {
+        var sources = configuration.Sources;
+        var yaml = new ConfigurationBuilder()
+            .AddYamlFile(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(configYamlDirectory), "config.yaml", optional: true, reloadOnChange: false)
+            .Sources[0];
+        var lastJson = sources.Select((source, index) => (source, index))
+            .LastOrDefault(s => s.source is Microsoft.Extensions.Configuration.Json.JsonConfigurationSource).index;
+        sources.Insert(lastJson + 1, yaml);
+
+        var fallbacks = KeysByVariable
+            .Select(pair => (pair.Value, Environment.GetEnvironmentVariable(pair.Key)))
+            .Where(pair => !string.IsNullOrEmpty(pair.Item2))
+            .ToDictionary(pair => pair.Item1, pair => pair.Item2);
+        sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fallbacks });
+    }
+}

@@ -1,0 +1,111 @@
+using Microsoft.Extensions.Configuration;
+
+namespace KvWorker.Configuration;
+
+/// <summary>The <c>tools:kv_store</c> block: the original tool's keys, plus limits and personas.</summary>
+public sealed class KvStoreOptions
+{
+    public const string Section = "tools:kv_store";
+
+    /// <summary>The provider used when neither the request nor its persona names one.</summary>
+    [ConfigurationKeyName("default_adapter")]
+    public string DefaultAdapter { get; set; } = "postgres";
+
+    [ConfigurationKeyName("adapters")]
+    public AdaptersOptions Adapters { get; set; } = new();
+
+    [ConfigurationKeyName("limits")]
+    public KvLimitsOptions Limits { get; set; } = new();
+
+    /// <summary>Per-persona settings, keyed by persona name.</summary>
+    [ConfigurationKeyName("personas")]
+    public Dictionary<string, PersonaOptions> Personas { get; set; } = new(StringComparer.Ordinal);
+}
+
+public sealed class AdaptersOptions
+{
+    [ConfigurationKeyName("postgres")]
+    public PostgresAdapterOptions Postgres { get; set; } = new();
+}
+
+public sealed class PostgresAdapterOptions
+{
+    public const string Section = KvStoreOptions.Section + ":adapters:postgres";
+    public const long DefaultNamespaceQuotaBytes = 1024 * 1024;
+
+    /// <summary><c>postgresql+psycopg://user:pass@host:5432/db</c> or an Npgsql connection string.</summary>
+    [ConfigurationKeyName("url")]
+    public string? Url { get; set; }
+
+    /// <summary>Use the conversation store's database (<c>ConnectionStrings:conversation_store</c>) when it is configured.</summary>
+    [ConfigurationKeyName("reuse_conversation_store")]
+    public bool ReuseConversationStore { get; set; } = true;
+
+    [ConfigurationKeyName("namespace_quota_bytes")]
+    public long NamespaceQuotaBytes { get; set; } = DefaultNamespaceQuotaBytes;
+
+    /// <summary>Null disables the global limit.</summary>
+    [ConfigurationKeyName("global_quota_bytes")]
+    public long? GlobalQuotaBytes { get; set; }
+
+    [ConfigurationKeyName("pool")]
+    public PoolOptions Pool { get; set; } = new();
+}
+
+/// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
+public sealed class PoolOptions
+{
+    /// <summary>Connections kept open (Npgsql's minimum pool size).</summary>
+    [ConfigurationKeyName("size")]
+    public int Size { get; set; } = 10;
+
+    /// <summary>Connections allowed beyond <see cref="Size"/> under load.</summary>
+    [ConfigurationKeyName("max_overflow")]
+    public int MaxOverflow { get; set; } = 20;
+
+    /// <summary>Seconds to wait for a connection before giving up.</summary>
+    [ConfigurationKeyName("timeout")]
+    public int Timeout { get; set; } = 30;
+}
+
+public sealed class KvLimitsOptions
+{
+    [ConfigurationKeyName("max_namespace_length")]
+    public int MaxNamespaceLength { get; set; } = 128;
+
+    [ConfigurationKeyName("max_key_length")]
+    public int MaxKeyLength { get; set; } = 512;
+
+    /// <summary>Longest TTL accepted; default one year.</summary>
+    [ConfigurationKeyName("max_ttl_seconds")]
+    public double MaxTtlSeconds { get; set; } = 365 * 24 * 3600;
+
+    /// <summary>Deepest nesting of arrays and objects in a stored value.</summary>
+    [ConfigurationKeyName("max_value_depth")]
+    public int MaxValueDepth { get; set; } = 32;
+
+    /// <summary>Longest counter, in decimal digits; increments past it fail with InvalidValueTypeError.</summary>
+    [ConfigurationKeyName("max_integer_digits")]
+    public int MaxIntegerDigits { get; set; } = 1000;
+}
+
+public sealed class PersonaOptions
+{
+    /// <summary>The provider this persona's requests use unless the request names one.</summary>
+    [ConfigurationKeyName("provider")]
+    public string? Provider { get; set; }
+}
+
+/// <summary>The RabbitMQ connection (section <c>RabbitMq</c>).</summary>
+public sealed class RabbitMqOptions
+{
+    public const string Section = "RabbitMq";
+
+    public string Host { get; set; } = "localhost";
+    public ushort Port { get; set; } = 5672;
+    public string VirtualHost { get; set; } = "/";
+    public string Username { get; set; } = "guest";
+    public string Password { get; set; } = "guest";
+    /// <summary>Messages each replica takes from a queue at once.</summary>
+    public ushort PrefetchCount { get; set; } = 64;
+}

@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Configuration;
+
+/// <summary>Checks the <c>tools:kv_store</c> block at start-up; every failure names its key.</summary>
+public sealed class KvStoreOptionsValidator(IConfiguration configuration, IEnumerable<Storage.KvStoreAdapterRegistration> adapters)
+    : IValidateOptions<KvStoreOptions>
+{
+    public ValidateOptionsResult Validate(string? name, KvStoreOptions options)
+    {
+        var failures = new List<string>();
+        void Require(bool ok, string key, string message)
+        {
+            if (!ok) failures.Add($"{KvStoreOptions.Section}:{key} {message}");
+        }
+
+        var postgres = options.Adapters.Postgres;
+        var registered = adapters.Select(a => a.Name).Order().ToList();
+        Require(registered.Contains(options.DefaultAdapter), "default_adapter", $"must name a registered adapter ({string.Join(", ", registered)}), not '{options.DefaultAdapter}'");
+        try
+        {
+            PostgresConnection.Resolve(postgres, configuration);
+        }
+        catch (InvalidOperationException ex)
+        {
+            failures.Add(ex.Message);
+        }
+        Require(postgres.NamespaceQuotaBytes > 0, "adapters:postgres:namespace_quota_bytes", "must be a positive number of bytes (ATLAS_KV_NAMESPACE_QUOTA_BYTES)");
+        Require(postgres.GlobalQuotaBytes is null or > 0, "adapters:postgres:global_quota_bytes", "must be a positive number of bytes, or unset for no global limit (ATLAS_KV_GLOBAL_QUOTA_BYTES)");
+        Require(postgres.Pool.Size > 0, "adapters:postgres:pool:size", "must be positive (ATLAS_KV_POOL_SIZE)");
+        Require(postgres.Pool.MaxOverflow >= 0, "adapters:postgres:pool:max_overflow", "must be zero or more (ATLAS_KV_MAX_OVERFLOW)");
+        Require(postgres.Pool.Timeout > 0, "adapters:postgres:pool:timeout", "must be a positive number of seconds (ATLAS_KV_POOL_TIMEOUT)");
+
+        var limits = options.Limits;
+        Require(limits.MaxNamespaceLength > 0, "limits:max_namespace_length", "must be positive");
+        Require(limits.MaxKeyLength > 0, "limits:max_key_length", "must be positive");
+        Require(limits.MaxTtlSeconds > 0 && double.IsFinite(limits.MaxTtlSeconds), "limits:max_ttl_seconds", "must be a positive number of seconds");
+        Require(limits.MaxValueDepth is > 0 and <= 256, "limits:max_value_depth", "must be between 1 and 256");
+        Require(limits.MaxIntegerDigits is >= 20 and <= 100_000, "limits:max_integer_digits", "must be between 20 and 100000");
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

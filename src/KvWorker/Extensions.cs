@@ -1,0 +1,85 @@
+using KvWorker.Configuration;
+using KvWorker.Messaging;
+using KvWorker.Storage;
+using KvWorker.Storage.Postgres;
+using MassTransit;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Serilog;
+
+namespace KvWorker;
+
+public static class Extensions
+{
+    /// <summary>Everything the worker needs: configuration, logging, storage and the RabbitMQ endpoints.</summary>
+    public static void AddKvWorker(this IHostApplicationBuilder builder)
+    {
+        builder.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
+        var services = builder.Services;
+
+        services.AddSerilog((_, logger) => logger
+            .ReadFrom.Configuration(builder.Configuration)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+
+        services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
+        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+
+        services.AddSingleton(provider =>
+        {
+            var postgres = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Adapters.Postgres;
+            return NpgsqlDataSource.Create(PostgresConnection.Resolve(postgres, provider.GetRequiredService<IConfiguration>()));
+        });
+        services.AddKvStoreAdapter("postgres", provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value;
+            return new PostgresKvStoreAdapter(provider.GetRequiredService<NpgsqlDataSource>(), options.Adapters.Postgres, options.Limits);
+        });
+        services.AddSingleton<KvStoreAdapterRegistry>();
+        services.AddSingleton<KvRequestHandler>();
+
+        // Registered before MassTransit so the schema exists before the first message.
+        services.AddHostedService<PostgresSchemaStartup>();
+
+        services.AddMassTransit(bus =>
+        {
+            bus.AddConsumer<KvGetConsumer>();
+            bus.AddConsumer<KvSetConsumer>();
+            bus.AddConsumer<KvDeleteConsumer>();
+            bus.AddConsumer<KvIncrementConsumer>();
+            bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
+        });
+    }
+
+    /// <summary>The RabbitMQ host and the four operation queues, shared by the worker and the tests.</summary>
+    public static void ConfigureKvEndpoints(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
+    {
+        var options = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
+        rabbit.Host(options.Host, options.Port, options.VirtualHost, host =>
+        {
+            host.Username(options.Username);
+            host.Password(options.Password);
+        });
+        // Plain JSON from any AMQP client (also when it sets no content type);
+        // MassTransit clients' envelopes are still recognised by their content type.
+        rabbit.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+        rabbit.PrefetchCount = options.PrefetchCount;
+
+        rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<KvGetConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
+    }
+
+    private static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)
+        where TConsumer : class, IConsumer
+    {
+        endpoint.ConfigureConsumer<TConsumer>(context);
+        var logger = context.GetRequiredService<ILogger<ErrorReplyFilter>>();
+        endpoint.ConfigureError(error => error.UseFilter(new ErrorReplyFilter(logger)));
+        // Configuring the error pipe replaces MassTransit's defaults: put back the
+        // fault reply/publish and the move to the <queue>_error queue.
+        endpoint.ConfigureDefaultErrorTransport();
+    }
+}

@@ -1,0 +1,93 @@
+using KvWorker.Configuration;
+using KvWorker.Contracts;
+using KvWorker.Storage;
+using MassTransit;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KvWorker.Messaging;
+
+/// <summary>
+/// What every operation shares: validate the names, pick the adapter, run the
+/// operation with retries for transient storage faults, and send exactly one
+/// reply (result or error) to whichever kind of client asked.
+/// </summary>
+public sealed class KvRequestHandler(
+    KvStoreAdapterRegistry adapters, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
+{
+    private static readonly TimeSpan[] RetryDelays =
+        [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
+
+    public KvLimitsOptions Limits => options.Value.Limits;
+
+    public async Task HandleAsync<TResult>(
+        ConsumeContext context, string ns, string key, string? persona, string? provider,
+        Func<IKvStoreAdapter, CancellationToken, Task<TResult>> operation)
+        where TResult : class
+    {
+        var cancellationToken = context.CancellationToken;
+        object reply;
+        try
+        {
+            RequestValidation.CheckName(ns, "namespace", Limits.MaxNamespaceLength);
+            RequestValidation.CheckName(key, "key", Limits.MaxKeyLength);
+            var adapter = adapters.Resolve(provider, persona);
+            reply = await RunWithRetriesAsync(adapter, operation, cancellationToken);
+        }
+        catch (KvStoreException ex)
+        {
+            logger.LogDebug("Request on {Namespace}/{Key} rejected: {Code} {Message}", ns, key, ex.Code, ex.Message);
+            reply = ex.ToReply();
+        }
+        catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Storage unavailable for {Namespace}/{Key} after {Attempts} attempts", ns, key, RetryDelays.Length + 1);
+            reply = new KvStoreException(KvErrorCodes.StoreUnavailableError, $"storage unavailable: {ex.Message}").ToReply();
+        }
+
+        await ReplyAsync(context, reply);
+    }
+
+    private async Task<TResult> RunWithRetriesAsync<TResult>(
+        IKvStoreAdapter adapter, Func<IKvStoreAdapter, CancellationToken, Task<TResult>> operation, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await operation(adapter, cancellationToken);
+            }
+            catch (Exception ex) when (IsTransient(ex) && attempt < RetryDelays.Length && !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Transient storage fault, retrying in {Delay}: {Message}", RetryDelays[attempt], ex.Message);
+                await Task.Delay(RetryDelays[attempt], cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Faults worth another try: lost connections, pool time-outs, serialization failures, deadlocks.</summary>
+    private static bool IsTransient(Exception ex) => ex switch
+    {
+        NpgsqlException npgsql => npgsql.IsTransient,
+        TimeoutException => true,
+        _ => false,
+    };
+
+    /// <summary>Sends the reply to a MassTransit request client, or to a plain AMQP client's reply_to.</summary>
+    public static Task ReplyAsync(ConsumeContext context, object reply)
+    {
+        if (AmqpReply.IsWanted(context.ReceiveContext, context.ResponseAddress))
+            return AmqpReply.SendAsync(context.ReceiveContext, reply, context.CancellationToken);
+        if (context.ResponseAddress is null)
+            return Task.CompletedTask; // fire-and-forget request: nobody to tell
+        return reply switch
+        {
+            KvError error => context.RespondAsync(error),
+            KvGetResult result => context.RespondAsync(result),
+            KvSetResult result => context.RespondAsync(result),
+            KvDeleteResult result => context.RespondAsync(result),
+            KvIncrementResult result => context.RespondAsync(result),
+            _ => throw new ArgumentException($"not a reply type: {reply.GetType()}", nameof(reply)),
+        };
+    }
+}
