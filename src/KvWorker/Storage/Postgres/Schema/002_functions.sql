@@ -146,7 +146,7 @@ BEGIN
     END IF;
 
     value := v_new::text;
-    IF length(value) > p_max_digits + 1 THEN
+    IF length(ltrim(value, '-')) > p_max_digits THEN
         status := 'too_large';
         RETURN;
     END IF;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Brings up PostgreSQL and RabbitMQ when needed, then runs every test and ends
+# with one line: "tests: N passed, N failed[, N skipped]", counted from the results.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/services.sh || exit 1
+
+export KV_TEST_POSTGRES="${KV_TEST_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=postgres;Database=postgres}"
+export KV_TEST_RABBITMQ="${KV_TEST_RABBITMQ:-amqp://guest:guest@127.0.0.1:${KV_AMQP_PORT:-5672}/}"
+export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+status=$?
+
+# Sum the counters of every TRX file the run wrote.
+read -r passed failed skipped < <(
+  /usr/bin/python3 - "$results" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+passed = failed = skipped = 0
+for path in glob.glob(sys.argv[1] + "/**/*.trx", recursive=True):
+    counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
+    get = lambda name: int(counters.get(name, 0))
+    passed += get("passed")
+    failed += get("failed") + get("error") + get("timeout") + get("aborted")
+    skipped += get("notExecuted")
+print(passed, failed, skipped)
+PY
+)
+[ "$status" -ne 0 ] && [ "${failed:-0}" -eq 0 ] && failed=1  # a crashed run counts as a failure
+line="tests: ${passed:-0} passed, ${failed:-0} failed"
+[ "${skipped:-0}" -gt 0 ] && line="$line, ${skipped} skipped"
+echo "$line"
+exit "$status"

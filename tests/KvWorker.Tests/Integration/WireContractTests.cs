@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using KvWorker.Contracts;
+using KvWorker.Messaging;
+using KvWorker.Tests.Infrastructure;
+using MassTransit;
+
+namespace KvWorker.Tests.Integration;
+
+/// <summary>Both kinds of client against the worker, through the real RabbitMQ and PostgreSQL.</summary>
+[Collection(WorkerCollection.Name)]
+public sealed class WireContractTests(WorkerFixture worker)
+{
+    private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task A_masstransit_client_runs_all_four_operations()
+    {
+        var ns = NewNamespace();
+        var value = JsonDocument.Parse("""{"plan":["search","summarise"],"step":1}""").RootElement;
+
+        var set = await worker.Client<KvSet>(KvQueues.Set).GetResponse<KvSetResult, KvError>(
+            new KvSet { Namespace = ns, Key = "plan", Value = value, TtlSeconds = 120 });
+        var get = await worker.Client<KvGet>(KvQueues.Get).GetResponse<KvGetResult, KvError>(new KvGet { Namespace = ns, Key = "plan" });
+        var increment = await worker.Client<KvIncrement>(KvQueues.Increment).GetResponse<KvIncrementResult, KvError>(
+            new KvIncrement { Namespace = ns, Key = "turns", Delta = 3 });
+        var delete = await worker.Client<KvDelete>(KvQueues.Delete).GetResponse<KvDeleteResult, KvError>(new KvDelete { Namespace = ns, Key = "plan" });
+
+        Assert.True(set.Is(out Response<KvSetResult>? setResult));
+        Assert.Equal(120, setResult!.Message.TtlSeconds);
+        Assert.True(get.Is(out Response<KvGetResult>? getResult));
+        Assert.True(JsonElement.DeepEquals(value, getResult!.Message.Value!.Value));
+        Assert.InRange(getResult.Message.TtlSeconds!.Value, 100, 120);
+        Assert.True(increment.Is(out Response<KvIncrementResult>? counter));
+        Assert.Equal(3, counter!.Message.Value.GetInt64());
+        Assert.True(delete.Is(out Response<KvDeleteResult>? deleted) && deleted!.Message.Deleted);
+    }
+
+    [Fact]
+    public async Task A_masstransit_client_gets_kv_error_for_a_quota_breach()
+    {
+        var big = JsonDocument.Parse($"\"{new string('x', 2 * 1024 * 1024)}\"").RootElement;
+
+        var response = await worker.Client<KvSet>(KvQueues.Set).GetResponse<KvSetResult, KvError>(
+            new KvSet { Namespace = NewNamespace(), Key = "big", Value = big });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.NamespaceQuotaExceededError, error!.Message.Error.Code);
+    }
+
+    [Fact]
+    public async Task A_plain_amqp_client_gets_plain_json_replies_with_its_correlation_id()
+    {
+        using var client = worker.RawClient();
+        var ns = NewNamespace();
+        var body = Encoding.UTF8.GetBytes($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]}}""");
+
+        var (setReply, properties) = await client.CallWithPropertiesAsync(KvQueues.Set, body);
+        var getReply = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" });
+
+        Assert.Equal("application/json", properties.ContentType);
+        Assert.False(string.IsNullOrEmpty(properties.CorrelationId));
+        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]}}""", setReply);
+        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","found":true,"value":{"a":[1,true,null]}}""", getReply.GetRawText());
+    }
+
+    [Fact]
+    public async Task Plain_replies_have_the_shapes_of_the_original_results()
+    {
+        using var client = worker.RawClient();
+        var ns = NewNamespace();
+
+        var missing = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "nothing" });
+        var counter = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "c", delta = 5, initial_value = 10, ttl_seconds = 60 });
+        var deleted = await client.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "c" });
+        var storedNull = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "n", value = (object?)null });
+        var readNull = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "n" });
+
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"nothing","found":false}""", missing.GetRawText());
+        Assert.Equal(15, counter.GetProperty("value").GetInt64());
+        Assert.Equal(60, counter.GetProperty("ttl_seconds").GetDouble(), precision: 0);
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"c","deleted":true}""", deleted.GetRawText());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","value":null}""", storedNull.GetRawText());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","found":true,"value":null}""", readNull.GetRawText());
+    }
+
+    [Fact]
+    public async Task A_value_with_a_nul_escape_round_trips_through_rabbitmq()
+    {
+        using var client = worker.RawClient();
+        var ns = NewNamespace();
+        var body = Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"nul","value":"before\u0000after"}""");
+
+        await client.CallRawAsync(KvQueues.Set, body);
+        var read = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "nul" });
+
+        Assert.Equal("before\0after", read.GetProperty("value").GetString());
+        Assert.Contains("\\u0000", read.GetRawText());
+    }
+
+    [Theory]
+    [InlineData("not json at all")]
+    [InlineData("")]
+    [InlineData("[1,2,3]")]
+    [InlineData("""{"namespace":"n"}""")]
+    [InlineData("""{"namespace":5,"key":"k"}""")]
+    [InlineData("""{"namespace":"n","key":"k","delta":"many"}""")]
+    [InlineData("""{"namespace":"n","key":"k","delta":1.5}""")]
+    [InlineData("""{"namespace":"n","key":"k","delta":99999999999999999999}""")]
+    [InlineData("""{"namespace":"n","key":"k","ttl_seconds":NaN}""")]
+    public async Task Malformed_bodies_get_one_key_value_store_error_reply(string body)
+    {
+        using var client = worker.RawClient();
+
+        var reply = await client.CallRawAsync(KvQueues.Increment, Encoding.UTF8.GetBytes(body));
+
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, reply.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(reply.GetProperty("error").GetProperty("message").GetString()));
+        await Task.Delay(200);
+        Assert.Empty(client.Unmatched);
+    }
+
+    [Fact]
+    public async Task A_request_without_content_type_is_read_as_json()
+    {
+        using var client = worker.RawClient();
+        var ns = NewNamespace();
+
+        var reply = await client.CallRawAsync(KvQueues.Increment,
+            Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"c"}"""), contentType: null);
+
+        Assert.Equal(1, reply.GetProperty("value").GetInt64());
+    }
+
+    [Fact]
+    public async Task Ttl_entries_expire_through_the_worker()
+    {
+        using var client = worker.RawClient();
+        var ns = NewNamespace();
+        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "short", value = "x", ttl_seconds = 0.5 });
+        Assert.True((await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
+
+        await Task.Delay(800);
+
+        Assert.False((await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
+        Assert.False((await client.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "short" })).GetProperty("deleted").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Namespaces_are_isolated_through_the_worker()
+    {
+        using var client = worker.RawClient();
+        var (a, b) = (NewNamespace(), NewNamespace());
+        await client.CallAsync(KvQueues.Increment, new { @namespace = a, key = "c", delta = 10 });
+        await client.CallAsync(KvQueues.Increment, new { @namespace = b, key = "c", delta = 1 });
+
+        Assert.Equal(10, (await client.CallAsync(KvQueues.Get, new { @namespace = a, key = "c" })).GetProperty("value").GetInt64());
+        Assert.Equal(1, (await client.CallAsync(KvQueues.Get, new { @namespace = b, key = "c" })).GetProperty("value").GetInt64());
+    }
+
+    [Fact]
+    public async Task The_python_pika_client_from_the_rpc_tutorial_runs_all_four_operations_and_an_error()
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "python", "kv_rpc_tutorial_client.py");
+        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(script);
+        start.Environment["KV_AMQP_URL"] = worker.AmqpUri.ToString();
+        start.Environment["KV_NAMESPACE"] = NewNamespace();
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(process.ExitCode == 0, $"python client failed:\n{await output}\n{await errors}");
+        Assert.Contains("all four operations and the error reply behaved as specified", await output);
+    }
+}

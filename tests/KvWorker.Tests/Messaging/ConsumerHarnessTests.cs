@@ -1,0 +1,157 @@
+using System.Text.Json;
+using KvWorker.Configuration;
+using KvWorker.Contracts;
+using KvWorker.Messaging;
+using KvWorker.Storage;
+using KvWorker.Tests.Infrastructure;
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Tests.Messaging;
+
+/// <summary>The consumers on MassTransit's in-memory test harness, storing in the real database.</summary>
+[Collection(DatabaseCollection.Name)]
+public sealed class ConsumerHarnessTests(DatabaseFixture db)
+{
+    private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
+
+    private async Task<ServiceProvider> StartHarnessAsync(KvStoreOptions? options = null)
+    {
+        var services = new ServiceCollection()
+            .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
+            .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
+            .AddSingleton(Options.Create(options ?? new KvStoreOptions()))
+            .AddKvStoreAdapter("postgres", _ => db.Adapter())
+            .AddSingleton<KvStoreAdapterRegistry>()
+            .AddSingleton<KvRequestHandler>()
+            .AddMassTransitTestHarness(bus =>
+            {
+                bus.AddConsumer<KvGetConsumer>();
+                bus.AddConsumer<KvSetConsumer>();
+                bus.AddConsumer<KvDeleteConsumer>();
+                bus.AddConsumer<KvIncrementConsumer>();
+            })
+            .BuildServiceProvider(true);
+        await services.GetRequiredService<ITestHarness>().Start();
+        return services;
+    }
+
+    private static Task<Response<TResult, KvError>> Request<TRequest, TResult>(ServiceProvider services, TRequest request)
+        where TRequest : class where TResult : class =>
+        services.GetRequiredService<ITestHarness>().GetRequestClient<TRequest>().GetResponse<TResult, KvError>(request);
+
+    [Fact]
+    public async Task Set_then_get_returns_the_value_through_the_consumers()
+    {
+        await using var services = await StartHarnessAsync();
+        var harness = services.GetRequiredService<ITestHarness>();
+        var ns = NewNamespace();
+        var value = JsonDocument.Parse("""{"mood":"curious","turns":[1,2]}""").RootElement;
+
+        var set = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = ns, Key = "state", Value = value, TtlSeconds = 60 });
+        var get = await Request<KvGet, KvGetResult>(services, new KvGet { Namespace = ns, Key = "state" });
+
+        Assert.True(set.Is(out Response<KvSetResult>? setResult));
+        Assert.Equal(60, setResult!.Message.TtlSeconds);
+        Assert.True(get.Is(out Response<KvGetResult>? getResult));
+        Assert.True(getResult!.Message.Found);
+        Assert.True(JsonElement.DeepEquals(value, getResult.Message.Value!.Value));
+        Assert.True(await harness.Consumed.Any<KvSet>());
+        Assert.True(await harness.Consumed.Any<KvGet>());
+    }
+
+    [Fact]
+    public async Task Increment_and_delete_reply_with_their_results()
+    {
+        await using var services = await StartHarnessAsync();
+        var ns = NewNamespace();
+
+        var first = await Request<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = ns, Key = "c", Delta = 2, InitialValue = 40 });
+        var deleted = await Request<KvDelete, KvDeleteResult>(services, new KvDelete { Namespace = ns, Key = "c" });
+        var missing = await Request<KvDelete, KvDeleteResult>(services, new KvDelete { Namespace = ns, Key = "c" });
+
+        Assert.True(first.Is(out Response<KvIncrementResult>? counter));
+        Assert.Equal(42, counter!.Message.Value.GetInt64());
+        Assert.True(deleted.Is(out Response<KvDeleteResult>? yes) && yes!.Message.Deleted);
+        Assert.True(missing.Is(out Response<KvDeleteResult>? no) && !no!.Message.Deleted);
+    }
+
+    [Theory]
+    [InlineData("", "k", "namespace must be a non-empty string")]
+    [InlineData("ns", "", "key must be a non-empty string")]
+    [InlineData("ns\0x", "k", "namespace must not contain control characters")]
+    [InlineData("ns", "line\nbreak", "key must not contain control characters")]
+    public async Task Invalid_names_get_a_key_value_store_error(string ns, string key, string message)
+    {
+        await using var services = await StartHarnessAsync();
+
+        var response = await Request<KvGet, KvGetResult>(services, new KvGet { Namespace = ns, Key = key });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
+        Assert.StartsWith(message, error.Message.Error.Message);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(1e12)]
+    public async Task Invalid_ttls_are_rejected_and_nothing_is_written(double ttl)
+    {
+        await using var services = await StartHarnessAsync();
+        var ns = NewNamespace();
+
+        var response = await Request<KvSet, KvSetResult>(services,
+            new KvSet { Namespace = ns, Key = "k", Value = JsonDocument.Parse("1").RootElement, TtlSeconds = ttl });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
+        Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
+    }
+
+    [Fact]
+    public async Task A_request_naming_an_unknown_provider_gets_a_clear_error()
+    {
+        await using var services = await StartHarnessAsync();
+
+        var response = await Request<KvGet, KvGetResult>(services, new KvGet { Namespace = "ns", Key = "k", Provider = "redis" });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
+        Assert.Equal("unknown provider 'redis' named by request; registered providers: postgres", error.Message.Error.Message);
+    }
+
+    [Fact]
+    public async Task A_persona_naming_an_unknown_provider_gets_a_clear_error()
+    {
+        var options = new KvStoreOptions { Personas = { ["planner"] = new PersonaOptions { Provider = "dynamo" } } };
+        await using var services = await StartHarnessAsync(options);
+
+        var response = await Request<KvGet, KvGetResult>(services, new KvGet { Namespace = "ns", Key = "k", Persona = "planner" });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal("unknown provider 'dynamo' named by persona 'planner'; registered providers: postgres", error!.Message.Error.Message);
+    }
+
+    [Fact]
+    public async Task A_registered_provider_is_used_when_the_request_names_it()
+    {
+        var options = new KvStoreOptions();
+        var services = new ServiceCollection().AddSingleton(Options.Create(options))
+            .AddKvStoreAdapter("postgres", _ => db.Adapter())
+            .AddKvStoreAdapter("tiny", _ => db.Adapter(namespaceQuotaBytes: 4))
+            .AddSingleton<KvStoreAdapterRegistry>()
+            .BuildServiceProvider();
+        var registry = services.GetRequiredService<KvStoreAdapterRegistry>();
+        var value = StoredValue.From(JsonDocument.Parse("\"12345\"").RootElement, 32);
+
+        await registry.Resolve(null, null).SetAsync(NewNamespace(), "k", value, null, CancellationToken.None);
+        var error = await Assert.ThrowsAsync<QuotaExceededException>(
+            () => registry.Resolve("tiny", null).SetAsync(NewNamespace(), "k", value, null, CancellationToken.None));
+        Assert.Equal(4, error.QuotaBytes);
+    }
+}
