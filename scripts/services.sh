@@ -26,10 +26,12 @@ wait_for_port() {
   say "$name did not start listening on port $port"; exit 1
 }
 
+use_docker=""
 if docker info >/dev/null 2>&1; then
+  use_docker=1
   listening "$PG_PORT" && listening "$AMQP_PORT" || {
     say "docker engine found: starting postgres and rabbitmq with docker compose"
-    (cd "$REPO_ROOT" && docker compose up -d postgres rabbitmq)
+    (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq)
   }
 fi
 
@@ -43,6 +45,7 @@ start_postgres() {
   command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
   local bin run_as=()
   bin="$(pg_bin_dir)"
+  export PATH="$PATH:$bin"
   if [ "$(id -u)" -eq 0 ]; then run_as=(runuser -u postgres --); fi
   mkdir -p "$PG_DATA"
   [ "$(id -u)" -eq 0 ] && chown -R postgres: "$(dirname "$PG_DATA")"
@@ -55,9 +58,17 @@ start_postgres() {
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=300" >/dev/null
 }
 
+# The kvworker role (allowed to create the tests' databases) and database.
 ensure_kv_database() {
   local psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
-  "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1 || { say "cannot connect to postgres on port $PG_PORT as postgres (trust auth expected)"; return 0; }
+  if ! "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1; then
+    # A server started elsewhere: try the postgres OS user over the local socket.
+    psql=(runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA)
+    [ "$(id -u)" -eq 0 ] && "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1 || {
+      say "cannot connect to postgres on port $PG_PORT as a superuser; create role and database kvworker (password kvworker, CREATEDB) yourself"
+      return 0
+    }
+  fi
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'kvworker'")" != 1 ]; then
     "${psql[@]}" -c "CREATE ROLE kvworker LOGIN PASSWORD 'kvworker' CREATEDB"
   fi
@@ -83,7 +94,7 @@ start_rabbitmq() {
 
 listening "$PG_PORT" || start_postgres
 wait_for_port "$PG_PORT" postgres
-ensure_kv_database
+[ -n "$use_docker" ] || ensure_kv_database
 listening "$AMQP_PORT" || start_rabbitmq
 wait_for_port "$AMQP_PORT" rabbitmq
 

@@ -21,8 +21,10 @@ public static class AtlasEnvironment
     };
 
     /// <summary>Adds config.yaml (above the JSON files) and the ATLAS_KV_* fallbacks (below everything).</summary>
-    public static void AddKvStoreConfiguration(this IConfigurationManager configuration, string configYamlDirectory)
+    public static void AddKvStoreConfiguration(
+        this IConfigurationManager configuration, string configYamlDirectory, Func<string, string?>? environment = null)
     {
+        environment ??= Environment.GetEnvironmentVariable;
         var sources = configuration.Sources;
         var yaml = new ConfigurationBuilder()
             .AddYamlFile(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(configYamlDirectory), "config.yaml", optional: true, reloadOnChange: false)
@@ -32,7 +34,7 @@ public static class AtlasEnvironment
         sources.Insert(lastJson + 1, yaml);
 
         var fallbacks = KeysByVariable
-            .Select(pair => (pair.Value, Environment.GetEnvironmentVariable(pair.Key)))
+            .Select(pair => (pair.Value, environment(pair.Key)))
             .Where(pair => !string.IsNullOrEmpty(pair.Item2))
             .ToDictionary(pair => pair.Item1, pair => pair.Item2);
         sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fallbacks });

@@ -11,7 +11,7 @@ namespace KvWorker.Tests.Infrastructure;
 /// default exchange, reply_to an exclusive queue, matched by correlation_id.
 /// No MassTransit involved.
 /// </summary>
-public sealed class RawRpcClient : IDisposable
+public sealed class RawRpcClient : IAsyncDisposable
 {
     private readonly IConnection _connection;
     private readonly IChannel _channel;
@@ -26,11 +26,11 @@ public sealed class RawRpcClient : IDisposable
         _replyQueue = replyQueue;
     }
 
-    public static RawRpcClient Connect(Uri amqpUri)
+    public static async Task<RawRpcClient> ConnectAsync(Uri amqpUri)
     {
-        var connection = new ConnectionFactory { Uri = amqpUri }.CreateConnectionAsync().GetAwaiter().GetResult();
-        var channel = connection.CreateChannelAsync().GetAwaiter().GetResult();
-        var replyQueue = channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true).GetAwaiter().GetResult().QueueName;
+        var connection = await new ConnectionFactory { Uri = amqpUri }.CreateConnectionAsync();
+        var channel = await connection.CreateChannelAsync();
+        var replyQueue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         var client = new RawRpcClient(connection, channel, replyQueue);
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += (_, delivery) =>
@@ -42,7 +42,7 @@ public sealed class RawRpcClient : IDisposable
                 client.Unmatched.Add(Encoding.UTF8.GetString(delivery.Body.Span));
             return Task.CompletedTask;
         };
-        channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer).GetAwaiter().GetResult();
+        await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer);
         return client;
     }
 
@@ -88,9 +88,9 @@ public sealed class RawRpcClient : IDisposable
     public async Task<uint> ConsumerCountAsync(string queue) =>
         (await _channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
 
-    public void Dispose()
+    public async ValueTask DisposeAsync()
     {
-        _channel.Dispose();
-        _connection.Dispose();
+        await _channel.DisposeAsync();
+        await _connection.DisposeAsync();
     }
 }

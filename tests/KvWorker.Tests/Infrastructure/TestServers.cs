@@ -63,14 +63,19 @@ public static class TestServers
     /// <summary>Creates a fresh database with the worker's schema; returns its connection string.</summary>
     public static async Task<string> CreateDatabaseAsync(string name)
     {
+        var connectionString = await CreateEmptyDatabaseAsync(name);
+        await using (var dataSource = NpgsqlDataSource.Create(connectionString))
+            await KvWorker.Storage.Postgres.SchemaMigrator.MigrateAsync(dataSource, CancellationToken.None);
+        return connectionString;
+    }
+
+    public static async Task<string> CreateEmptyDatabaseAsync(string name)
+    {
         var admin = await PostgresAdminAsync();
         await using (var dataSource = NpgsqlDataSource.Create(admin))
         await using (var command = dataSource.CreateCommand($"CREATE DATABASE \"{name}\""))
             await command.ExecuteNonQueryAsync();
-        var builder = new NpgsqlConnectionStringBuilder(admin) { Database = name };
-        await using (var dataSource = NpgsqlDataSource.Create(builder.ConnectionString))
-            await KvWorker.Storage.Postgres.SchemaMigrator.MigrateAsync(dataSource, CancellationToken.None);
-        return builder.ConnectionString;
+        return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
     }
 
     public static async Task DropDatabaseAsync(string name)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using KvWorker.Messaging;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
@@ -7,15 +6,11 @@ using Microsoft.Extensions.Hosting;
 
 namespace KvWorker.Tests.Infrastructure;
 
-/// <summary>
-/// A database, a RabbitMQ virtual host of its own, the worker running in
-/// process against both, and clients of both kinds. Shared by a collection.
-/// </summary>
-public sealed class WorkerFixture : IAsyncLifetime
+/// <summary>A database and a RabbitMQ virtual host of their own, and the means to run workers against them.</summary>
+public class BrokerFixture : IAsyncLifetime
 {
     private readonly string _name = "kvtest_" + Guid.NewGuid().ToString("N")[..12];
-    private IHost? _worker;
-    private IBusControl? _clientBus;
+    private readonly List<WorkerProcess> _processes = [];
 
     public DatabaseFixture Database { get; } = new();
     public Uri Broker { get; private set; } = null!;
@@ -24,40 +19,21 @@ public sealed class WorkerFixture : IAsyncLifetime
     /// <summary>The broker URI including this fixture's virtual host.</summary>
     public Uri AmqpUri => new UriBuilder(Broker) { Path = "/" + Uri.EscapeDataString(_name) }.Uri;
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         Broker = await TestServers.RabbitMqAsync();
         await TestServers.CreateVirtualHostAsync(_name);
         await Database.InitializeAsync();
-        _worker = BuildWorker(WorkerSettings());
-        await _worker.StartAsync();
-
-        var credentials = Broker.UserInfo.Split(':');
-        _clientBus = Bus.Factory.CreateUsingRabbitMq(rabbit => rabbit.Host(Broker.Host, (ushort)Broker.Port, _name, host =>
-        {
-            host.Username(Uri.UnescapeDataString(credentials[0]));
-            host.Password(Uri.UnescapeDataString(credentials[1]));
-        }));
-        await _clientBus.StartAsync();
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
-        if (_clientBus is not null) await _clientBus.StopAsync();
-        if (_worker is not null)
-        {
-            await _worker.StopAsync();
-            _worker.Dispose();
-        }
+        foreach (var process in _processes) process.Dispose();
         await Database.DisposeAsync();
         await TestServers.DeleteVirtualHostAsync(_name);
     }
 
-    /// <summary>A MassTransit request client for one operation's queue.</summary>
-    public IRequestClient<T> Client<T>(string queue) where T : class =>
-        _clientBus!.CreateRequestClient<T>(new Uri($"queue:{queue}"), RequestTimeout.After(s: 30));
-
-    public RawRpcClient RawClient() => RawRpcClient.Connect(AmqpUri);
+    public Task<RawRpcClient> RawClientAsync() => RawRpcClient.ConnectAsync(AmqpUri);
 
     /// <summary>Configuration keys that point a worker at this fixture's database and virtual host.</summary>
     public Dictionary<string, string?> WorkerSettings(IDictionary<string, string?>? overrides = null)
@@ -87,37 +63,74 @@ public sealed class WorkerFixture : IAsyncLifetime
     }
 
     /// <summary>Starts the worker as a separate OS process (a replica), configured through environment variables.</summary>
-    public Process StartWorkerProcess(IDictionary<string, string?>? overrides = null)
+    public WorkerProcess StartWorkerProcess(IDictionary<string, string?>? overrides = null)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"));
-        foreach (var (key, value) in WorkerSettings(overrides))
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a worker process");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = WorkerProcess.Start(WorkerSettings(overrides));
+        _processes.Add(process);
         return process;
     }
 
     /// <summary>Waits until a queue has the given number of consumers (replicas that are ready).</summary>
     public async Task WaitForConsumersAsync(string queue, int consumers, TimeSpan timeout)
     {
-        using var raw = RawClient();
         var deadline = DateTime.UtcNow + timeout;
-        while (await raw.ConsumerCountAsync(queue) < consumers)
+        while (await ConsumerCountAsync(queue) < consumers)
         {
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"{queue} did not reach {consumers} consumers within {timeout}");
             await Task.Delay(200);
         }
     }
+
+    private async Task<uint> ConsumerCountAsync(string queue)
+    {
+        await using var raw = await RawClientAsync();
+        try
+        {
+            return await raw.ConsumerCountAsync(queue);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0; // no worker has declared the queue yet
+        }
+    }
+}
+
+/// <summary>The worker running in process, and a MassTransit client bus beside the plain AMQP client.</summary>
+public sealed class WorkerFixture : BrokerFixture
+{
+    private IHost? _worker;
+    private IBusControl? _clientBus;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        _worker = BuildWorker(WorkerSettings());
+        await _worker.StartAsync();
+
+        var credentials = Broker.UserInfo.Split(':');
+        _clientBus = Bus.Factory.CreateUsingRabbitMq(rabbit => rabbit.Host(Broker.Host, (ushort)Broker.Port, VirtualHost, host =>
+        {
+            host.Username(Uri.UnescapeDataString(credentials[0]));
+            host.Password(Uri.UnescapeDataString(credentials[1]));
+        }));
+        await _clientBus.StartAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (_clientBus is not null) await _clientBus.StopAsync();
+        if (_worker is not null)
+        {
+            await _worker.StopAsync();
+            _worker.Dispose();
+        }
+        await base.DisposeAsync();
+    }
+
+    /// <summary>A MassTransit request client for one operation's queue.</summary>
+    public IRequestClient<T> Client<T>(string queue) where T : class =>
+        _clientBus!.CreateRequestClient<T>(new Uri($"queue:{queue}"), RequestTimeout.After(s: 30));
 }
 
 [CollectionDefinition(Name)]

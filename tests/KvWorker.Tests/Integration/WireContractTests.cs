@@ -52,7 +52,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task A_plain_amqp_client_gets_plain_json_replies_with_its_correlation_id()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
         var body = Encoding.UTF8.GetBytes($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]}}""");
 
@@ -68,7 +68,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task Plain_replies_have_the_shapes_of_the_original_results()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
 
         var missing = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "nothing" });
@@ -88,7 +88,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task A_value_with_a_nul_escape_round_trips_through_rabbitmq()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
         var body = Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"nul","value":"before\u0000after"}""");
 
@@ -111,7 +111,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [InlineData("""{"namespace":"n","key":"k","ttl_seconds":NaN}""")]
     public async Task Malformed_bodies_get_one_key_value_store_error_reply(string body)
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
 
         var reply = await client.CallRawAsync(KvQueues.Increment, Encoding.UTF8.GetBytes(body));
 
@@ -124,7 +124,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task A_request_without_content_type_is_read_as_json()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
 
         var reply = await client.CallRawAsync(KvQueues.Increment,
@@ -136,7 +136,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task Ttl_entries_expire_through_the_worker()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
         await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "short", value = "x", ttl_seconds = 0.5 });
         Assert.True((await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
@@ -150,7 +150,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     [Fact]
     public async Task Namespaces_are_isolated_through_the_worker()
     {
-        using var client = worker.RawClient();
+        await using var client = await worker.RawClientAsync();
         var (a, b) = (NewNamespace(), NewNamespace());
         await client.CallAsync(KvQueues.Increment, new { @namespace = a, key = "c", delta = 10 });
         await client.CallAsync(KvQueues.Increment, new { @namespace = b, key = "c", delta = 1 });

@@ -1,0 +1,188 @@
+using KvWorker.Configuration;
+using KvWorker.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KvWorker.Tests.Configuration;
+
+public sealed class ConfigurationTests
+{
+    private const string PostgresKey = "tools:kv_store:adapters:postgres";
+
+    [Fact]
+    public void The_sqlalchemy_url_form_becomes_an_npgsql_connection_string()
+    {
+        var builder = PostgresConnection.ToConnectionStringBuilder(
+            "postgresql+psycopg://atlas:p%40ss%3Aword@db.example.com:5433/atlas_kv?sslmode=verify-full&application_name=kv");
+
+        Assert.Equal("db.example.com", builder.Host);
+        Assert.Equal(5433, builder.Port);
+        Assert.Equal("atlas", builder.Username);
+        Assert.Equal("p@ss:word", builder.Password);
+        Assert.Equal("atlas_kv", builder.Database);
+        Assert.Equal(SslMode.VerifyFull, builder.SslMode);
+        Assert.Equal("kv", builder.ApplicationName);
+    }
+
+    [Theory]
+    [InlineData("postgresql://u@localhost/db", "localhost", 5432)]
+    [InlineData("postgres://u:p@[::1]:6543/db", "::1", 6543)]
+    [InlineData("Host=pg.internal;Port=5444;Username=u;Database=db", "pg.internal", 5444)]
+    public void Urls_and_connection_strings_are_both_accepted(string url, string host, int port)
+    {
+        var builder = PostgresConnection.ToConnectionStringBuilder(url);
+        Assert.Equal((host, port), (builder.Host, builder.Port));
+    }
+
+    [Fact]
+    public void Pool_settings_map_onto_npgsql_pooling()
+    {
+        var options = new PostgresAdapterOptions { Url = "postgresql://u@h/db", Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 12 } };
+
+        var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(options, new ConfigurationBuilder().Build()));
+
+        Assert.Equal((5, 12, 12), (builder.MinPoolSize, builder.MaxPoolSize, builder.Timeout));
+    }
+
+    [Fact]
+    public void Reuse_conversation_store_takes_the_conversation_store_database_when_one_is_configured()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [PostgresConnection.ConversationStoreKey] = "Host=conversations;Database=atlas" })
+            .Build();
+        var reuse = new PostgresAdapterOptions { Url = "postgresql://u@dedicated/kv", ReuseConversationStore = true };
+        var dedicated = new PostgresAdapterOptions { Url = "postgresql://u@dedicated/kv", ReuseConversationStore = false };
+
+        Assert.Equal("conversations", new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(reuse, configuration)).Host);
+        Assert.Equal("dedicated", new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(dedicated, configuration)).Host);
+    }
+
+    [Fact]
+    public void Atlas_environment_variables_are_fallbacks_below_files_and_dotnet_overrides()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        File.WriteAllText(Path.Combine(directory.FullName, "appsettings.json"),
+            """{"tools":{"kv_store":{"adapters":{"postgres":{"pool":{"size":3}}}}}}""");
+        var environment = new Dictionary<string, string>
+        {
+            ["ATLAS_KV_STORE_URL"] = "postgresql://env@envhost/kv",
+            ["ATLAS_KV_POOL_SIZE"] = "99",
+            ["ATLAS_KV_NAMESPACE_QUOTA_BYTES"] = "2048",
+            ["ATLAS_KV_GLOBAL_QUOTA_BYTES"] = "4096",
+            ["ATLAS_KV_MAX_OVERFLOW"] = "1",
+            ["ATLAS_KV_POOL_TIMEOUT"] = "7",
+            ["ATLAS_KV_REUSE_CONVERSATION"] = "false",
+        };
+        var configuration = new ConfigurationManager();
+        configuration.AddJsonFile(Path.Combine(directory.FullName, "appsettings.json"));
+        configuration.AddInMemoryCollection(new Dictionary<string, string?> { [$"{PostgresKey}:pool:max_overflow"] = "5" }); // as tools__kv_store__... would
+        configuration.AddKvStoreConfiguration(directory.FullName, name => environment.GetValueOrDefault(name));
+
+        var postgres = Bind(configuration).Adapters.Postgres;
+
+        Assert.Equal("postgresql://env@envhost/kv", postgres.Url);
+        Assert.Equal(3, postgres.Pool.Size);          // the file wins over ATLAS_KV_POOL_SIZE
+        Assert.Equal(5, postgres.Pool.MaxOverflow);   // a .NET override wins over ATLAS_KV_MAX_OVERFLOW
+        Assert.Equal(7, postgres.Pool.Timeout);
+        Assert.Equal(2048, postgres.NamespaceQuotaBytes);
+        Assert.Equal(4096, postgres.GlobalQuotaBytes);
+        Assert.False(postgres.ReuseConversationStore);
+    }
+
+    [Fact]
+    public void Defaults_apply_when_neither_file_nor_environment_sets_a_key()
+    {
+        var postgres = Bind(new ConfigurationBuilder().Build()).Adapters.Postgres;
+
+        Assert.Equal(1024 * 1024, postgres.NamespaceQuotaBytes);
+        Assert.Null(postgres.GlobalQuotaBytes);
+    }
+
+    [Fact]
+    public void A_config_yaml_with_the_original_layout_is_read()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        File.WriteAllText(Path.Combine(directory.FullName, "config.yaml"), """
+            tools:
+              kv_store:
+                default_adapter: postgres
+                adapters:
+                  postgres:
+                    reuse_conversation_store: false
+                    url: postgresql+psycopg://atlas:atlas@db.example.com:5432/atlas_kv
+                    namespace_quota_bytes: 2097152  # 2 MiB per namespace
+                    global_quota_bytes: 16777216   # 16 MiB total
+                    pool:
+                      size: 10
+                      max_overflow: 20
+                      timeout: 30
+            """);
+        var configuration = new ConfigurationManager();
+        configuration.AddKvStoreConfiguration(directory.FullName, _ => null);
+
+        var options = Bind(configuration);
+
+        Assert.Equal("postgres", options.DefaultAdapter);
+        Assert.Equal("postgresql+psycopg://atlas:atlas@db.example.com:5432/atlas_kv", options.Adapters.Postgres.Url);
+        Assert.Equal(2097152, options.Adapters.Postgres.NamespaceQuotaBytes);
+        Assert.Equal(16777216, options.Adapters.Postgres.GlobalQuotaBytes);
+        Assert.Equal((10, 20, 30), (options.Adapters.Postgres.Pool.Size, options.Adapters.Postgres.Pool.MaxOverflow, options.Adapters.Postgres.Pool.Timeout));
+    }
+
+    [Theory]
+    [InlineData(null, "tools:kv_store:adapters:postgres:url is required")]
+    [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes")]
+    [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:postgres:global_quota_bytes must be a positive number")]
+    [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
+    [InlineData("url=mysql://u@h/db", "tools:kv_store:adapters:postgres:url is not a PostgreSQL URL")]
+    public async Task Invalid_configuration_stops_start_up_naming_the_key(string? setting, string message)
+    {
+        var settings = new Dictionary<string, string?> { [$"{PostgresKey}:url"] = setting is null ? "" : "postgresql://u@localhost/db" };
+        if (setting is not null)
+        {
+            var (key, value) = (setting.Split('=')[0], setting.Split('=')[1]);
+            settings[$"{PostgresKey}:{key}"] = value;
+        }
+        using var host = WorkerFixture.BuildWorker(settings);
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public async Task An_unknown_default_adapter_stops_start_up_naming_the_key()
+    {
+        using var host = WorkerFixture.BuildWorker(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            ["tools:kv_store:default_adapter"] = "redis",
+        });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("tools:kv_store:default_adapter must name a registered adapter (postgres), not 'redis'", error.Message);
+    }
+
+    [Fact]
+    public void A_value_of_the_wrong_type_names_the_key()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [$"{PostgresKey}:namespace_quota_bytes"] = "lots" })
+            .Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => Bind(configuration));
+
+        Assert.Contains($"{PostgresKey}:namespace_quota_bytes", error.Message);
+    }
+
+    private static KvStoreOptions Bind(IConfiguration configuration) =>
+        new ServiceCollection()
+            .AddSingleton(configuration)
+            .AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).Services
+            .BuildServiceProvider()
+            .GetRequiredService<IOptions<KvStoreOptions>>().Value;
+}
