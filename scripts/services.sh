@@ -42,7 +42,12 @@ pg_bin_dir() {
 }
 
 start_postgres() {
-  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+    # Debian's package may have started its own cluster on the port: use it.
+    sleep 1
+    listening "$PG_PORT" && return 0
+  fi
   local bin run_as=()
   bin="$(pg_bin_dir)"
   export PATH="$PATH:$bin"
