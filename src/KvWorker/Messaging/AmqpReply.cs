@@ -23,9 +23,14 @@ public static class AmqpReply
     public static IReadOnlyBasicProperties? Properties(ReceiveContext context) =>
         context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp) ? amqp.Properties : null;
 
-    /// <summary>True when the request names a reply queue but no MassTransit response address.</summary>
-    public static bool IsWanted(ReceiveContext context, Uri? responseAddress) =>
-        responseAddress is null && !string.IsNullOrEmpty(Properties(context)?.ReplyTo);
+    /// <summary>
+    /// True for a plain AMQP request that names a reply queue: no MassTransit
+    /// envelope and no MassTransit response address, only <c>reply_to</c>.
+    /// </summary>
+    public static bool IsWanted(ReceiveContext context) =>
+        !string.IsNullOrEmpty(Properties(context)?.ReplyTo)
+        && context.ContentType?.MediaType != MassTransitEnvelope.ContentType
+        && !context.TransportHeaders.TryGetHeader(MessageHeaders.ResponseAddress, out _);
 
     public static async Task SendAsync<T>(ReceiveContext context, T reply, CancellationToken cancellationToken)
     {

@@ -6,29 +6,35 @@ namespace KvWorker.Messaging;
 
 /// <summary>
 /// Runs for every message that ends in error before or inside a consumer
-/// (garbage bytes, wrong JSON types, missing fields, unexpected faults) so a
-/// plain AMQP caller still gets its one reply. MassTransit request clients get
-/// MassTransit's own Fault reply. The message then goes on to the error queue.
+/// (garbage bytes, wrong JSON types, missing fields, unexpected faults) so the
+/// caller still gets its one reply: a plain AMQP caller on its reply_to, a
+/// MassTransit request client a <see cref="KvError"/> unless MassTransit has
+/// already sent it a Fault. The message then goes on to the error queue.
 /// </summary>
 public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveContext>
 {
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
-        var responseAddress = context.TransportHeaders.TryGetHeader(MessageHeaders.ResponseAddress, out _)
-            ? new Uri("urn:masstransit-client")
-            : null;
-        if (AmqpReply.IsWanted(context, responseAddress))
+        try
         {
-            try
-            {
+            if (AmqpReply.IsWanted(context))
                 await AmqpReply.SendAsync(context, ToReply(context.Exception), context.CancellationToken);
-            }
-            catch (Exception ex)
-            {
-                logger.LogError(ex, "Could not send the error reply for a failed request");
-            }
+            else if (!context.IsFaulted && MassTransitEnvelope.TryReadRequest(context.Body, out var requestId, out var responseAddress))
+                await ReplyToRequestClientAsync(context, requestId, responseAddress);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Could not send the error reply for a failed request");
         }
         await next.Send(context);
+    }
+
+    // A consumer fault has already been sent to the client as Fault<T>
+    // (IsFaulted); a message that never reached a consumer has not.
+    private static async Task ReplyToRequestClientAsync(ExceptionReceiveContext context, Guid requestId, Uri responseAddress)
+    {
+        var endpoint = await context.SendEndpointProvider.GetSendEndpoint(responseAddress);
+        await endpoint.Send(ToReply(context.Exception), send => send.RequestId = requestId, context.CancellationToken);
     }
 
     public static KvError ToReply(Exception exception)

@@ -73,21 +73,13 @@ public sealed class KvRequestHandler(
         _ => false,
     };
 
-    /// <summary>Sends the reply to a MassTransit request client, or to a plain AMQP client's reply_to.</summary>
+    /// <summary>Sends the reply to a plain AMQP client's reply_to, or to a MassTransit request client.</summary>
     public static Task ReplyAsync(ConsumeContext context, object reply)
     {
-        if (AmqpReply.IsWanted(context.ReceiveContext, context.ResponseAddress))
+        if (AmqpReply.IsWanted(context.ReceiveContext))
             return AmqpReply.SendAsync(context.ReceiveContext, reply, context.CancellationToken);
-        if (context.ResponseAddress is null)
-            return Task.CompletedTask; // fire-and-forget request: nobody to tell
-        return reply switch
-        {
-            KvError error => context.RespondAsync(error),
-            KvGetResult result => context.RespondAsync(result),
-            KvSetResult result => context.RespondAsync(result),
-            KvDeleteResult result => context.RespondAsync(result),
-            KvIncrementResult result => context.RespondAsync(result),
-            _ => throw new ArgumentException($"not a reply type: {reply.GetType()}", nameof(reply)),
-        };
+        return context.ResponseAddress is null
+            ? Task.CompletedTask // fire-and-forget request: nobody to tell
+            : context.RespondAsync(reply);
     }
 }

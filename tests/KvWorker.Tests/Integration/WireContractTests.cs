@@ -50,6 +50,36 @@ public sealed class WireContractTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task A_masstransit_request_whose_message_cannot_be_read_gets_a_kv_error_not_a_time_out()
+    {
+        var badMessage = """{"namespace":"n","key":"k","delta":"many"}""";
+
+        var response = await worker.Client<KvIncrement>(KvQueues.Increment).GetResponse<KvIncrementResult, KvError>(
+            new KvIncrement { Namespace = "n", Key = "k" },
+            request => request.UseExecute(send => send.Serializer = new EnvelopeWithMessageSerializer(badMessage)));
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
+        Assert.Contains("$.delta", error.Message.Error.Message);
+    }
+
+    /// <summary>Writes a MassTransit envelope around a message body of the test's choosing.</summary>
+    private sealed class EnvelopeWithMessageSerializer(string messageJson) : IMessageSerializer
+    {
+        public System.Net.Mime.ContentType ContentType { get; } = new(MassTransitEnvelope.ContentType);
+
+        public MessageBody GetMessageBody<T>(SendContext<T> context) where T : class
+        {
+            var envelope = $$$"""
+                {"messageId":"{{{context.MessageId}}}","requestId":"{{{context.RequestId}}}",
+                 "responseAddress":"{{{context.ResponseAddress}}}","destinationAddress":"{{{context.DestinationAddress}}}",
+                 "messageType":["urn:message:KvWorker.Contracts:KvIncrement"],"message":{{{messageJson}}},"headers":{}}
+                """;
+            return new StringMessageBody(envelope);
+        }
+    }
+
+    [Fact]
     public async Task A_plain_amqp_client_gets_plain_json_replies_with_its_correlation_id()
     {
         await using var client = await worker.RawClientAsync();
@@ -119,6 +149,23 @@ public sealed class WireContractTests(WorkerFixture worker)
         Assert.False(string.IsNullOrWhiteSpace(reply.GetProperty("error").GetProperty("message").GetString()));
         await Task.Delay(200);
         Assert.Empty(client.Unmatched);
+    }
+
+    [Fact]
+    public async Task Eight_concurrent_clients_making_fifty_increments_each_end_at_exactly_400()
+    {
+        var ns = NewNamespace();
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            await using var client = await worker.RawClientAsync();
+            for (var i = 0; i < 50; i++)
+                await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "counter" });
+        }));
+
+        await using var reader = await worker.RawClientAsync();
+        var final = await reader.CallAsync(KvQueues.Get, new { @namespace = ns, key = "counter" });
+        Assert.Equal(400, final.GetProperty("value").GetInt64());
     }
 
     [Fact]

@@ -19,13 +19,13 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
 {
     private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
 
-    private async Task<ServiceProvider> StartHarnessAsync(KvStoreOptions? options = null)
+    private async Task<ServiceProvider> StartHarnessAsync(KvStoreOptions? options = null, Func<IKvStoreAdapter>? adapter = null)
     {
         var services = new ServiceCollection()
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
             .AddSingleton(Options.Create(options ?? new KvStoreOptions()))
-            .AddKvStoreAdapter("postgres", _ => db.Adapter())
+            .AddKvStoreAdapter("postgres", _ => adapter?.Invoke() ?? db.Adapter())
             .AddSingleton<KvStoreAdapterRegistry>()
             .AddSingleton<KvRequestHandler>()
             .AddMassTransitTestHarness(bus =>
@@ -111,6 +111,20 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         Assert.True(response.Is(out Response<KvError>? error));
         Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
         Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
+    }
+
+    [Fact]
+    public async Task Unreachable_storage_is_retried_then_answered_with_store_unavailable_error()
+    {
+        // Nothing listens on port 1: every attempt fails with a transient connection error.
+        await using var deadDatabase = Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=u;Database=d;Timeout=1");
+        await using var services = await StartHarnessAsync(adapter: () =>
+            new KvWorker.Storage.Postgres.PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimitsOptions()));
+
+        var response = await Request<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = "ns", Key = "c" });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.StoreUnavailableError, error!.Message.Error.Code);
     }
 
     [Fact]
