@@ -22,9 +22,7 @@ public static class Extensions
             .Enrich.FromLogContext()
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
-        services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
-        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+        services.AddKvStoreOptions();
 
         services.AddSingleton(provider =>
         {
@@ -50,6 +48,15 @@ public static class Extensions
             bus.AddConsumer<KvIncrementConsumer>();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
+    }
+
+    /// <summary>The tools:kv_store and RabbitMq sections, validated when the host starts.</summary>
+    public static IServiceCollection AddKvStoreOptions(this IServiceCollection services)
+    {
+        services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
+        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+        return services;
     }
 
     /// <summary>The RabbitMQ host and the four operation queues, shared by the worker and the tests.</summary>

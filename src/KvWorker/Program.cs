@@ -1,6 +1,16 @@
 using KvWorker;
+using Microsoft.Extensions.Options;
 
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddKvWorker();
-await builder.Build().RunAsync();
+try
+{
+    await builder.Build().RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    await Console.Error.WriteLineAsync("Invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+    return 2;
+}

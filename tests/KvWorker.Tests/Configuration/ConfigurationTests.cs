@@ -1,8 +1,8 @@
 using KvWorker.Configuration;
+using KvWorker.Storage;
 using KvWorker.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -137,8 +137,9 @@ public sealed class ConfigurationTests
     [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes")]
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:postgres:global_quota_bytes must be a positive number")]
     [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
+    [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds")]
     [InlineData("url=mysql://u@h/db", "tools:kv_store:adapters:postgres:url is not a PostgreSQL URL")]
-    public async Task Invalid_configuration_stops_start_up_naming_the_key(string? setting, string message)
+    public void Invalid_configuration_fails_validation_naming_the_key(string? setting, string message)
     {
         var settings = new Dictionary<string, string?> { [$"{PostgresKey}:url"] = setting is null ? "" : "postgresql://u@localhost/db" };
         if (setting is not null)
@@ -146,26 +147,46 @@ public sealed class ConfigurationTests
             var (key, value) = (setting.Split('=')[0], setting.Split('=')[1]);
             settings[$"{PostgresKey}:{key}"] = value;
         }
-        using var host = WorkerFixture.BuildWorker(settings);
 
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        var error = Assert.Throws<OptionsValidationException>(() => Validate(settings));
 
         Assert.Contains(message, error.Message);
     }
 
     [Fact]
-    public async Task An_unknown_default_adapter_stops_start_up_naming_the_key()
+    public void An_unknown_default_adapter_fails_validation_naming_the_key()
     {
-        using var host = WorkerFixture.BuildWorker(new Dictionary<string, string?>
+        var error = Assert.Throws<OptionsValidationException>(() => Validate(new Dictionary<string, string?>
         {
             [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
             ["tools:kv_store:default_adapter"] = "redis",
-        });
-
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        }));
 
         Assert.Contains("tools:kv_store:default_adapter must name a registered adapter (postgres), not 'redis'", error.Message);
     }
+
+    [Fact]
+    public async Task The_worker_refuses_to_start_with_invalid_configuration_and_names_the_key()
+    {
+        using var worker = WorkerProcess.Start(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            [$"{PostgresKey}:namespace_quota_bytes"] = "-5",
+        });
+
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, worker.ExitCode);
+        Assert.Contains("tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes", worker.Output);
+    }
+
+    private static KvStoreOptions Validate(Dictionary<string, string?> settings) =>
+        new ServiceCollection()
+            .AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build())
+            .AddKvStoreOptions()
+            .AddKvStoreAdapter("postgres", _ => throw new InvalidOperationException("not used"))
+            .BuildServiceProvider()
+            .GetRequiredService<IOptions<KvStoreOptions>>().Value;
 
     [Fact]
     public void A_value_of_the_wrong_type_names_the_key()
