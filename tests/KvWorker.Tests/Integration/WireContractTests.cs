@@ -168,6 +168,34 @@ public sealed class WireContractTests(WorkerFixture worker)
         Assert.Equal(400, final.GetProperty("value").GetInt64());
     }
 
+    [Theory]
+    [InlineData(40, "ValueSerializationError")]   // deeper than limits:max_value_depth
+    [InlineData(500, "KeyValueStoreError")]       // deeper than the JSON reader accepts at all
+    public async Task Deeply_nested_values_are_rejected_with_one_reply(int depth, string code)
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = NewNamespace();
+        var value = new string('[', depth) + new string(']', depth);
+
+        var reply = await client.CallRawAsync(KvQueues.Set,
+            Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{value}}}"""));
+
+        Assert.Equal(code, reply.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
+    }
+
+    [Fact]
+    public async Task A_value_larger_than_the_quota_is_rejected_through_the_worker()
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = NewNamespace();
+
+        var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "huge", value = new string('x', 3 * 1024 * 1024) });
+
+        Assert.Equal("NamespaceQuotaExceededError", reply.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
+    }
+
     [Fact]
     public async Task A_request_without_content_type_is_read_as_json()
     {
