@@ -59,7 +59,7 @@ public static class Extensions
         return services;
     }
 
-    /// <summary>The RabbitMQ host and the four operation queues, shared by the worker and the tests.</summary>
+    /// <summary>The RabbitMQ host and the four operation queues, each with its consumer and error reply.</summary>
     public static void ConfigureKvEndpoints(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
     {
         var options = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
