@@ -44,6 +44,17 @@ public record KvIncrementResult
     public double? TtlSeconds { get; init; }
 }
 
+public record KvUsageResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    /// <summary>Bytes counted against the quota, including expired entries not yet purged.</summary>
+    [JsonPropertyName("used_bytes")] public long UsedBytes { get; init; }
+    [JsonPropertyName("entries")] public long Entries { get; init; }
+    [JsonPropertyName("quota_bytes")] public long QuotaBytes { get; init; }
+    [JsonPropertyName("global_quota_bytes"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? GlobalQuotaBytes { get; init; }
+}
+
 /// <summary>The reply to any request that failed: <c>{"error": {"code", "message"}}</c>.</summary>
 public record KvError
 {

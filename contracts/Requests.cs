@@ -46,3 +46,11 @@ public record KvIncrement
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
+
+/// <summary>An operator's query (queue <c>kv_usage</c>): what a namespace holds against its quota.</summary>
+public record KvUsage
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("persona")] public string? Persona { get; init; }
+    [JsonPropertyName("provider")] public string? Provider { get; init; }
+}

@@ -46,6 +46,7 @@ public static class Extensions
             bus.AddConsumer<KvSetConsumer>();
             bus.AddConsumer<KvDeleteConsumer>();
             bus.AddConsumer<KvIncrementConsumer>();
+            bus.AddConsumer<KvUsageConsumer>();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
     }
@@ -77,6 +78,7 @@ public static class Extensions
         rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Usage, endpoint => endpoint.ConfigureKvEndpoint<KvUsageConsumer>(context));
     }
 
     private static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)

@@ -24,7 +24,7 @@ public sealed class KvSetConsumer(KvRequestHandler handler) : IConsumer<KvSet>
             {
                 RequestValidation.CheckTtl(request.TtlSeconds, handler.Limits);
                 var value = StoredValue.From(request.Value, handler.Limits.MaxValueDepth);
-                return adapter.SetAsync(request.Namespace, request.Key, value, request.TtlSeconds, ct);
+                return adapter.SetAsync(request.Namespace, request.Key, value, request.TtlSeconds, KvRequestHandler.RequestId(context), ct);
             });
     }
 }
@@ -35,7 +35,7 @@ public sealed class KvDeleteConsumer(KvRequestHandler handler) : IConsumer<KvDel
     {
         var request = context.Message;
         return handler.HandleAsync(context, request.Namespace, request.Key, request.Persona, request.Provider,
-            (adapter, ct) => adapter.DeleteAsync(request.Namespace, request.Key, ct));
+            (adapter, ct) => adapter.DeleteAsync(request.Namespace, request.Key, KvRequestHandler.RequestId(context), ct));
     }
 }
 
@@ -48,7 +48,20 @@ public sealed class KvIncrementConsumer(KvRequestHandler handler) : IConsumer<Kv
             (adapter, ct) =>
             {
                 RequestValidation.CheckTtl(request.TtlSeconds, handler.Limits);
-                return adapter.IncrementAsync(request.Namespace, request.Key, request.Delta, request.InitialValue, request.TtlSeconds, ct);
+                return adapter.IncrementAsync(
+                    request.Namespace, request.Key, request.Delta, request.InitialValue, request.TtlSeconds,
+                    KvRequestHandler.RequestId(context), ct);
             });
+    }
+}
+
+/// <summary>Operator query on queue <c>kv_usage</c>; the key check is satisfied by a fixed placeholder.</summary>
+public sealed class KvUsageConsumer(KvRequestHandler handler) : IConsumer<KvUsage>
+{
+    public Task Consume(ConsumeContext<KvUsage> context)
+    {
+        var request = context.Message;
+        return handler.HandleAsync(context, request.Namespace, "-", request.Persona, request.Provider,
+            (adapter, ct) => adapter.UsageAsync(request.Namespace, ct));
     }
 }

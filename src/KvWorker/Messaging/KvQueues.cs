@@ -7,4 +7,7 @@ public static class KvQueues
     public const string Set = "kv_set";
     public const string Delete = "kv_delete";
     public const string Increment = "kv_increment";
+
+    /// <summary>Not a tool operation: what a namespace holds against its quota, for operators and the CLI.</summary>
+    public const string Usage = "kv_usage";
 }

@@ -73,6 +73,16 @@ public sealed class KvRequestHandler(
         _ => false,
     };
 
+    /// <summary>
+    /// The request's identity for exactly-once mutations: the AMQP <c>message_id</c>
+    /// (any string a plain client chose), else MassTransit's MessageId.
+    /// </summary>
+    public static string? RequestId(ConsumeContext context)
+    {
+        var messageId = AmqpReply.Properties(context.ReceiveContext)?.MessageId;
+        return string.IsNullOrEmpty(messageId) ? context.MessageId?.ToString() : messageId;
+    }
+
     /// <summary>Sends the reply to a plain AMQP client's reply_to, or to a MassTransit request client.</summary>
     public static Task ReplyAsync(ConsumeContext context, object reply)
     {

@@ -163,9 +163,9 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         var registry = services.GetRequiredService<KvStoreAdapterRegistry>();
         var value = StoredValue.From(JsonDocument.Parse("\"12345\"").RootElement, 32);
 
-        await registry.Resolve(null, null).SetAsync(NewNamespace(), "k", value, null, CancellationToken.None);
+        await registry.Resolve(null, null).SetAsync(NewNamespace(), "k", value, null, null, CancellationToken.None);
         var error = await Assert.ThrowsAsync<QuotaExceededException>(
-            () => registry.Resolve("tiny", null).SetAsync(NewNamespace(), "k", value, null, CancellationToken.None));
+            () => registry.Resolve("tiny", null).SetAsync(NewNamespace(), "k", value, null, null, CancellationToken.None));
         Assert.Equal(4, error.QuotaBytes);
     }
 }

@@ -30,7 +30,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "k", Value(json), null, None);
+        await adapter.SetAsync(ns, "k", Value(json), null, null, None);
 
         var result = await adapter.GetAsync(ns, "k", None);
 
@@ -48,7 +48,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
         var value = Value("\"a\\u0000b\"");
         Assert.Equal("\"a\\u0000b\"", value.Json);
 
-        await adapter.SetAsync(ns, "nul", value, null, None);
+        await adapter.SetAsync(ns, "nul", value, null, null, None);
 
         var read = await adapter.GetAsync(ns, "nul", None);
         Assert.Equal("a\0b", read.Value!.Value.GetString());
@@ -77,7 +77,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        var set = await adapter.SetAsync(ns, "k", Value("1"), 30, None);
+        var set = await adapter.SetAsync(ns, "k", Value("1"), 30, null, None);
         Assert.Equal(30, set.TtlSeconds);
 
         var read = await adapter.GetAsync(ns, "k", None);
@@ -94,7 +94,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "k", Value("\"soon gone\""), 0.3, None);
+        await adapter.SetAsync(ns, "k", Value("\"soon gone\""), 0.3, null, None);
         Assert.True((await adapter.GetAsync(ns, "k", None)).Found);
 
         await Task.Delay(600);
@@ -107,8 +107,8 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "k", Value("1"), 30, None);
-        await adapter.SetAsync(ns, "k", Value("2"), null, None);
+        await adapter.SetAsync(ns, "k", Value("1"), 30, null, None);
+        await adapter.SetAsync(ns, "k", Value("2"), null, null, None);
 
         var read = await adapter.GetAsync(ns, "k", None);
         Assert.Null(read.TtlSeconds);
@@ -119,8 +119,8 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        Assert.Equal(15, (await adapter.IncrementAsync(ns, "c", 5, 10, null, None)).Value.GetInt64());
-        Assert.Equal(12, (await adapter.IncrementAsync(ns, "c", -3, 1000, null, None)).Value.GetInt64());
+        Assert.Equal(15, (await adapter.IncrementAsync(ns, "c", 5, 10, null, null, None)).Value.GetInt64());
+        Assert.Equal(12, (await adapter.IncrementAsync(ns, "c", -3, 1000, null, null, None)).Value.GetInt64());
         Assert.Equal("12", (await adapter.GetAsync(ns, "c", None)).Value!.Value.GetRawText());
     }
 
@@ -129,12 +129,12 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.IncrementAsync(ns, "c", 1, 0, 60, None);
+        await adapter.IncrementAsync(ns, "c", 1, 0, 60, null, None);
 
-        var kept = await adapter.IncrementAsync(ns, "c", 1, 0, null, None);
+        var kept = await adapter.IncrementAsync(ns, "c", 1, 0, null, null, None);
         Assert.InRange(kept.TtlSeconds!.Value, 55, 60);
 
-        var replaced = await adapter.IncrementAsync(ns, "c", 1, 0, 600, None);
+        var replaced = await adapter.IncrementAsync(ns, "c", 1, 0, 600, null, None);
         Assert.InRange(replaced.TtlSeconds!.Value, 595, 600);
         Assert.Equal(3, replaced.Value.GetInt64());
     }
@@ -144,10 +144,10 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.IncrementAsync(ns, "c", 41, 0, 60, None);
+        await adapter.IncrementAsync(ns, "c", 41, 0, 60, null, None);
         await db.ExpireAsync(ns, "c");
 
-        var result = await adapter.IncrementAsync(ns, "c", 1, 100, null, None);
+        var result = await adapter.IncrementAsync(ns, "c", 1, 100, null, null, None);
 
         Assert.Equal(101, result.Value.GetInt64());
         Assert.Null(result.TtlSeconds);
@@ -164,9 +164,9 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "v", Value(json), null, None);
+        await adapter.SetAsync(ns, "v", Value(json), null, null, None);
 
-        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.IncrementAsync(ns, "v", 1, 0, null, None));
+        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.IncrementAsync(ns, "v", 1, 0, null, null, None));
 
         Assert.Equal(KvErrorCodes.InvalidValueTypeError, error.Code);
         Assert.Equal(Value(json).Json, (await adapter.GetAsync(ns, "v", None)).Value!.Value.GetRawText());
@@ -177,13 +177,13 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.IncrementAsync(ns, "c", long.MaxValue, 0, null, None);
+        await adapter.IncrementAsync(ns, "c", long.MaxValue, 0, null, null, None);
 
-        var result = await adapter.IncrementAsync(ns, "c", long.MaxValue, 0, null, None);
+        var result = await adapter.IncrementAsync(ns, "c", long.MaxValue, 0, null, null, None);
         Assert.Equal("18446744073709551614", result.Value.GetRawText());
 
-        await adapter.SetAsync(ns, "big", Value("-99999999999999999999999999999999"), null, None);
-        var big = await adapter.IncrementAsync(ns, "big", -1, 0, null, None);
+        await adapter.SetAsync(ns, "big", Value("-99999999999999999999999999999999"), null, null, None);
+        var big = await adapter.IncrementAsync(ns, "big", -1, 0, null, null, None);
         Assert.Equal("-100000000000000000000000000000000", big.Value.GetRawText());
     }
 
@@ -192,9 +192,9 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "c", Value(new string('9', 1000)), null, None);
+        await adapter.SetAsync(ns, "c", Value(new string('9', 1000)), null, null, None);
 
-        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.IncrementAsync(ns, "c", 1, 0, null, None));
+        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.IncrementAsync(ns, "c", 1, 0, null, null, None));
 
         Assert.Equal(KvErrorCodes.InvalidValueTypeError, error.Code);
     }
@@ -207,7 +207,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
 
         await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
         {
-            for (var i = 0; i < 50; i++) await adapter.IncrementAsync(ns, "counter", 1, 0, null, None);
+            for (var i = 0; i < 50; i++) await adapter.IncrementAsync(ns, "counter", 1, 0, null, null, None);
         })));
 
         Assert.Equal(400, (await adapter.GetAsync(ns, "counter", None)).Value!.Value.GetInt64());
@@ -218,14 +218,14 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "live", Value("1"), null, None);
-        await adapter.SetAsync(ns, "old", Value("1"), 60, None);
+        await adapter.SetAsync(ns, "live", Value("1"), null, null, None);
+        await adapter.SetAsync(ns, "old", Value("1"), 60, null, None);
         await db.ExpireAsync(ns, "old");
 
-        Assert.True((await adapter.DeleteAsync(ns, "live", None)).Deleted);
-        Assert.False((await adapter.DeleteAsync(ns, "live", None)).Deleted);
-        Assert.False((await adapter.DeleteAsync(ns, "old", None)).Deleted);
-        Assert.False((await adapter.DeleteAsync(ns, "never", None)).Deleted);
+        Assert.True((await adapter.DeleteAsync(ns, "live", null, None)).Deleted);
+        Assert.False((await adapter.DeleteAsync(ns, "live", null, None)).Deleted);
+        Assert.False((await adapter.DeleteAsync(ns, "old", null, None)).Deleted);
+        Assert.False((await adapter.DeleteAsync(ns, "never", null, None)).Deleted);
         Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
     }
 
@@ -234,9 +234,9 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter();
         var (a, b) = (NewNamespace(), NewNamespace());
-        await adapter.SetAsync(a, "k", Value("\"a\""), null, None);
-        await adapter.SetAsync(b, "k", Value("\"b\""), null, None);
-        await adapter.DeleteAsync(b, "k", None);
+        await adapter.SetAsync(a, "k", Value("\"a\""), null, null, None);
+        await adapter.SetAsync(b, "k", Value("\"b\""), null, null, None);
+        await adapter.DeleteAsync(b, "k", null, None);
 
         Assert.Equal("a", (await adapter.GetAsync(a, "k", None)).Value!.Value.GetString());
         Assert.False((await adapter.GetAsync(b, "k", None)).Found);
@@ -247,10 +247,10 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter(namespaceQuotaBytes: 100);
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "a", Value($"\"{new string('x', 60)}\""), null, None); // 62 bytes
+        await adapter.SetAsync(ns, "a", Value($"\"{new string('x', 60)}\""), null, null, None); // 62 bytes
 
         var error = await Assert.ThrowsAsync<QuotaExceededException>(
-            () => adapter.SetAsync(ns, "b", Value($"\"{new string('y', 40)}\""), null, None)); // 42 bytes
+            () => adapter.SetAsync(ns, "b", Value($"\"{new string('y', 40)}\""), null, null, None)); // 42 bytes
 
         Assert.Equal(KvErrorCodes.NamespaceQuotaExceededError, error.Code);
         Assert.Equal((100L, 62L, 42L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
@@ -263,9 +263,9 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter(namespaceQuotaBytes: 100);
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "a", Value($"\"{new string('x', 90)}\""), null, None);
+        await adapter.SetAsync(ns, "a", Value($"\"{new string('x', 90)}\""), null, null, None);
 
-        await adapter.SetAsync(ns, "a", Value($"\"{new string('z', 98)}\""), null, None);
+        await adapter.SetAsync(ns, "a", Value($"\"{new string('z', 98)}\""), null, null, None);
 
         Assert.Equal((100L, 100L, 1L), await db.UsageAsync(ns));
     }
@@ -275,7 +275,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter(namespaceQuotaBytes: 10);
         var error = await Assert.ThrowsAsync<QuotaExceededException>(
-            () => adapter.SetAsync(NewNamespace(), "k", Value("\"this is too long\""), null, None));
+            () => adapter.SetAsync(NewNamespace(), "k", Value("\"this is too long\""), null, null, None));
         Assert.Equal(KvErrorCodes.NamespaceQuotaExceededError, error.Code);
     }
 
@@ -284,10 +284,10 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
     {
         var adapter = db.Adapter(namespaceQuotaBytes: 100);
         var ns = NewNamespace();
-        await adapter.SetAsync(ns, "old", Value($"\"{new string('x', 80)}\""), 60, None);
+        await adapter.SetAsync(ns, "old", Value($"\"{new string('x', 80)}\""), 60, null, None);
         await db.ExpireAsync(ns, "old");
 
-        await adapter.SetAsync(ns, "new", Value($"\"{new string('y', 80)}\""), null, None);
+        await adapter.SetAsync(ns, "new", Value($"\"{new string('y', 80)}\""), null, null, None);
 
         Assert.Equal((82L, 82L, 1L), await db.UsageAsync(ns));
     }
@@ -307,7 +307,7 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
             {
                 try
                 {
-                    await adapter.SetAsync(ns, $"w{writer}-{i}", Value($"\"{new string('v', 96)}\""), null, None);
+                    await adapter.SetAsync(ns, $"w{writer}-{i}", Value($"\"{new string('v', 96)}\""), null, null, None);
                     Interlocked.Increment(ref accepted);
                 }
                 catch (QuotaExceededException)
@@ -334,13 +334,13 @@ public sealed class PostgresAdapterTests(DatabaseFixture db)
         adapter = db.Adapter(namespaceQuotaBytes: 1000, globalQuotaBytes: quota);
         var (a, b) = (NewNamespace(), NewNamespace());
 
-        await adapter.SetAsync(a, "k", Value($"\"{new string('x', 98)}\""), 60, None);
+        await adapter.SetAsync(a, "k", Value($"\"{new string('x', 98)}\""), 60, null, None);
         var error = await Assert.ThrowsAsync<QuotaExceededException>(
-            () => adapter.SetAsync(b, "k", Value($"\"{new string('y', 98)}\""), null, None));
+            () => adapter.SetAsync(b, "k", Value($"\"{new string('y', 98)}\""), null, null, None));
         Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
 
         await db.ExpireAsync(a, "k");
-        await adapter.SetAsync(b, "k", Value($"\"{new string('y', 98)}\""), null, None);
+        await adapter.SetAsync(b, "k", Value($"\"{new string('y', 98)}\""), null, null, None);
         Assert.True((await adapter.GetAsync(b, "k", None)).Found);
     }
 }

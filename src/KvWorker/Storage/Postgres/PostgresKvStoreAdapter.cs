@@ -39,7 +39,8 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         };
     }
 
-    public async Task<KvSetResult> SetAsync(string ns, string key, StoredValue value, double? ttlSeconds, CancellationToken cancellationToken)
+    public async Task<KvSetResult> SetAsync(
+        string ns, string key, StoredValue value, double? ttlSeconds, string? requestId, CancellationToken cancellationToken)
     {
         RejectLargerThanQuota(ns, value.SizeBytes);
         const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7)";
@@ -56,7 +57,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         return new KvSetResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = ttlSeconds };
     }
 
-    public async Task<KvDeleteResult> DeleteAsync(string ns, string key, CancellationToken cancellationToken)
+    public async Task<KvDeleteResult> DeleteAsync(string ns, string key, string? requestId, CancellationToken cancellationToken)
     {
         const string sql = "SELECT kv_delete($1, $2, $3)";
         await using var command = dataSource.CreateCommand(sql);
@@ -68,7 +69,8 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
     }
 
     public async Task<KvIncrementResult> IncrementAsync(
-        string ns, string key, long delta, long initialValue, double? ttlSeconds, CancellationToken cancellationToken)
+        string ns, string key, long delta, long initialValue, double? ttlSeconds, string? requestId,
+        CancellationToken cancellationToken)
     {
         const string sql = """
             SELECT status, value, ttl_seconds, used_bytes, quota_bytes
@@ -102,6 +104,23 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
             Key = key,
             Value = StoredValue.Parse(value),
             TtlSeconds = reader.IsDBNull(2) ? null : reader.GetDouble(2),
+        };
+    }
+
+    public async Task<KvUsageResult> UsageAsync(string ns, CancellationToken cancellationToken)
+    {
+        const string sql = "SELECT used_bytes, entry_count FROM kv_namespace_usage WHERE namespace = $1";
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(Text(ns));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var found = await reader.ReadAsync(cancellationToken);
+        return new KvUsageResult
+        {
+            Namespace = ns,
+            UsedBytes = found ? reader.GetInt64(0) : 0,
+            Entries = found ? reader.GetInt64(1) : 0,
+            QuotaBytes = options.NamespaceQuotaBytes,
+            GlobalQuotaBytes = GlobalQuota,
         };
     }
 
