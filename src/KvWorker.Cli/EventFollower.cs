@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+using KvWorker.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace KvWorker.Cli;
+
+/// <summary>
+/// <c>kv events</c>: binds an exclusive queue to each event exchange and prints
+/// events as they arrive. The exchanges are declared exactly as the worker
+/// declares them (fanout, durable, no arguments), so either may come first.
+/// </summary>
+public static class EventFollower
+{
+    public static readonly string[] Exchanges =
+    [
+        nameof(NamespaceQuotaExceeded),
+        nameof(GlobalQuotaExceeded),
+        nameof(NamespaceQuotaThresholdReached),
+        nameof(KvEntriesExpired),
+    ];
+
+    public static Command Command(Option<bool> jsonOutput)
+    {
+        var count = new Option<int?>("--count") { Description = "Stop after this many events (default: follow until Ctrl+C)" };
+        var command = new Command("events", $"Follow the worker's events live: {string.Join(", ", Exchanges)}") { Options = { count } };
+        command.SetAction((parse, cancellationToken) => KvCommands.RunAsync(() =>
+            FollowAsync(KvCommands.BrokerUrl(parse), parse.GetValue(jsonOutput), parse.GetValue(count), cancellationToken)));
+        return command;
+    }
+
+    private static async Task<int> FollowAsync(Uri url, bool asJson, int? limit, CancellationToken cancellationToken)
+    {
+        var (connection, _) = await KvClient.OpenConnectionAsync(url, cancellationToken);
+        await using var _connection = connection;
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true,
+            cancellationToken: cancellationToken)).QueueName;
+        foreach (var exchange in Exchanges)
+        {
+            await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false,
+                arguments: null, cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(queue, exchange, "", cancellationToken: cancellationToken);
+        }
+
+        var received = 0;
+        var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += (_, delivery) =>
+        {
+            Console.WriteLine(asJson ? JsonLine(delivery.Exchange, delivery.Body) : HumanLine(delivery.Exchange, delivery.Body));
+            if (++received == limit) enough.TrySetResult();
+            return Task.CompletedTask;
+        };
+        await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+        await Console.Error.WriteLineAsync($"following {string.Join(", ", Exchanges)} on {KvClient.Describe(url)} (Ctrl+C to stop)");
+
+        try
+        {
+            await enough.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Ctrl+C is how following ends.
+        }
+        return ExitCodes.Ok;
+    }
+
+    /// <summary><c>{"event": "NamespaceQuotaExceeded", "data": {...}}</c>; a body that is not JSON is kept as a string.</summary>
+    private static string JsonLine(string exchange, ReadOnlyMemory<byte> body)
+    {
+        var data = TryParse(body) ?? JsonSerializer.SerializeToElement(Encoding.UTF8.GetString(body.Span));
+        var line = JsonSerializer.SerializeToElement(new Dictionary<string, object> { ["event"] = exchange, ["data"] = data });
+        return Json.Format(line, indented: false);
+    }
+
+    /// <summary><c>NamespaceQuotaExceeded namespace=researcher key=plan quota_bytes=1024 ...</c></summary>
+    private static string HumanLine(string exchange, ReadOnlyMemory<byte> body)
+    {
+        if (TryParse(body) is not { ValueKind: JsonValueKind.Object } data)
+            return $"{exchange} {Encoding.UTF8.GetString(body.Span)}";
+        var fields = data.EnumerateObject().Select(field => field.Value.ValueKind switch
+        {
+            JsonValueKind.String => $"{field.Name}={field.Value.GetString()}",
+            JsonValueKind.Null => $"{field.Name}=-",
+            _ => $"{field.Name}={Json.Format(field.Value, indented: false)}",
+        });
+        return $"{exchange} {string.Join(' ', fields)}";
+    }
+
+    private static JsonElement? TryParse(ReadOnlyMemory<byte> body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

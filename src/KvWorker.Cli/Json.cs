@@ -1,0 +1,45 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace KvWorker.Cli;
+
+/// <summary>How the CLI writes JSON: requests compact without absent options, output readable.</summary>
+public static class Json
+{
+    public static readonly JsonSerializerOptions RequestOptions = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>Indented for people, one line for scripts; non-ASCII text left as it is.</summary>
+    public static string Format(JsonElement element, bool indented)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions
+               {
+                   Indented = indented,
+                   Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+               }))
+        {
+            element.WriteTo(writer);
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>A value typed on the command line; anything that is not JSON is a usage error.</summary>
+    public static JsonElement ParseValue(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException ex)
+        {
+            throw new CliException(ExitCodes.Usage,
+                $"the value is not valid JSON ({ex.Message}); quote text as JSON, e.g. '\"hello\"'");
+        }
+    }
+}
