@@ -1,7 +1,9 @@
 using KvWorker.Configuration;
+using KvWorker.Health;
 using KvWorker.Messaging;
 using KvWorker.Storage;
 using KvWorker.Storage.Postgres;
+using KvWorker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -49,6 +51,9 @@ public static class Extensions
             bus.AddConsumer<KvUsageConsumer>();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
+
+        services.AddKvHealth();
+        builder.AddKvTelemetry();
     }
 
     /// <summary>The tools:kv_store and RabbitMq sections, validated when the host starts.</summary>

@@ -1,5 +1,8 @@
 using KvWorker;
+using KvWorker.Health;
 using Microsoft.Extensions.Options;
+
+if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs);
 
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });

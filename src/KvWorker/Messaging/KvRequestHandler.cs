@@ -1,6 +1,7 @@
 using KvWorker.Configuration;
 using KvWorker.Contracts;
 using KvWorker.Storage;
+using KvWorker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -26,6 +27,7 @@ public sealed class KvRequestHandler(
         where TResult : class
     {
         var cancellationToken = context.CancellationToken;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         object reply;
         try
         {
@@ -45,6 +47,7 @@ public sealed class KvRequestHandler(
             reply = new KvStoreException(KvErrorCodes.StoreUnavailableError, $"storage unavailable: {ex.Message}").ToReply();
         }
 
+        KvMetrics.RequestCompleted<TResult>(ns, reply, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         await ReplyAsync(context, reply);
     }
 

@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Configuration;
+
+namespace KvWorker.Health;
+
+public static class HealthExtensions
+{
+    /// <summary>The readiness checks and the HTTP endpoint (which stays off unless <c>Health:Port</c> is set).</summary>
+    public static void AddKvHealth(this IServiceCollection services)
+    {
+        // MassTransit's AddMassTransit adds the "masstransit-bus" check, tagged ready.
+        services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: [HealthEndpoint.ReadyTag], timeout: TimeSpan.FromSeconds(5));
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
+        services.AddHostedService<HealthEndpoint>();
+    }
+
+    /// <summary>
+    /// <c>KvWorker health [live|ready]</c>: asks the running worker's endpoint on
+    /// this machine, for orchestrators that probe with a command (a container
+    /// image without curl). Exit 0 when healthy, 1 when not, 2 when the endpoint is off.
+    /// </summary>
+    public static async Task<int> ProbeAsync(string[] args)
+    {
+        var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
+        var configuration = new ConfigurationBuilder()
+            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
+            .AddEnvironmentVariables()
+            .AddCommandLine(args.SkipWhile(arg => !arg.StartsWith('-')).ToArray())
+            .Build();
+        var port = configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
+        if (port <= 0)
+        {
+            await Console.Error.WriteLineAsync("Health:Port is not set, so the health endpoint is off");
+            return 2;
+        }
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        try
+        {
+            using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/health/{which}"));
+            Console.WriteLine(await response.Content.ReadAsStringAsync());
+            return response.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"no answer from the health endpoint on port {port}: {ex.Message}");
+            return 1;
+        }
+    }
+}

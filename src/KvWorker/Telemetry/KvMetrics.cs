@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using KvWorker.Contracts;
+using KvWorker.Messaging;
+
+namespace KvWorker.Telemetry;
+
+/// <summary>
+/// The worker's own instruments, on the meter <c>KvWorker</c>. Recording costs
+/// next to nothing while nobody listens; exporting is switched on by
+/// <see cref="TelemetryExtensions.AddKvTelemetry"/>. Static so that every part
+/// of the worker (request handler, purge) records without wiring.
+/// </summary>
+public static class KvMetrics
+{
+    public const string MeterName = "KvWorker";
+
+    private static readonly Meter Meter = new(MeterName, typeof(KvMetrics).Assembly.GetName().Version?.ToString());
+
+    private static readonly Counter<long> Operations = Meter.CreateCounter<long>(
+        "kv.operations", "{operation}", "Requests answered, by operation and outcome (ok or the error code)");
+
+    private static readonly Histogram<double> OperationDuration = Meter.CreateHistogram<double>(
+        "kv.operation.duration", "s", "Time from receiving a request to having its reply, by operation and outcome");
+
+    private static readonly Counter<long> QuotaRejections = Meter.CreateCounter<long>(
+        "kv.quota.rejections", "{write}", "Writes rejected by a quota, by quota (namespace or global) and namespace");
+
+    private static readonly Counter<long> PurgeRuns = Meter.CreateCounter<long>(
+        "kv.purge.runs", "{run}", "Purges of expired entries, by namespace");
+
+    private static readonly Counter<long> PurgedEntries = Meter.CreateCounter<long>(
+        "kv.purge.entries", "{entry}", "Expired entries removed by the purge, by namespace");
+
+    private static readonly Counter<long> PurgedBytes = Meter.CreateCounter<long>(
+        "kv.purge.bytes", "By", "Bytes freed by the purge, by namespace");
+
+    private static readonly Gauge<long> NamespaceUsedBytes = Meter.CreateGauge<long>(
+        "kv.namespace.usage", "By", "Bytes a namespace holds against its quota, as last seen by this worker");
+
+    /// <summary>Records one answered request; <paramref name="reply"/> is the result or the <see cref="KvError"/> sent back.</summary>
+    public static void RequestCompleted<TResult>(string ns, object reply, TimeSpan elapsed)
+    {
+        var operation = OperationName(typeof(TResult));
+        var outcome = reply is KvError error ? error.Error.Code : "ok";
+        var tags = new TagList { { "kv.operation", operation }, { "kv.outcome", outcome } };
+        Operations.Add(1, tags);
+        OperationDuration.Record(elapsed.TotalSeconds, tags);
+
+        if (outcome is KvErrorCodes.NamespaceQuotaExceededError or KvErrorCodes.GlobalQuotaExceededError)
+        {
+            QuotaRejections.Add(1,
+                new("kv.quota", outcome == KvErrorCodes.NamespaceQuotaExceededError ? "namespace" : "global"),
+                new("kv.namespace", ns));
+        }
+        if (reply is KvUsageResult usage) NamespaceUsage(usage.Namespace, usage.UsedBytes);
+
+        // MassTransit's consume span, when tracing is on: say what the request was about.
+        Activity.Current?.SetTag("kv.namespace", ns).SetTag("kv.outcome", outcome);
+    }
+
+    /// <summary>The purge removed <paramref name="entries"/> expired entries (<paramref name="bytes"/> bytes) from a namespace.</summary>
+    public static void PurgeCompleted(string ns, long entries, long bytes)
+    {
+        var tag = new KeyValuePair<string, object?>("kv.namespace", ns);
+        PurgeRuns.Add(1, tag);
+        PurgedEntries.Add(entries, tag);
+        PurgedBytes.Add(bytes, tag);
+    }
+
+    /// <summary>A namespace's usage as just read or computed (usage queries, quota checks).</summary>
+    public static void NamespaceUsage(string ns, long usedBytes) =>
+        NamespaceUsedBytes.Record(usedBytes, new KeyValuePair<string, object?>("kv.namespace", ns));
+
+    private static string OperationName(Type result) =>
+        result == typeof(KvGetResult) ? KvQueues.Get
+        : result == typeof(KvSetResult) ? KvQueues.Set
+        : result == typeof(KvDeleteResult) ? KvQueues.Delete
+        : result == typeof(KvIncrementResult) ? KvQueues.Increment
+        : result == typeof(KvUsageResult) ? KvQueues.Usage
+        : result.Name;
+}

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using KvWorker.Tests.Infrastructure;
+
+namespace KvWorker.Tests.Telemetry;
+
+/// <summary>The HTTP health endpoint and the health command, against a worker with both servers up.</summary>
+[Collection(WorkerCollection.Name)]
+public sealed class HealthTests(WorkerFixture worker)
+{
+    private static int FreePort()
+    {
+        using var socket = new TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        return ((IPEndPoint)socket.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task Ready_and_live_answer_200_when_postgres_and_rabbitmq_are_up()
+    {
+        var port = FreePort();
+        using var host = BrokerFixture.BuildWorker(worker.WorkerSettings(new Dictionary<string, string?> { ["Health:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20), BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            var live = await http.GetAsync(new Uri("health/live", UriKind.Relative));
+            var ready = await ReadyAsync(http);
+            var probe = await ProbeAsync(port);
+
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            var checks = JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement.GetProperty("checks");
+            Assert.Equal("Healthy", checks.GetProperty("postgres").GetProperty("status").GetString());
+            Assert.Equal("Healthy", checks.GetProperty("masstransit-bus").GetProperty("status").GetString());
+            Assert.Equal(0, probe);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_health_command_fails_when_the_endpoint_is_off_or_not_answering()
+    {
+        Assert.Equal(1, await ProbeAsync(FreePort()));
+        Assert.Equal(2, await ProbeAsync(0));
+    }
+
+    /// <summary>The bus reports ready a moment after the host has started: wait for it, up to a limit.</summary>
+    private static async Task<HttpResponseMessage> ReadyAsync(HttpClient http)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var response = await http.GetAsync(new Uri("health/ready", UriKind.Relative));
+            if (response.StatusCode == HttpStatusCode.OK || attempt == 50) return response;
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary><c>KvWorker health ready --Health:Port=N</c>, as a container health check runs it.</summary>
+    private static async Task<int> ProbeAsync(int port)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", "ready", $"--Health:Port={port}" })
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        await process.StandardOutput.ReadToEndAsync();
+        await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return process.ExitCode;
+    }
+}

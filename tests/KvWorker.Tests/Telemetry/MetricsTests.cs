@@ -1,0 +1,101 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using KvWorker.Contracts;
+using KvWorker.Messaging;
+using KvWorker.Telemetry;
+using KvWorker.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+
+namespace KvWorker.Tests.Telemetry;
+
+/// <summary>The worker's instruments record what the worker does, seen by an in-process listener.</summary>
+[Collection(WorkerCollection.Name)]
+public sealed class MetricsTests(WorkerFixture worker) : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentQueue<(string Instrument, double Value, Dictionary<string, string?> Tags)> _measurements = new();
+
+    private void Listen()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == KvMetrics.MeterName) listener.EnableMeasurementEvents(instrument);
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Record(instrument, value, tags));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument, value, tags));
+        _listener.Start();
+    }
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var dictionary = new Dictionary<string, string?>();
+        foreach (var (key, tagValue) in tags) dictionary[key] = tagValue?.ToString();
+        _measurements.Enqueue((instrument.Name, value, dictionary));
+    }
+
+    /// <summary>Measurements of one instrument whose tags include all of <paramref name="tags"/>.</summary>
+    private double[] Values(string instrument, params (string Key, string Value)[] tags) =>
+        _measurements.Where(m => m.Instrument == instrument && tags.All(t => m.Tags.GetValueOrDefault(t.Key) == t.Value))
+            .Select(m => m.Value).ToArray();
+
+    [Fact]
+    public async Task Operations_are_counted_and_timed_by_operation_and_outcome_and_quota_rejections_by_namespace()
+    {
+        Listen();
+        var ns = "metrics-" + Guid.NewGuid().ToString("N");
+        await using var client = await worker.RawClientAsync();
+
+        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "text", value = "not a number" });
+        await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "text" });
+        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "big", value = new string('x', 1024 * 1024 + 1) });
+        await client.CallAsync(KvQueues.Usage, new { @namespace = ns });
+
+        Assert.NotEmpty(Values("kv.operations", ("kv.operation", "kv_set"), ("kv.outcome", "ok")));
+        Assert.NotEmpty(Values("kv.operations", ("kv.operation", "kv_increment"), ("kv.outcome", KvErrorCodes.InvalidValueTypeError)));
+        var durations = Values("kv.operation.duration", ("kv.operation", "kv_increment"), ("kv.outcome", KvErrorCodes.InvalidValueTypeError));
+        Assert.NotEmpty(durations);
+        Assert.All(durations, seconds => Assert.InRange(seconds, 0, 30));
+        Assert.Equal([1.0], Values("kv.quota.rejections", ("kv.namespace", ns), ("kv.quota", "namespace")));
+        Assert.Equal([14.0], Values("kv.namespace.usage", ("kv.namespace", ns))); // "not a number" with its quotes
+    }
+
+    [Fact]
+    public void Purge_runs_record_entries_and_bytes_removed()
+    {
+        Listen();
+        var ns = "purge-" + Guid.NewGuid().ToString("N");
+
+        KvMetrics.PurgeCompleted(ns, entries: 3, bytes: 120);
+
+        Assert.Equal([1.0], Values("kv.purge.runs", ("kv.namespace", ns)));
+        Assert.Equal([3.0], Values("kv.purge.entries", ("kv.namespace", ns)));
+        Assert.Equal([120.0], Values("kv.purge.bytes", ("kv.namespace", ns)));
+    }
+
+    [Fact]
+    public void Exporting_is_off_by_default_and_on_when_an_otlp_endpoint_is_configured()
+    {
+        using var off = BuildHost(new Dictionary<string, string?>());
+        using var on = BuildHost(new Dictionary<string, string?> { [TelemetryExtensions.OtlpEndpointKey] = "http://127.0.0.1:4317" });
+
+        Assert.Null(off.Services.GetService<TracerProvider>());
+        Assert.Null(off.Services.GetService<MeterProvider>());
+        Assert.NotNull(on.Services.GetService<TracerProvider>());
+        Assert.NotNull(on.Services.GetService<MeterProvider>());
+    }
+
+    /// <summary>The worker's host as Program.cs builds it, with settings present before registration, as the environment's are.</summary>
+    private static IHost BuildHost(Dictionary<string, string?> settings)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddKvWorker();
+        return builder.Build();
+    }
+
+    public void Dispose() => _listener.Dispose();
+}
