@@ -31,7 +31,13 @@ if docker info >/dev/null 2>&1; then
   use_docker=1
   listening "$PG_PORT" && listening "$AMQP_PORT" || {
     say "docker engine found: starting postgres and rabbitmq with docker compose"
-    (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq)
+    # The compose plugin waits for the health checks; Debian's docker-compose (v1) cannot,
+    # so the port waits below have to do.
+    if docker compose version >/dev/null 2>&1; then
+      (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq)
+    else
+      (cd "$REPO_ROOT" && docker-compose up -d postgres rabbitmq)
+    fi
   }
 fi
 
@@ -104,4 +110,5 @@ listening "$AMQP_PORT" || start_rabbitmq
 wait_for_port "$AMQP_PORT" rabbitmq
 
 /usr/bin/python3 -c "import pika" 2>/dev/null || apt_install python3-pika
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose  # scripts/test.sh validates docker-compose.yml with it
 say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT"

@@ -15,6 +15,12 @@ trap 'rm -rf "$results"' EXIT
 dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
 
+# The Python client's tests, against a worker of their own; they add a TRX file to $results.
+bash scripts/python-tests.sh "$results" || status=1
+
+# docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
+if docker-compose config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
+
 # Sum the counters of every TRX file the run wrote.
 read -r passed failed skipped < <(
   /usr/bin/python3 - "$results" <<'PY'
