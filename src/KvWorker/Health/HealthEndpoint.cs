@@ -25,15 +25,25 @@ public sealed class HealthEndpoint(IOptions<HealthOptions> options, HealthCheckS
 {
     public const string ReadyTag = "ready";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private HttpListener? _listener;
+
+    /// <summary>Listens before the host reports started, so a probe right after start is answered and a taken port stops start-up.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         var port = options.Value.Port;
-        if (port <= 0) return;
+        if (port > 0)
+        {
+            _listener = new HttpListener();
+            _listener.Prefixes.Add($"http://+:{port}/");
+            _listener.Start();
+            logger.LogInformation("Health endpoint listening on port {Port}: /health/live, /health/ready", port);
+        }
+        return base.StartAsync(cancellationToken);
+    }
 
-        using var listener = new HttpListener();
-        listener.Prefixes.Add($"http://+:{port}/");
-        listener.Start();
-        logger.LogInformation("Health endpoint listening on port {Port}: /health/live, /health/ready", port);
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_listener is not { } listener) return;
         await using var stop = stoppingToken.Register(listener.Stop);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -48,6 +58,12 @@ public sealed class HealthEndpoint(IOptions<HealthOptions> options, HealthCheckS
             }
             _ = AnswerAsync(request, stoppingToken);
         }
+    }
+
+    public override void Dispose()
+    {
+        _listener?.Close();
+        base.Dispose();
     }
 
     private async Task AnswerAsync(HttpListenerContext request, CancellationToken cancellationToken)

@@ -1,0 +1,39 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using KvWorker.Messaging;
+using KvWorker.Tests.Infrastructure;
+
+namespace KvWorker.Tests.Telemetry;
+
+/// <summary>What the OTLP exporter would receive: MassTransit's consume spans and Npgsql's database spans.</summary>
+[Collection(WorkerCollection.Name)]
+public sealed class TracingTests(WorkerFixture worker)
+{
+    [Fact]
+    public async Task A_request_is_traced_through_the_consumer_and_the_database()
+    {
+        var ns = "trace-" + Guid.NewGuid().ToString("N");
+        var stopped = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            // The sources the tracer provider subscribes to when exporting is on.
+            ShouldListenTo = source => source.Name is "MassTransit" or "Npgsql",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = stopped.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var client = await worker.RawClientAsync();
+
+        await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "turns" });
+
+        // The consume span ends once the consumer returns, a moment after the reply is out.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!stopped.Any(IsConsume) && DateTime.UtcNow < deadline) await Task.Delay(50);
+
+        var consume = Assert.Single(stopped, IsConsume);
+        Assert.Equal("ok", consume.GetTagItem("kv.outcome"));
+        Assert.Contains(stopped, a => a.Source.Name == "Npgsql" && a.TraceId == consume.TraceId);
+
+        bool IsConsume(Activity activity) => activity.Source.Name == "MassTransit" && Equals(activity.GetTagItem("kv.namespace"), ns);
+    }
+}
