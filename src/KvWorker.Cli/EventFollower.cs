@@ -33,8 +33,7 @@ public static class EventFollower
 
     private static async Task<int> FollowAsync(Uri url, bool asJson, int? limit, CancellationToken cancellationToken)
     {
-        var (connection, _) = await KvClient.OpenConnectionAsync(url, cancellationToken);
-        await using var _connection = connection;
+        await using var connection = (await KvClient.OpenConnectionAsync(url, cancellationToken)).Connection;
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true,
             cancellationToken: cancellationToken)).QueueName;

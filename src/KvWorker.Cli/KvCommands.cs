@@ -42,6 +42,13 @@ public static class KvCommands
         Description = "Seconds to wait for the worker's reply",
         Recursive = true,
         DefaultValueFactory = _ => 30,
+        Validators =
+        {
+            result =>
+            {
+                if (result.GetValueOrDefault<double>() is not > 0) result.AddError("--timeout must be a positive number of seconds");
+            },
+        },
     };
 
     private static readonly Argument<string> Namespace = new("namespace") { Description = "The namespace, e.g. a persona's name" };

@@ -123,6 +123,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var notJson = await Kv("set", NewNamespace(), "k", "hello");
         var missingKey = await Kv("get", NewNamespace());
         var badUrl = await Kv("get", "n", "k", "--url", "http://localhost/");
+        var badTimeout = await Kv("get", "n", "k", "--timeout", "0");
 
         Assert.Equal(2, notJson.ExitCode);
         Assert.Contains("not valid JSON", notJson.Errors);
@@ -130,6 +131,8 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Contains("Required argument missing", missingKey.Errors);
         Assert.Equal(2, badUrl.ExitCode);
         Assert.Contains("--url must be an AMQP URI", badUrl.Errors);
+        Assert.Equal(2, badTimeout.ExitCode);
+        Assert.Contains("--timeout must be a positive number", badTimeout.Errors);
     }
 
     [Fact]
