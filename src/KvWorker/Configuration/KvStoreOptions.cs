@@ -50,6 +50,31 @@ public sealed class PostgresAdapterOptions
 
     [ConfigurationKeyName("pool")]
     public PoolOptions Pool { get; set; } = new();
+
+    /// <summary>
+    /// Fractions of the namespace quota whose crossing publishes NamespaceQuotaThresholdReached;
+    /// unset means 0.8 and 1.0.
+    /// </summary>
+    [ConfigurationKeyName("quota_thresholds")]
+    public double[]? QuotaThresholds { get; set; }
+
+    public double[] EffectiveQuotaThresholds => QuotaThresholds ?? [0.8, 1.0];
+
+    /// <summary>Seconds between runs of the expired-entry purge (and the pruning of processed requests).</summary>
+    [ConfigurationKeyName("purge_interval_seconds")]
+    public double PurgeIntervalSeconds { get; set; } = 60;
+
+    /// <summary>Rows removed per purge transaction, so a large purge never holds one long transaction.</summary>
+    [ConfigurationKeyName("purge_batch_size")]
+    public int PurgeBatchSize { get; set; } = 1000;
+
+    /// <summary>How long a mutation's request identity is remembered, so retries within it are not applied twice.</summary>
+    [ConfigurationKeyName("request_retention_seconds")]
+    public double RequestRetentionSeconds { get; set; } = 86400;
+
+    /// <summary>How often each worker looks for events waiting in the outbox.</summary>
+    [ConfigurationKeyName("outbox_poll_interval_ms")]
+    public int OutboxPollIntervalMs { get; set; } = 200;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>

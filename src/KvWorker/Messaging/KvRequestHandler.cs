@@ -27,6 +27,7 @@ public sealed class KvRequestHandler(
     {
         var cancellationToken = context.CancellationToken;
         object reply;
+        object? quotaEvent = null;
         try
         {
             RequestValidation.CheckName(ns, "namespace", Limits.MaxNamespaceLength);
@@ -38,6 +39,8 @@ public sealed class KvRequestHandler(
         {
             logger.LogDebug("Request on {Namespace}/{Key} rejected: {Code} {Message}", ns, key, ex.Code, ex.Message);
             reply = ex.ToReply();
+            if (ex is QuotaExceededException quota)
+                quotaEvent = quota.ToEvent(ns, key, persona, DateTimeOffset.UtcNow);
         }
         catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
         {
@@ -46,6 +49,24 @@ public sealed class KvRequestHandler(
         }
 
         await ReplyAsync(context, reply);
+        if (quotaEvent is not null)
+            await PublishRejectionAsync(context, quotaEvent);
+    }
+
+    /// <summary>
+    /// Reports a quota rejection after the reply. A failure here is logged, not
+    /// thrown: the request is answered, and throwing would answer it twice.
+    /// </summary>
+    private async Task PublishRejectionAsync(ConsumeContext context, object quotaEvent)
+    {
+        try
+        {
+            await context.Publish(quotaEvent, quotaEvent.GetType(), context.CancellationToken);
+        }
+        catch (Exception ex) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Could not publish {Event}", quotaEvent);
+        }
     }
 
     private async Task<TResult> RunWithRetriesAsync<TResult>(

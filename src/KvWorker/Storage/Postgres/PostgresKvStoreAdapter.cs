@@ -43,7 +43,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         string ns, string key, StoredValue value, double? ttlSeconds, string? requestId, CancellationToken cancellationToken)
     {
         RejectLargerThanQuota(ns, value.SizeBytes);
-        const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7)";
+        const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(ns));
         command.Parameters.Add(Text(key));
@@ -51,6 +51,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = value.SizeBytes });
         command.Parameters.Add(Seconds(ttlSeconds));
         AddQuotas(command);
+        command.Parameters.Add(RequestId(requestId));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         ThrowIfRejected(reader.GetString(0), ns, reader, value.SizeBytes);
@@ -59,12 +60,14 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
 
     public async Task<KvDeleteResult> DeleteAsync(string ns, string key, string? requestId, CancellationToken cancellationToken)
     {
-        const string sql = "SELECT kv_delete($1, $2, $3)";
+        const string sql = "SELECT kv_delete($1, $2, $3, $4)";
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(ns));
         command.Parameters.Add(Text(key));
         command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = GlobalQuota is not null });
-        var deleted = (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+        command.Parameters.Add(RequestId(requestId));
+        if (await command.ExecuteScalarAsync(cancellationToken) is not bool deleted)
+            throw ReusedRequestId(requestId);
         return new KvDeleteResult { Namespace = ns, Key = key, Deleted = deleted };
     }
 
@@ -74,7 +77,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
     {
         const string sql = """
             SELECT status, value, ttl_seconds, used_bytes, quota_bytes
-              FROM kv_increment($1, $2, $3, $4, $5, $6, $7, $8)
+              FROM kv_increment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             """;
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(ns));
@@ -84,6 +87,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         command.Parameters.Add(Seconds(ttlSeconds));
         AddQuotas(command);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limits.MaxIntegerDigits });
+        command.Parameters.Add(RequestId(requestId));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         var status = reader.GetString(0);
@@ -96,6 +100,8 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
                 throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
                     $"incrementing '{key}' in namespace '{ns}' would exceed {limits.MaxIntegerDigits} digits");
         }
+        if (reader.IsDBNull(1))
+            throw ReusedRequestId(requestId);
         var value = reader.GetString(1);
         ThrowIfRejected(status, ns, reader, System.Text.Encoding.UTF8.GetByteCount(value), usedColumn: 3);
         return new KvIncrementResult
@@ -135,7 +141,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
 
     private static void ThrowIfRejected(string status, string ns, NpgsqlDataReader reader, long attempted, int usedColumn = 1)
     {
-        if (status == "ok") return;
+        if (status is "ok" or "replayed") return;
         var used = reader.GetInt64(usedColumn);
         var quota = reader.GetInt64(usedColumn + 1);
         throw status switch
@@ -150,7 +156,15 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
     {
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = options.NamespaceQuotaBytes });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)GlobalQuota ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter<double[]> { TypedValue = options.EffectiveQuotaThresholds });
     }
+
+    private static NpgsqlParameter RequestId(string? requestId) =>
+        new() { Value = (object?)requestId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+
+    /// <summary>A replay whose first answer was of another operation: the identity was reused for a different request.</summary>
+    private static KvStoreException ReusedRequestId(string? requestId) =>
+        KvStoreException.InvalidRequest($"message_id '{requestId}' was already used by a different request");
 
     private static NpgsqlParameter Text(string value) => new NpgsqlParameter<string> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text };
 
