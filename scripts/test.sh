@@ -15,6 +15,10 @@ trap 'rm -rf "$results"' EXIT
 dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
 
+# The fault test (replicas killed, PostgreSQL and RabbitMQ restarted under load) counts as one test.
+fault_passed=0 fault_failed=0
+if bash scripts/fault-test.sh; then fault_passed=1; else fault_failed=1; status=1; fi
+
 # Sum the counters of every TRX file the run wrote.
 read -r passed failed skipped < <(
   /usr/bin/python3 - "$results" <<'PY'
@@ -30,7 +34,8 @@ for path in glob.glob(sys.argv[1] + "/**/*.trx", recursive=True):
 print(passed, failed, skipped)
 PY
 )
-[ "$status" -ne 0 ] && [ "${failed:-0}" -eq 0 ] && failed=1  # a crashed run counts as a failure
+passed=$(( ${passed:-0} + fault_passed )) failed=$(( ${failed:-0} + fault_failed ))
+[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1  # a crashed run counts as a failure
 line="tests: ${passed:-0} passed, ${failed:-0} failed"
 [ "${skipped:-0}" -gt 0 ] && line="$line, ${skipped} skipped"
 echo "$line"

@@ -62,6 +62,20 @@ public static class Extensions
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+        services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
+            .Validate(o => o.ShutdownTimeoutSeconds > 0 && double.IsFinite(o.ShutdownTimeoutSeconds),
+                $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds")
+            .ValidateOnStart();
+        // Graceful shutdown: MassTransit stops consuming at once, gives the messages in
+        // hand half the grace period, then cancels them (they return to the queue).
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = TimeSpan.FromSeconds(worker.Value.ShutdownTimeoutSeconds));
+        services.AddOptions<MassTransitHostOptions>().Configure<IOptions<WorkerOptions>>((bus, worker) =>
+        {
+            var grace = TimeSpan.FromSeconds(worker.Value.ShutdownTimeoutSeconds);
+            bus.StopTimeout = grace * 0.9;
+            bus.ConsumerStopTimeout = grace * 0.5;
+        });
         return services;
     }
 

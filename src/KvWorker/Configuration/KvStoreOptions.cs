@@ -17,6 +17,13 @@ public sealed class KvStoreOptions
     [ConfigurationKeyName("limits")]
     public KvLimitsOptions Limits { get; set; } = new();
 
+    /// <summary>
+    /// The longest a request may take, retries of transient storage faults included;
+    /// past it the caller gets StoreUnavailableError. A shorter expiry on the message wins.
+    /// </summary>
+    [ConfigurationKeyName("request_timeout_seconds")]
+    public double RequestTimeoutSeconds { get; set; } = 10;
+
     /// <summary>Per-persona settings, keyed by persona name.</summary>
     [ConfigurationKeyName("personas")]
     public Dictionary<string, PersonaOptions> Personas { get; set; } = new(StringComparer.Ordinal);
@@ -119,6 +126,18 @@ public sealed class PersonaOptions
     /// <summary>The provider this persona's requests use unless the request names one.</summary>
     [ConfigurationKeyName("provider")]
     public string? Provider { get; set; }
+}
+
+/// <summary>The worker process (section <c>Worker</c>).</summary>
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>
+    /// On SIGTERM: seconds to stop taking messages, let those in hand finish and exit.
+    /// Messages not finished in time are returned to the queue unacknowledged.
+    /// </summary>
+    public double ShutdownTimeoutSeconds { get; set; } = 30;
 }
 
 /// <summary>The RabbitMQ connection (section <c>RabbitMq</c>).</summary>

@@ -36,6 +36,8 @@ public sealed class KvStoreOptionsValidator(IConfiguration configuration, IEnume
         Require(postgres.RequestRetentionSeconds > 0 && double.IsFinite(postgres.RequestRetentionSeconds), "adapters:postgres:request_retention_seconds", "must be a positive number of seconds");
         Require(postgres.OutboxPollIntervalMs > 0, "adapters:postgres:outbox_poll_interval_ms", "must be a positive number of milliseconds");
 
+        Require(options.RequestTimeoutSeconds > 0 && double.IsFinite(options.RequestTimeoutSeconds), "request_timeout_seconds", "must be a positive number of seconds");
+
         var limits = options.Limits;
         Require(limits.MaxNamespaceLength > 0, "limits:max_namespace_length", "must be positive");
         Require(limits.MaxKeyLength > 0, "limits:max_key_length", "must be positive");

@@ -7,7 +7,7 @@ namespace KvWorker.Storage.Postgres;
 
 /// <summary>
 /// The built-in <c>postgres</c> provider. Each mutation is one call of a
-/// function from Schema/002_functions.sql, which locks the namespace's usage
+/// function from the Schema scripts, which records the request's identity, locks the namespace's usage
 /// row, checks quotas against the stored counters and writes, in one
 /// statement and one transaction. Time is always the database's <c>now()</c>.
 /// </summary>
