@@ -21,6 +21,10 @@ bash scripts/python-tests.sh "$results" || status=1
 # docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
 if docker-compose config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
 
+# The fault test (replicas killed, PostgreSQL and RabbitMQ restarted under load) counts as one test.
+fault_passed=0 fault_failed=0
+if bash scripts/fault-test.sh; then fault_passed=1; else fault_failed=1; status=1; fi
+
 # Sum the counters of every TRX file the run wrote.
 read -r passed failed skipped < <(
   /usr/bin/python3 - "$results" <<'PY'
@@ -36,7 +40,8 @@ for path in glob.glob(sys.argv[1] + "/**/*.trx", recursive=True):
 print(passed, failed, skipped)
 PY
 )
-[ "$status" -ne 0 ] && [ "${failed:-0}" -eq 0 ] && failed=1  # a crashed run counts as a failure
+passed=$(( ${passed:-0} + fault_passed )) failed=$(( ${failed:-0} + fault_failed ))
+[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1  # a crashed run counts as a failure
 line="tests: ${passed:-0} passed, ${failed:-0} failed"
 [ "${skipped:-0}" -gt 0 ] && line="$line, ${skipped} skipped"
 echo "$line"

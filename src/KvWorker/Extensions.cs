@@ -1,10 +1,13 @@
 using KvWorker.Configuration;
+using KvWorker.Contracts;
 using KvWorker.Health;
 using KvWorker.Messaging;
 using KvWorker.Storage;
 using KvWorker.Storage.Postgres;
 using KvWorker.Telemetry;
 using MassTransit;
+using MassTransit.Configuration;
+using MassTransit.Serialization;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Serilog;
@@ -51,6 +54,8 @@ public static class Extensions
             bus.AddConsumer<KvUsageConsumer>();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
+        services.AddHostedService<OutboxPublisher>();
+        services.AddHostedService<ExpiryPurgeService>();
 
         services.AddKvHealth();
         builder.AddKvTelemetry();
@@ -62,6 +67,20 @@ public static class Extensions
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+        services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
+            .Validate(o => o.ShutdownTimeoutSeconds > 0 && double.IsFinite(o.ShutdownTimeoutSeconds),
+                $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds")
+            .ValidateOnStart();
+        // Graceful shutdown: MassTransit stops consuming at once, gives the messages in
+        // hand half the grace period, then cancels them (they return to the queue).
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = TimeSpan.FromSeconds(worker.Value.ShutdownTimeoutSeconds));
+        services.AddOptions<MassTransitHostOptions>().Configure<IOptions<WorkerOptions>>((bus, worker) =>
+        {
+            var grace = TimeSpan.FromSeconds(worker.Value.ShutdownTimeoutSeconds);
+            bus.StopTimeout = grace * 0.9;
+            bus.ConsumerStopTimeout = grace * 0.5;
+        });
         return services;
     }
 
@@ -78,12 +97,33 @@ public static class Extensions
         // MassTransit clients' envelopes are still recognised by their content type.
         rabbit.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
         rabbit.PrefetchCount = options.PrefetchCount;
+        rabbit.ConfigureKvEvents();
 
         rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<KvGetConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
         rabbit.ReceiveEndpoint(KvQueues.Usage, endpoint => endpoint.ConfigureKvEndpoint<KvUsageConsumer>(context));
+    }
+
+    /// <summary>
+    /// Events go out as plain JSON (no envelope) on durable fanout exchanges named
+    /// like the event, so any AMQP subscriber can bind a queue and read them.
+    /// MassTransit subscribers use the same entity names and a raw JSON deserializer.
+    /// </summary>
+    public static void ConfigureKvEvents(this IRabbitMqBusFactoryConfigurator rabbit)
+    {
+        rabbit.AddSerializer(new SystemTextJsonRawMessageSerializerFactory(RawSerializerOptions.Default), isSerializer: false);
+        rabbit.ConfigureKvEvent<NamespaceQuotaExceeded>();
+        rabbit.ConfigureKvEvent<GlobalQuotaExceeded>();
+        rabbit.ConfigureKvEvent<NamespaceQuotaThresholdReached>();
+        rabbit.ConfigureKvEvent<KvEntriesExpired>();
+    }
+
+    private static void ConfigureKvEvent<TEvent>(this IRabbitMqBusFactoryConfigurator rabbit) where TEvent : class
+    {
+        rabbit.Message<TEvent>(message => message.SetEntityName(typeof(TEvent).Name));
+        rabbit.Send<TEvent>(send => send.UseSerializer(SystemTextJsonRawMessageSerializer.JsonContentType));
     }
 
     private static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)

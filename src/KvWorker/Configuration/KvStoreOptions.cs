@@ -17,6 +17,13 @@ public sealed class KvStoreOptions
     [ConfigurationKeyName("limits")]
     public KvLimitsOptions Limits { get; set; } = new();
 
+    /// <summary>
+    /// The longest a request may take, retries of transient storage faults included;
+    /// past it the caller gets StoreUnavailableError. A shorter expiry on the message wins.
+    /// </summary>
+    [ConfigurationKeyName("request_timeout_seconds")]
+    public double RequestTimeoutSeconds { get; set; } = 10;
+
     /// <summary>Per-persona settings, keyed by persona name.</summary>
     [ConfigurationKeyName("personas")]
     public Dictionary<string, PersonaOptions> Personas { get; set; } = new(StringComparer.Ordinal);
@@ -50,6 +57,46 @@ public sealed class PostgresAdapterOptions
 
     [ConfigurationKeyName("pool")]
     public PoolOptions Pool { get; set; } = new();
+
+    /// <summary>
+    /// Fractions of the namespace quota whose crossing publishes NamespaceQuotaThresholdReached;
+    /// unset means 0.8 and 1.0.
+    /// </summary>
+    [ConfigurationKeyName("quota_thresholds")]
+    public double[]? QuotaThresholds { get; set; }
+
+    public double[] EffectiveQuotaThresholds => QuotaThresholds ?? [0.8, 1.0];
+
+    /// <summary>Seconds between runs of the expired-entry purge (and the pruning of processed requests).</summary>
+    [ConfigurationKeyName("purge_interval_seconds")]
+    public double PurgeIntervalSeconds { get; set; } = 60;
+
+    /// <summary>Rows removed per purge transaction, so a large purge never holds one long transaction.</summary>
+    [ConfigurationKeyName("purge_batch_size")]
+    public int PurgeBatchSize { get; set; } = 1000;
+
+    /// <summary>How long a mutation's request identity is remembered, so retries within it are not applied twice.</summary>
+    [ConfigurationKeyName("request_retention_seconds")]
+    public double RequestRetentionSeconds { get; set; } = 86400;
+
+    [ConfigurationKeyName("group_commit")]
+    public GroupCommitOptions GroupCommit { get; set; } = new();
+
+    /// <summary>How often each worker looks for events waiting in the outbox.</summary>
+    [ConfigurationKeyName("outbox_poll_interval_ms")]
+    public int OutboxPollIntervalMs { get; set; } = 200;
+}
+
+/// <summary>How concurrent commands share transactions.</summary>
+public sealed class GroupCommitOptions
+{
+    /// <summary>Most commands in one transaction.</summary>
+    [ConfigurationKeyName("max_commands")]
+    public int MaxCommands { get; set; } = 256;
+
+    /// <summary>Transactions in flight at once per worker; while they run, the next group gathers.</summary>
+    [ConfigurationKeyName("transactions")]
+    public int Transactions { get; set; } = 2;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
@@ -94,6 +141,18 @@ public sealed class PersonaOptions
     /// <summary>The provider this persona's requests use unless the request names one.</summary>
     [ConfigurationKeyName("provider")]
     public string? Provider { get; set; }
+}
+
+/// <summary>The worker process (section <c>Worker</c>).</summary>
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>
+    /// On SIGTERM: seconds to stop taking messages, let those in hand finish and exit.
+    /// Messages not finished in time are returned to the queue unacknowledged.
+    /// </summary>
+    public double ShutdownTimeoutSeconds { get; set; } = 30;
 }
 
 /// <summary>The RabbitMQ connection (section <c>RabbitMq</c>).</summary>

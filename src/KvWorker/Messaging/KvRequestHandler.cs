@@ -16,8 +16,8 @@ namespace KvWorker.Messaging;
 public sealed class KvRequestHandler(
     KvStoreAdapterRegistry adapters, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
 {
-    private static readonly TimeSpan[] RetryDelays =
-        [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
+    private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromSeconds(2);
 
     public KvLimitsOptions Limits => options.Value.Limits;
 
@@ -26,44 +26,73 @@ public sealed class KvRequestHandler(
         Func<IKvStoreAdapter, CancellationToken, Task<TResult>> operation)
         where TResult : class
     {
-        var cancellationToken = context.CancellationToken;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var budget = TimeBudget(context);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        deadline.CancelAfter(budget);
         object reply;
+        object? quotaEvent = null;
         try
         {
             RequestValidation.CheckName(ns, "namespace", Limits.MaxNamespaceLength);
             RequestValidation.CheckName(key, "key", Limits.MaxKeyLength);
             var adapter = adapters.Resolve(provider, persona);
-            reply = await RunWithRetriesAsync(adapter, operation, cancellationToken);
+            reply = await RunWithRetriesAsync(adapter, operation, deadline.Token);
         }
         catch (KvStoreException ex)
         {
             logger.LogDebug("Request on {Namespace}/{Key} rejected: {Code} {Message}", ns, key, ex.Code, ex.Message);
             reply = ex.ToReply();
+            if (ex is QuotaExceededException quota)
+                quotaEvent = quota.ToEvent(ns, key, persona, DateTimeOffset.UtcNow);
         }
-        catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when ((IsTransient(ex) || ex is OperationCanceledException) && !context.CancellationToken.IsCancellationRequested)
         {
-            logger.LogError(ex, "Storage unavailable for {Namespace}/{Key} after {Attempts} attempts", ns, key, RetryDelays.Length + 1);
-            reply = new KvStoreException(KvErrorCodes.StoreUnavailableError, $"storage unavailable: {ex.Message}").ToReply();
+            // The budget ran out while storage was failing or slow. A mutation may
+            // still have committed: a retry with the same message_id is answered
+            // from its record instead of applied twice.
+            logger.LogError("Storage unavailable for {Namespace}/{Key} within {Budget}: {Message}", ns, key, budget, ex.Message);
+            reply = new KvStoreException(KvErrorCodes.StoreUnavailableError,
+                $"storage did not answer within {budget.TotalSeconds:0.#} s: {ex.Message}").ToReply();
         }
 
         KvMetrics.RequestCompleted<TResult>(ns, reply, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         await ReplyAsync(context, reply);
+        if (quotaEvent is not null)
+            await PublishRejectionAsync(context, quotaEvent);
     }
 
-    private async Task<TResult> RunWithRetriesAsync<TResult>(
-        IKvStoreAdapter adapter, Func<IKvStoreAdapter, CancellationToken, Task<TResult>> operation, CancellationToken cancellationToken)
+    /// <summary>
+    /// How long a request may take, retries included: <c>request_timeout_seconds</c>,
+    /// or less when the message says it expires sooner (a MassTransit request's time-out).
+    /// </summary>
+    private TimeSpan TimeBudget(ConsumeContext context)
     {
-        for (var attempt = 0; ; attempt++)
+        var budget = TimeSpan.FromSeconds(options.Value.RequestTimeoutSeconds);
+        if (context.ExpirationTime is { } expires)
+        {
+            var left = expires - DateTime.UtcNow;
+            if (left < budget) budget = left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1);
+        }
+        return budget;
+    }
+
+    /// <summary>Retries transient faults with doubling delays until the operation succeeds or the budget is cancelled.</summary>
+    private async Task<TResult> RunWithRetriesAsync<TResult>(
+        IKvStoreAdapter adapter, Func<IKvStoreAdapter, CancellationToken, Task<TResult>> operation, CancellationToken budget)
+    {
+        var delay = FirstRetryDelay;
+        while (true)
         {
             try
             {
-                return await operation(adapter, cancellationToken);
+                return await operation(adapter, budget);
             }
-            catch (Exception ex) when (IsTransient(ex) && attempt < RetryDelays.Length && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (IsTransient(ex) && !budget.IsCancellationRequested)
             {
-                logger.LogWarning("Transient storage fault, retrying in {Delay}: {Message}", RetryDelays[attempt], ex.Message);
-                await Task.Delay(RetryDelays[attempt], cancellationToken);
+                logger.LogWarning("Transient storage fault, retrying in {Delay}: {Message}", delay, ex.Message);
+                await Task.Delay(delay, budget);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestRetryDelay.Ticks));
             }
         }
     }
@@ -75,6 +104,22 @@ public sealed class KvRequestHandler(
         TimeoutException => true,
         _ => false,
     };
+
+    /// <summary>
+    /// Reports a quota rejection after the reply. A failure here is logged, not
+    /// thrown: the request is answered, and throwing would answer it twice.
+    /// </summary>
+    private async Task PublishRejectionAsync(ConsumeContext context, object quotaEvent)
+    {
+        try
+        {
+            await context.Publish(quotaEvent, quotaEvent.GetType(), context.CancellationToken);
+        }
+        catch (Exception ex) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Could not publish {Event}", quotaEvent);
+        }
+    }
 
     /// <summary>
     /// The request's identity for exactly-once mutations: the AMQP <c>message_id</c>

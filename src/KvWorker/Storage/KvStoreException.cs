@@ -20,6 +20,19 @@ public sealed class QuotaExceededException(string code, string message, long quo
     public long UsedBytes { get; } = usedBytes;
     public long AttemptedBytes { get; } = attemptedBytes;
 
+    /// <summary>The NamespaceQuotaExceeded or GlobalQuotaExceeded event that reports this rejection.</summary>
+    public object ToEvent(string ns, string key, string? persona, DateTimeOffset at) => Code == KvErrorCodes.GlobalQuotaExceededError
+        ? new GlobalQuotaExceeded
+        {
+            Namespace = ns, Key = key, QuotaBytes = QuotaBytes, UsedBytes = UsedBytes, AttemptedBytes = AttemptedBytes,
+            Persona = persona, At = at,
+        }
+        : new NamespaceQuotaExceeded
+        {
+            Namespace = ns, Key = key, QuotaBytes = QuotaBytes, UsedBytes = UsedBytes, AttemptedBytes = AttemptedBytes,
+            Persona = persona, At = at,
+        };
+
     public static QuotaExceededException Namespace(string ns, long quota, long used, long attempted) => new(
         KvErrorCodes.NamespaceQuotaExceededError,
         $"namespace '{ns}' quota of {quota} bytes exceeded: {used} bytes used, write needs {attempted} bytes",

@@ -13,8 +13,8 @@ public static class TelemetryExtensions
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
     /// <summary>
-    /// Traces (MassTransit's send/receive/consume spans and Npgsql's database
-    /// spans) and metrics (<see cref="KvMetrics"/>, MassTransit's and Npgsql's)
+    /// Traces (MassTransit's send/receive/consume spans, the worker's group-commit
+    /// spans linked to them, and Npgsql's database spans) and metrics (<see cref="KvMetrics"/>, MassTransit's and Npgsql's)
     /// exported over OTLP, only when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set;
     /// otherwise nothing listens and nothing is collected. The other standard
     /// <c>OTEL_*</c> variables (protocol, headers, service name) apply as usual.
@@ -26,7 +26,7 @@ public static class TelemetryExtensions
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "kvworker"))
             .WithTracing(tracing => tracing
-                .AddSource(DiagnosticHeaders.DefaultListenerName)
+                .AddSource(DiagnosticHeaders.DefaultListenerName, KvTracing.SourceName)
                 .AddNpgsql()
                 .AddOtlpExporter())
             .WithMetrics(metrics => metrics

@@ -205,6 +205,24 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.StartsWith($"NamespaceQuotaExceeded namespace={ns} key=plan quota_bytes=100 used_bytes=90 attempted_bytes=20 persona=researcher", humanResult.Output);
     }
 
+    [Fact]
+    public async Task Events_shows_the_quota_rejection_the_worker_publishes()
+    {
+        var ns = NewNamespace();
+        using var events = KvCliProcess.Start(worker.AmqpUri, null, "events", "--json");
+        await events.WaitForErrorTextAsync("following", TimeSpan.FromSeconds(30));
+
+        var rejected = await KvCliProcess.RunWithInputAsync(worker.AmqpUri, JsonSerializer.Serialize(new string('x', 1024 * 1024)), "set", ns, "big", "-");
+
+        Assert.Equal(1, rejected.ExitCode);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!events.Output.Contains(ns, StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        var line = ParseLine(events.Output.Split('\n').Single(l => l.Contains(ns, StringComparison.Ordinal)));
+        Assert.Equal(nameof(NamespaceQuotaExceeded), line.GetProperty("event").GetString());
+        Assert.Equal("big", line.GetProperty("data").GetProperty("key").GetString());
+        Assert.Equal(1024 * 1024 + 2, line.GetProperty("data").GetProperty("attempted_bytes").GetInt64());
+    }
+
     /// <summary>Publishes an event as the worker does: plain JSON on the fanout exchange named like it.</summary>
     private async Task PublishAsync<T>(string exchange, T message)
     {

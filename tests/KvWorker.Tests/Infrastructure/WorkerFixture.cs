@@ -1,3 +1,4 @@
+using KvWorker.Contracts;
 using KvWorker.Messaging;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
@@ -109,11 +110,26 @@ public sealed class WorkerFixture : BrokerFixture
         await _worker.StartAsync();
 
         var credentials = Broker.UserInfo.Split(':');
-        _clientBus = Bus.Factory.CreateUsingRabbitMq(rabbit => rabbit.Host(Broker.Host, (ushort)Broker.Port, VirtualHost, host =>
+        _clientBus = Bus.Factory.CreateUsingRabbitMq(rabbit =>
         {
-            host.Username(Uri.UnescapeDataString(credentials[0]));
-            host.Password(Uri.UnescapeDataString(credentials[1]));
-        }));
+            rabbit.Host(Broker.Host, (ushort)Broker.Port, VirtualHost, host =>
+            {
+                host.Username(Uri.UnescapeDataString(credentials[0]));
+                host.Password(Uri.UnescapeDataString(credentials[1]));
+            });
+            // A MassTransit subscriber: the events' entity names, and plain JSON bodies.
+            rabbit.ConfigureKvEvents();
+            rabbit.ReceiveEndpoint("kvtest-events-" + Guid.NewGuid().ToString("N"), endpoint =>
+            {
+                endpoint.AutoDelete = true;
+                endpoint.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+                endpoint.Handler<NamespaceQuotaExceeded>(context =>
+                {
+                    QuotaEvents.Enqueue(context.Message);
+                    return Task.CompletedTask;
+                });
+            });
+        });
         await _clientBus.StartAsync();
     }
 
@@ -127,6 +143,9 @@ public sealed class WorkerFixture : BrokerFixture
         }
         await base.DisposeAsync();
     }
+
+    /// <summary>NamespaceQuotaExceeded events received by the MassTransit client bus.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<NamespaceQuotaExceeded> QuotaEvents { get; } = new();
 
     /// <summary>A MassTransit request client for one operation's queue.</summary>
     public IRequestClient<T> Client<T>(string queue) where T : class =>

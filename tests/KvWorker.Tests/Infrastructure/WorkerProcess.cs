@@ -31,6 +31,18 @@ public sealed class WorkerProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>Sends SIGTERM, as an orchestrator does to stop a replica.</summary>
+    public void Terminate() => Signal("TERM");
+
+    /// <summary>Sends SIGKILL: the replica dies at once, with whatever it held.</summary>
+    public void Kill() => Signal("KILL");
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
     public int ExitCode => _process.ExitCode;
 
     /// <summary>What the process printed so far, for failure messages.</summary>

@@ -8,12 +8,18 @@ public sealed class TwoReplicasFixture : BrokerFixture
 {
     public const long NamespaceQuotaBytes = 1000;
 
+    /// <summary>Subscribed before the replicas start, so it sees every event they publish.</summary>
+    public EventSubscriber Events { get; private set; } = null!;
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
+        Events = await EventSubscriber.ConnectAsync(AmqpUri);
         var settings = new Dictionary<string, string?>
         {
             ["tools:kv_store:adapters:postgres:namespace_quota_bytes"] = NamespaceQuotaBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["tools:kv_store:adapters:postgres:purge_interval_seconds"] = "0.5",
+            ["tools:kv_store:adapters:postgres:outbox_poll_interval_ms"] = "100",
             // A small prefetch makes RabbitMQ spread each burst over both replicas.
             ["RabbitMq:PrefetchCount"] = "4",
         };
@@ -27,6 +33,12 @@ public sealed class TwoReplicasFixture : BrokerFixture
         {
             throw new TimeoutException($"{ex.Message}\nreplica 1:\n{replicas[0].Output}\nreplica 2:\n{replicas[1].Output}", ex);
         }
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await Events.DisposeAsync();
+        await base.DisposeAsync();
     }
 }
 

@@ -114,17 +114,20 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
     }
 
     [Fact]
-    public async Task Unreachable_storage_is_retried_then_answered_with_store_unavailable_error()
+    public async Task Unreachable_storage_is_retried_for_the_request_budget_then_answered_with_store_unavailable_error()
     {
         // Nothing listens on port 1: every attempt fails with a transient connection error.
         await using var deadDatabase = Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=u;Database=d;Timeout=1");
-        await using var services = await StartHarnessAsync(adapter: () =>
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await using var services = await StartHarnessAsync(new KvStoreOptions { RequestTimeoutSeconds = 1.5 }, adapter: () =>
             new KvWorker.Storage.Postgres.PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimitsOptions()));
 
         var response = await Request<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = "ns", Key = "c" });
 
         Assert.True(response.Is(out Response<KvError>? error));
         Assert.Equal(KvErrorCodes.StoreUnavailableError, error!.Message.Error.Code);
+        Assert.StartsWith("storage did not answer within 1.5 s", error.Message.Error.Message);
+        Assert.True(started.Elapsed >= TimeSpan.FromSeconds(1.5), "answered before the budget was spent on retries");
     }
 
     [Fact]

@@ -1,23 +1,24 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using KvWorker.Messaging;
+using KvWorker.Telemetry;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Telemetry;
 
-/// <summary>What the OTLP exporter would receive: MassTransit's consume spans and Npgsql's database spans.</summary>
+/// <summary>What the OTLP exporter would receive: MassTransit's consume span, the group commit's span linked to it, Npgsql's span beneath that.</summary>
 [Collection(WorkerCollection.Name)]
 public sealed class TracingTests(WorkerFixture worker)
 {
     [Fact]
-    public async Task A_request_is_traced_through_the_consumer_and_the_database()
+    public async Task A_request_is_traced_through_the_consumer_and_its_group_commit_to_the_database()
     {
         var ns = "trace-" + Guid.NewGuid().ToString("N");
         var stopped = new ConcurrentQueue<Activity>();
         using var listener = new ActivityListener
         {
             // The sources the tracer provider subscribes to when exporting is on.
-            ShouldListenTo = source => source.Name is "MassTransit" or "Npgsql",
+            ShouldListenTo = source => source.Name is "MassTransit" or "Npgsql" or KvTracing.SourceName,
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = stopped.Enqueue,
         };
@@ -32,7 +33,9 @@ public sealed class TracingTests(WorkerFixture worker)
 
         var consume = Assert.Single(stopped, IsConsume);
         Assert.Equal("ok", consume.GetTagItem("kv.outcome"));
-        Assert.Contains(stopped, a => a.Source.Name == "Npgsql" && a.TraceId == consume.TraceId);
+        var group = Assert.Single(stopped, a => a.Source.Name == KvTracing.SourceName && a.Links.Any(link => link.Context.TraceId == consume.TraceId));
+        Assert.Equal(default, group.ParentSpanId); // a root of its own: it serves many requests
+        Assert.Contains(stopped, a => a.Source.Name == "Npgsql" && a.TraceId == group.TraceId && a.ParentSpanId == group.SpanId);
 
         bool IsConsume(Activity activity) => activity.Source.Name == "MassTransit" && Equals(activity.GetTagItem("kv.namespace"), ns);
     }

@@ -1,0 +1,203 @@
+using System.Text.Json;
+using KvWorker.Configuration;
+using KvWorker.Storage;
+using KvWorker.Storage.Postgres;
+using KvWorker.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KvWorker.Tests.Storage;
+
+/// <summary>Outbox events, the batched purge and request identity, checked in the database itself.</summary>
+[Collection(DatabaseCollection.Name)]
+public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>A JSON string value of exactly <paramref name="bytes"/> UTF-8 bytes.</summary>
+    private static StoredValue Bytes(int bytes) =>
+        StoredValue.From(JsonDocument.Parse($"\"{new string('x', bytes - 2)}\"").RootElement.Clone(), maxDepth: 32);
+
+    private async Task<List<JsonElement>> OutboxAsync(string eventType, string ns)
+    {
+        const string sql = "SELECT payload FROM kv_outbox WHERE event_type = $1 AND payload::json->>'namespace' = $2 ORDER BY id";
+        await using var command = db.DataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter { Value = eventType });
+        command.Parameters.Add(new NpgsqlParameter { Value = ns });
+        await using var reader = await command.ExecuteReaderAsync();
+        var events = new List<JsonElement>();
+        while (await reader.ReadAsync()) events.Add(JsonDocument.Parse(reader.GetString(0)).RootElement.Clone());
+        return events;
+    }
+
+    private ExpiryPurgeService Purge(int batchSize = 1000, double retentionSeconds = 86400) => new(
+        db.DataSource,
+        Options.Create(new KvStoreOptions
+        {
+            Adapters = new AdaptersOptions { Postgres = new PostgresAdapterOptions { PurgeBatchSize = batchSize, RequestRetentionSeconds = retentionSeconds } },
+        }),
+        NullLogger<ExpiryPurgeService>.Instance);
+
+    [Fact]
+    public async Task A_threshold_event_is_queued_once_per_upward_crossing_and_rearmed_when_usage_falls_below()
+    {
+        var adapter = db.Adapter(namespaceQuotaBytes: 100); // thresholds 0.8 and 1.0
+        var ns = NewNamespace();
+
+        await adapter.SetAsync(ns, "a", Bytes(50), null, null, None); // 50
+        await adapter.SetAsync(ns, "b", Bytes(30), null, null, None); // 80: reaches 0.8
+        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100: reaches 1.0
+        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100 again: no crossing
+        await adapter.DeleteAsync(ns, "c", null, None);                // 80: 1.0 re-armed
+        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100: reaches 1.0 again
+        await adapter.DeleteAsync(ns, "b", null, None);                // 70: 0.8 re-armed
+        await adapter.SetAsync(ns, "b", Bytes(10), null, null, None); // 80: reaches 0.8 again
+
+        var events = await OutboxAsync("NamespaceQuotaThresholdReached", ns);
+        Assert.Equal([0.8, 1.0, 1.0, 0.8], events.Select(e => e.GetProperty("threshold").GetDouble()));
+        Assert.Equal([80L, 100, 100, 80], events.Select(e => e.GetProperty("used_bytes").GetInt64()));
+        Assert.All(events, e => Assert.Equal(100, e.GetProperty("quota_bytes").GetInt64()));
+    }
+
+    [Fact]
+    public async Task Concurrent_writers_filling_a_namespace_queue_exactly_one_event_per_threshold()
+    {
+        var adapter = db.Adapter(namespaceQuotaBytes: 1000);
+        var ns = NewNamespace();
+
+        // 160 writes of 10 bytes race for room for 100.
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(writer => Task.Run(async () =>
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                try
+                {
+                    await adapter.SetAsync(ns, $"w{writer}-{i}", Bytes(10), null, null, None);
+                }
+                catch (QuotaExceededException)
+                {
+                }
+            }
+        })));
+
+        Assert.Equal(1000, (await db.UsageAsync(ns)).CountedBytes);
+        var events = await OutboxAsync("NamespaceQuotaThresholdReached", ns);
+        Assert.Equal([0.8, 1.0], events.Select(e => e.GetProperty("threshold").GetDouble()));
+    }
+
+    [Fact]
+    public async Task The_purge_removes_expired_entries_in_bounded_batches_frees_their_usage_and_reports_each_batch()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        for (var i = 0; i < 25; i++)
+        {
+            await adapter.SetAsync(ns, $"k{i}", Bytes(10), 60, null, None);
+            await db.ExpireAsync(ns, $"k{i}");
+        }
+        await adapter.SetAsync(ns, "live", Bytes(10), 60, null, None);
+
+        await Purge(batchSize: 10).PurgeAsync(None);
+
+        Assert.Equal((10L, 10L, 1L), await db.UsageAsync(ns));
+        var events = await OutboxAsync("KvEntriesExpired", ns);
+        Assert.Equal(25, events.Sum(e => e.GetProperty("count").GetInt64()));
+        Assert.Equal(250, events.Sum(e => e.GetProperty("bytes_freed").GetInt64()));
+        // One transaction per batch of at most 10 rows: at least three of them.
+        Assert.True(events.Count >= 3, $"{events.Count} batches");
+        Assert.All(events, e => Assert.InRange(e.GetProperty("count").GetInt64(), 1, 10));
+    }
+
+    [Fact]
+    public async Task Only_one_purge_runs_at_a_time_the_others_skip_their_turn()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", Bytes(10), 60, null, None);
+        await db.ExpireAsync(ns, "k");
+
+        // Another replica's purge holds the lock.
+        await using (var connection = await db.DataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using var hold = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", connection, transaction);
+            hold.Parameters.Add(new NpgsqlParameter { Value = ExpiryPurgeService.PurgeLockKey });
+            await hold.ExecuteNonQueryAsync();
+
+            Assert.Equal(new PurgeSummary(0, 0, 0), await Purge().PurgeAsync(None));
+            Assert.Equal(10, (await db.UsageAsync(ns)).CountedBytes);
+        }
+
+        await Purge().PurgeAsync(None);
+        Assert.Equal(0, (await db.UsageAsync(ns)).CountedBytes);
+        Assert.Single(await OutboxAsync("KvEntriesExpired", ns));
+    }
+
+    [Fact]
+    public async Task Two_purges_racing_remove_each_expired_entry_once()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        for (var i = 0; i < 40; i++)
+        {
+            await adapter.SetAsync(ns, $"k{i}", Bytes(10), 60, null, None);
+            await db.ExpireAsync(ns, $"k{i}");
+        }
+
+        await Task.WhenAll(Purge(batchSize: 3).PurgeAsync(None), Purge(batchSize: 3).PurgeAsync(None), Purge(batchSize: 3).PurgeAsync(None));
+        await Purge().PurgeAsync(None); // whatever a skipped turn left
+
+        Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
+        Assert.Equal(40, (await OutboxAsync("KvEntriesExpired", ns)).Sum(e => e.GetProperty("count").GetInt64()));
+    }
+
+    [Fact]
+    public async Task Concurrent_deliveries_of_one_increment_apply_it_once_and_all_answer_alike()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        var requestId = Guid.NewGuid().ToString();
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            Task.Run(() => adapter.IncrementAsync(ns, "c", 5, 100, 60, requestId, None))));
+
+        Assert.All(results, r => Assert.Equal(105, r.Value.GetInt64()));
+        Assert.Single(results.Select(r => r.TtlSeconds).Distinct());
+        var current = await adapter.GetAsync(ns, "c", None);
+        Assert.Equal(105, current.Value!.Value.GetInt64());
+    }
+
+    [Fact]
+    public async Task A_processed_request_is_forgotten_after_its_retention_and_then_applies_again()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        var requestId = Guid.NewGuid().ToString();
+        await adapter.IncrementAsync(ns, "c", 1, 0, null, requestId, None);
+        Assert.Equal(1, (await adapter.IncrementAsync(ns, "c", 1, 0, null, requestId, None)).Value.GetInt64());
+
+        await using (var age = db.DataSource.CreateCommand("UPDATE kv_processed_requests SET processed_at = now() - interval '2 hours' WHERE request_id = $1"))
+        {
+            age.Parameters.Add(new NpgsqlParameter { Value = requestId });
+            Assert.Equal(1, await age.ExecuteNonQueryAsync());
+        }
+        Assert.True((await Purge(retentionSeconds: 3600).PurgeAsync(None)).Requests >= 1);
+
+        Assert.Equal(2, (await adapter.IncrementAsync(ns, "c", 1, 0, null, requestId, None)).Value.GetInt64());
+    }
+
+    [Fact]
+    public async Task A_message_id_reused_for_a_different_operation_is_a_clear_error()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        var requestId = Guid.NewGuid().ToString();
+        await adapter.SetAsync(ns, "k", Bytes(10), null, requestId, None);
+
+        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.IncrementAsync(ns, "c", 1, 0, null, requestId, None));
+        Assert.Equal("KeyValueStoreError", error.Code);
+        Assert.Contains(requestId, error.Message);
+    }
+}
