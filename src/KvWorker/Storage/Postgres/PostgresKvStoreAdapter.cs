@@ -42,7 +42,7 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
     public async Task<KvSetResult> SetAsync(
         string ns, string key, StoredValue value, double? ttlSeconds, string? requestId, CancellationToken cancellationToken)
     {
-        RejectLargerThanQuota(ns, value.SizeBytes);
+        QuotaExceededException.ThrowIfLargerThanQuota(ns, value.SizeBytes, options.NamespaceQuotaBytes, GlobalQuota);
         const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7)";
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(ns));
@@ -122,15 +122,6 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
             QuotaBytes = options.NamespaceQuotaBytes,
             GlobalQuotaBytes = GlobalQuota,
         };
-    }
-
-    /// <summary>A value larger than the namespace quota can never fit: reject it without a round trip.</summary>
-    private void RejectLargerThanQuota(string ns, long sizeBytes)
-    {
-        if (sizeBytes > options.NamespaceQuotaBytes)
-            throw QuotaExceededException.Namespace(ns, options.NamespaceQuotaBytes, 0, sizeBytes);
-        if (sizeBytes > GlobalQuota)
-            throw QuotaExceededException.Global(GlobalQuota.Value, 0, sizeBytes);
     }
 
     private static void ThrowIfRejected(string status, string ns, NpgsqlDataReader reader, long attempted, int usedColumn = 1)
