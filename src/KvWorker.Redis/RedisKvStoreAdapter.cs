@@ -113,11 +113,9 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         switch ((string?)reply[0])
         {
             case "not_integer":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");
+                throw KvStoreException.NotAnInteger(ns, key);
             case "too_large":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"incrementing '{key}' in namespace '{ns}' would exceed {_maxIntegerDigits} digits");
+                throw KvStoreException.TooManyDigits(ns, key, _maxIntegerDigits);
         }
         return new KvIncrementResult
         {

@@ -10,6 +10,14 @@ public class KvStoreException(string code, string message) : Exception(message)
     public KvError ToReply() => new() { Error = new KvErrorDetail { Code = Code, Message = Message } };
 
     public static KvStoreException InvalidRequest(string message) => new(KvErrorCodes.KeyValueStoreError, message);
+
+    /// <summary>An increment of a live value that is not a JSON integer.</summary>
+    public static KvStoreException NotAnInteger(string ns, string key) => new(KvErrorCodes.InvalidValueTypeError,
+        $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");
+
+    /// <summary>An increment whose result would be longer than <c>limits:max_integer_digits</c>.</summary>
+    public static KvStoreException TooManyDigits(string ns, string key, int maxDigits) => new(KvErrorCodes.InvalidValueTypeError,
+        $"incrementing '{key}' in namespace '{ns}' would exceed {maxDigits} digits");
 }
 
 /// <summary>A write rejected by the namespace or global quota, with the figures subscribers are told.</summary>

@@ -16,5 +16,5 @@ if redis.call('HEXISTS', values_key, key) == 1 then
   remove_entry(ns, key)
 end
 record('delete', deleted, '')
-sweep(now, SWEEP)
+sweep(now)
 return { 'ok', deleted }

@@ -107,7 +107,8 @@ local done = recorded('increment')
 if done then
   return done
 end
-local expiry = drop_if_expired(now)
+local old_expiry = drop_if_expired(now)
+local expiry = old_expiry
 
 local old = redis.call('HGET', values_key, key)
 local new
@@ -127,16 +128,11 @@ if #new - (string.sub(new, 1, 1) == '-' and 1 or 0) > max_digits then
   return { 'too_large' }
 end
 
-local delta = #new - (old and #old or 0)
-local rejected = reserve(now, delta, #new)
+local rejected = store(now, new, old and #old, expiry, old_expiry)
 if rejected then
   return rejected
 end
-
-redis.call('HSET', values_key, key, new)
-add_usage(ns, delta, old and 0 or 1)
-set_expiry(expiry)
 local remaining = expiry and int(expiry - now) or ''
 record('increment', new, remaining)
-sweep(now, SWEEP)
+sweep(now)
 return { 'ok', new, remaining }

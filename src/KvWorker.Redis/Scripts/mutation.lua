@@ -70,44 +70,40 @@ local function remove_entry(entry_ns, entry_key)
   return size
 end
 
--- Removes this namespace's expired entries, soonest expired first, until
--- `needed` bytes are freed or none is left. Returns the bytes freed.
-local function reclaim_namespace(now, needed)
-  local freed = 0
-  while freed < needed do
-    local expired = redis.call('ZRANGEBYSCORE', expiry_key, '-inf', int(now), 'LIMIT', 0, 64)
-    if #expired == 0 then
-      break
-    end
-    for _, expired_key in ipairs(expired) do
-      freed = freed + remove_entry(ns, expired_key)
-    end
-  end
-  return freed
+local function in_this_namespace(entry_key)
+  return ns, entry_key
 end
 
--- Removes up to `count` expired entries of any namespace; returns the bytes freed.
-local function sweep(now, count)
+-- Removes up to `count` expired entries listed in an expiry index (the
+-- namespace's, whose members are keys, or the global one, whose members
+-- split_member reads), soonest expired first. Returns the bytes freed and
+-- the number of entries removed.
+local function remove_expired(index, entry_of, now, count)
   local freed = 0
-  local expired = redis.call('ZRANGEBYSCORE', global_expiry_key, '-inf', int(now), 'LIMIT', 0, count)
+  local expired = redis.call('ZRANGEBYSCORE', index, '-inf', int(now), 'LIMIT', 0, count)
   for _, m in ipairs(expired) do
-    local entry_ns, entry_key = split_member(m)
-    freed = freed + remove_entry(entry_ns, entry_key)
+    freed = freed + remove_entry(entry_of(m))
   end
   return freed, #expired
 end
 
--- Like reclaim_namespace, over all namespaces.
-local function reclaim_global(now, needed)
+-- Removes expired entries listed in an index until `needed` bytes are freed
+-- or none is left. Returns the bytes freed.
+local function reclaim(index, entry_of, now, needed)
   local freed = 0
   while freed < needed do
-    local bytes, count = sweep(now, 64)
+    local bytes, count = remove_expired(index, entry_of, now, 64)
     if count == 0 then
       break
     end
     freed = freed + bytes
   end
   return freed
+end
+
+-- Removes a few expired entries of any namespace, whether or not space is needed.
+local function sweep(now)
+  remove_expired(global_expiry_key, split_member, now, SWEEP)
 end
 
 -- Admits a change of `delta` bytes by a write of a `size`-byte value,
@@ -120,7 +116,7 @@ local function reserve(now, delta, size)
   end
   local used = tonumber(redis.call('HGET', usage_key, 'bytes') or '0')
   if used + delta > namespace_quota then
-    used = used - reclaim_namespace(now, used + delta - namespace_quota)
+    used = used - reclaim(expiry_key, in_this_namespace, now, used + delta - namespace_quota)
     if used + delta > namespace_quota then
       return { 'namespace_quota', used, namespace_quota, size }
     end
@@ -128,7 +124,7 @@ local function reserve(now, delta, size)
   if global_quota then
     local global_used = tonumber(redis.call('HGET', global_key, 'bytes') or '0')
     if global_used + delta > global_quota then
-      global_used = global_used - reclaim_global(now, global_used + delta - global_quota)
+      global_used = global_used - reclaim(global_expiry_key, split_member, now, global_used + delta - global_quota)
       if global_used + delta > global_quota then
         return { 'global_quota', global_used, global_quota, size }
       end
@@ -152,14 +148,33 @@ local function drop_if_expired(now)
   return expiry
 end
 
-local function set_expiry(expiry)
-  if expiry then
+-- Indexes the entry's new expiry, or takes it out of the indexes when it had
+-- one and now has none.
+local function set_expiry(expiry, had_expiry)
+  if expiry == had_expiry then
+    return
+  elseif expiry then
     redis.call('ZADD', expiry_key, int(expiry), key)
     redis.call('ZADD', global_expiry_key, int(expiry), member(ns, key))
-  else
+  elseif had_expiry then
     redis.call('ZREM', expiry_key, key)
     redis.call('ZREM', global_expiry_key, member(ns, key))
   end
+end
+
+-- Writes `value` over the entry being written (`old_size`: the bytes of the
+-- live entry it replaces, nil when there is none) with the given expiry, when
+-- the quotas admit it. Returns nil, or the rejection from reserve.
+local function store(now, value, old_size, expiry, old_expiry)
+  local delta = #value - (old_size or 0)
+  local rejected = reserve(now, delta, #value)
+  if rejected then
+    return rejected
+  end
+  redis.call('HSET', values_key, key, value)
+  add_usage(ns, delta, old_size and 0 or 1)
+  set_expiry(expiry, old_expiry)
+  return nil
 end
 
 -- The result recorded for this request identity, as { 'replayed', a, b },

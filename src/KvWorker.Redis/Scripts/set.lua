@@ -8,18 +8,13 @@ local done = recorded('set')
 if done then
   return done
 end
-drop_if_expired(now)
+local old_expiry = drop_if_expired(now)
 
-local exists = redis.call('HEXISTS', values_key, key) == 1
-local delta = #value - redis.call('HSTRLEN', values_key, key)
-local rejected = reserve(now, delta, #value)
+local old_size = redis.call('HEXISTS', values_key, key) == 1 and redis.call('HSTRLEN', values_key, key) or nil
+local rejected = store(now, value, old_size, ttl_us ~= '' and now + tonumber(ttl_us) or nil, old_expiry)
 if rejected then
   return rejected
 end
-
-redis.call('HSET', values_key, key, value)
-add_usage(ns, delta, exists and 0 or 1)
-set_expiry(ttl_us ~= '' and now + tonumber(ttl_us) or nil)
 record('set', value, ttl_text)
-sweep(now, SWEEP)
+sweep(now)
 return { 'ok' }

@@ -90,11 +90,9 @@ public sealed class PostgresKvStoreAdapter(NpgsqlDataSource dataSource, Postgres
         switch (status)
         {
             case "not_integer":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");
+                throw KvStoreException.NotAnInteger(ns, key);
             case "too_large":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"incrementing '{key}' in namespace '{ns}' would exceed {limits.MaxIntegerDigits} digits");
+                throw KvStoreException.TooManyDigits(ns, key, limits.MaxIntegerDigits);
         }
         var value = reader.GetString(1);
         ThrowIfRejected(status, ns, reader, System.Text.Encoding.UTF8.GetByteCount(value), usedColumn: 3);
