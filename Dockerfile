@@ -4,7 +4,7 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /source
 COPY Directory.Build.props Directory.Packages.props appsettings.json ./
 COPY contracts/ contracts/
-COPY src/KvWorker/ src/KvWorker/
+COPY src/ src/
 RUN dotnet publish src/KvWorker/KvWorker.csproj -c Release -o /app
 
 FROM mcr.microsoft.com/dotnet/runtime:10.0

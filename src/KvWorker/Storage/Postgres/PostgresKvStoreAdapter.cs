@@ -55,7 +55,7 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
     public async Task<KvSetResult> SetAsync(
         string ns, string key, StoredValue value, double? ttlSeconds, string? requestId, CancellationToken cancellationToken)
     {
-        RejectLargerThanQuota(ns, value.SizeBytes);
+        QuotaExceededException.ThrowIfLargerThanQuota(ns, value.SizeBytes, _options.NamespaceQuotaBytes, GlobalQuota);
         const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         var outcome = await _group.RunAsync(ns, writes: true,
             () => Command(sql, Text(ns), Text(key), Text(value.Json), new NpgsqlParameter<long> { TypedValue = value.SizeBytes },
@@ -95,11 +95,9 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         switch (outcome.Status)
         {
             case "not_integer":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");
+                throw KvStoreException.NotAnInteger(ns, key);
             case "too_large":
-                throw new KvStoreException(KvErrorCodes.InvalidValueTypeError,
-                    $"incrementing '{key}' in namespace '{ns}' would exceed {_limits.MaxIntegerDigits} digits");
+                throw KvStoreException.TooManyDigits(ns, key, _limits.MaxIntegerDigits);
         }
         if (value is null)
             throw ReusedRequestId(requestId);
@@ -129,15 +127,6 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
 
     private static Outcome ReadOutcome(NpgsqlDataReader reader) => new(
         reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
-
-    /// <summary>A value larger than the namespace quota can never fit: reject it without a round trip.</summary>
-    private void RejectLargerThanQuota(string ns, long sizeBytes)
-    {
-        if (sizeBytes > _options.NamespaceQuotaBytes)
-            throw QuotaExceededException.Namespace(ns, _options.NamespaceQuotaBytes, 0, sizeBytes);
-        if (sizeBytes > GlobalQuota)
-            throw QuotaExceededException.Global(GlobalQuota.Value, 0, sizeBytes);
-    }
 
     private static void ThrowIfRejected(Outcome outcome, string ns, long attempted)
     {
