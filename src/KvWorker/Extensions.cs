@@ -20,6 +20,7 @@ public static class Extensions
         services.AddSerilog((_, logger) => logger
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
+            .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
         services.AddKvStoreOptions();
@@ -35,6 +36,7 @@ public static class Extensions
             return new PostgresKvStoreAdapter(provider.GetRequiredService<NpgsqlDataSource>(), options.Adapters.Postgres, options.Limits);
         });
         services.AddSingleton<KvStoreAdapterRegistry>();
+        services.AddSingleton<PersonaPolicy>();
         services.AddSingleton<KvRequestHandler>();
 
         // Registered before MassTransit so the schema exists before the first message.

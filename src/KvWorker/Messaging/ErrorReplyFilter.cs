@@ -10,11 +10,22 @@ namespace KvWorker.Messaging;
 /// caller still gets its one reply: a plain AMQP caller on its reply_to, a
 /// MassTransit request client a <see cref="KvError"/> unless MassTransit has
 /// already sent it a Fault. The message then goes on to the error queue.
+/// A body that could not be read is logged as one warning line here, and
+/// MassTransit's own R-FAULT error for it is dropped (<see cref="IsMalformedRequestFault"/>).
 /// </summary>
 public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveContext>
 {
+    /// <summary>MassTransit's log line for a message that failed before reaching a consumer.</summary>
+    private const string ReceiveFaultTemplate = "R-FAULT {InputAddress} {MessageId} {Duration}";
+
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
+        if (!context.TryGetPayload<ConsumerFaultContext>(out _) && FindJsonException(context.Exception) is { } malformed)
+        {
+            var amqp = AmqpReply.Properties(context);
+            logger.LogWarning("Rejected a malformed request on {InputAddress} (message_id {MessageId}, user_id {UserId}): {Reason}",
+                context.InputAddress, amqp?.MessageId, amqp?.UserId, malformed.Message);
+        }
         try
         {
             if (AmqpReply.IsWanted(context))
@@ -26,8 +37,18 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         {
             logger.LogError(ex, "Could not send the error reply for a failed request");
         }
-        await next.Send(context);
+        await next.Send(ErrorQueueIdentity.ForErrorQueue(context));
     }
+
+    /// <summary>
+    /// True for MassTransit's R-FAULT error about a body that could not be read
+    /// (already answered and logged by this filter); consumer faults and every
+    /// other error are kept.
+    /// </summary>
+    public static bool IsMalformedRequestFault(Serilog.Events.LogEvent logEvent) =>
+        logEvent.Level == Serilog.Events.LogEventLevel.Error
+        && logEvent.MessageTemplate.Text == ReceiveFaultTemplate
+        && FindJsonException(logEvent.Exception) is not null;
 
     // A consumer fault has already been sent to the client as Fault<T>
     // (IsFaulted); a message that never reached a consumer has not.

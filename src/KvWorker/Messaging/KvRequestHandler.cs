@@ -13,7 +13,7 @@ namespace KvWorker.Messaging;
 /// reply (result or error) to whichever kind of client asked.
 /// </summary>
 public sealed class KvRequestHandler(
-    KvStoreAdapterRegistry adapters, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
+    KvStoreAdapterRegistry adapters, PersonaPolicy policy, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
 {
     private static readonly TimeSpan[] RetryDelays =
         [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
@@ -31,7 +31,8 @@ public sealed class KvRequestHandler(
         {
             RequestValidation.CheckName(ns, "namespace", Limits.MaxNamespaceLength);
             RequestValidation.CheckName(key, "key", Limits.MaxKeyLength);
-            var adapter = adapters.Resolve(provider, persona);
+            var actingPersona = policy.Authorize(context, ns, persona);
+            var adapter = adapters.Resolve(provider, actingPersona);
             reply = await RunWithRetriesAsync(adapter, operation, cancellationToken);
         }
         catch (KvStoreException ex)
