@@ -30,8 +30,12 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         {
             if (AmqpReply.IsWanted(context))
                 await AmqpReply.SendAsync(context, ToReply(context.Exception), context.CancellationToken);
-            else if (!context.IsFaulted && MassTransitEnvelope.TryReadRequest(context.Body, out var requestId, out var responseAddress))
-                await ReplyToRequestClientAsync(context, requestId, responseAddress);
+            else if (MassTransitEnvelope.TryReadRequest(context.Body, out var requestId, out var responseAddress))
+            {
+                if (!context.IsFaulted) await ReplyToRequestClientAsync(context, requestId, responseAddress);
+            }
+            else // labelled a MassTransit envelope but without a readable response address: reply_to is all there is
+                await AmqpReply.SendAsync(context, ToReply(context.Exception), context.CancellationToken);
         }
         catch (Exception ex)
         {
