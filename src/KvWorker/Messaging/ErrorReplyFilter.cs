@@ -20,7 +20,7 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
 
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
-        if (!context.TryGetPayload<ConsumerFaultContext>(out _) && FindJsonException(context.Exception) is { } malformed)
+        if (!context.TryGetPayload<ConsumerFaultContext>(out _) && FindReadFailure(context.Exception) is { } malformed)
         {
             var amqp = AmqpReply.Properties(context);
             logger.LogWarning("Rejected a malformed request on {InputAddress} (message_id {MessageId}, user_id {UserId}): {Reason}",
@@ -52,7 +52,7 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
     public static bool IsMalformedRequestFault(Serilog.Events.LogEvent logEvent) =>
         logEvent.Level == Serilog.Events.LogEventLevel.Error
         && logEvent.MessageTemplate.Text == ReceiveFaultTemplate
-        && FindJsonException(logEvent.Exception) is not null;
+        && FindReadFailure(logEvent.Exception) is not null;
 
     // A consumer fault has already been sent to the client as Fault<T>
     // (IsFaulted); a message that never reached a consumer has not.
@@ -64,18 +64,26 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
 
     public static KvError ToReply(Exception exception)
     {
-        var json = FindJsonException(exception);
-        var detail = json is not null
-            ? new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = $"malformed request: {json.Message}" }
+        var failure = FindReadFailure(exception);
+        var detail = failure is not null
+            ? new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = $"malformed request: {failure.Message}" }
             : new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = $"request failed: {exception.GetBaseException().Message}" };
         return new KvError { Error = detail };
     }
 
-    private static JsonException? FindJsonException(Exception? exception)
+    /// <summary>
+    /// Why the body could not be read: the JSON error, else MassTransit's
+    /// SerializationException (e.g. a body labelled as an envelope that is not one).
+    /// </summary>
+    private static Exception? FindReadFailure(Exception? exception)
     {
+        Exception? serialization = null;
         for (; exception is not null; exception = exception.InnerException)
-            if (exception is JsonException json) return json;
-        return null;
+        {
+            if (exception is JsonException) return exception;
+            if (exception is System.Runtime.Serialization.SerializationException) serialization ??= exception;
+        }
+        return serialization;
     }
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("kvErrorReply");
