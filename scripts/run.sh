@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
 export ATLAS_KV_STORE_URL="${ATLAS_KV_STORE_URL:-postgresql+psycopg://kvworker:kvworker@127.0.0.1:5432/kvworker}"
+# Development: src/KvWorker/appsettings.Development.json grants RabbitMQ's guest user a persona.
+export DOTNET_ENVIRONMENT="${DOTNET_ENVIRONMENT:-Development}"
 exec dotnet run --project src/KvWorker -c Release -- "$@"
