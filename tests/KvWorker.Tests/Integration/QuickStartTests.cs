@@ -32,6 +32,9 @@ public sealed class DevelopmentWorkerFixture : BrokerFixture
         }
     }
 
+    /// <summary>What the worker process logged so far.</summary>
+    public string Output => _worker!.Output;
+
     public override async Task DisposeAsync()
     {
         _worker?.Dispose();
@@ -68,5 +71,23 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
         var reply = await client.CallAsync(KvQueues.Get, new { @namespace = "researcher", key = "plan" });
 
         Assert.Equal("AccessDeniedError", reply.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task A_malformed_request_is_logged_as_one_warning_line_without_a_stack_trace()
+    {
+        await using var client = await _fixture.RawClientAsync();
+        var messageId = Guid.NewGuid().ToString();
+
+        var reply = await client.CallRawAsync(KvQueues.Set, "{\"namespace\": 5}"u8.ToArray(), messageId);
+
+        Assert.Equal("KeyValueStoreError", reply.GetProperty("error").GetProperty("code").GetString());
+        await Task.Delay(500);
+        var lines = _fixture.Output.Split('\n').Where(line => line.Contains(messageId, StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(lines);
+        Assert.Contains("WRN] Rejected a malformed request on", line);
+        Assert.Contains("$.namespace", line);
+        Assert.DoesNotContain("R-FAULT", _fixture.Output);
+        Assert.DoesNotContain("   at ", _fixture.Output);
     }
 }
