@@ -92,5 +92,6 @@ public static class Extensions
         // Configuring the error pipe replaces MassTransit's defaults: put back the
         // fault reply/publish and the move to the <queue>_error queue.
         endpoint.ConfigureDefaultErrorTransport();
+        endpoint.ConfigureDeadLetter(deadLetter => deadLetter.UseFilter(new NotConsumedFilter(logger)));
     }
 }

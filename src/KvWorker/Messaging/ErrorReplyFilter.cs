@@ -72,18 +72,19 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
     }
 
     /// <summary>
-    /// Why the body could not be read: the JSON error, else MassTransit's
-    /// SerializationException (e.g. a body labelled as an envelope that is not one).
+    /// Why the body could not be read as the queue's request: the JSON error, else
+    /// MassTransit's SerializationException (a body labelled as an envelope that is
+    /// not one) or MessageNotConsumedException (an envelope of another message type).
     /// </summary>
     private static Exception? FindReadFailure(Exception? exception)
     {
-        Exception? serialization = null;
+        Exception? unreadable = null;
         for (; exception is not null; exception = exception.InnerException)
         {
             if (exception is JsonException) return exception;
-            if (exception is System.Runtime.Serialization.SerializationException) serialization ??= exception;
+            if (exception is System.Runtime.Serialization.SerializationException or MessageNotConsumedException) unreadable ??= exception;
         }
-        return serialization;
+        return unreadable;
     }
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("kvErrorReply");

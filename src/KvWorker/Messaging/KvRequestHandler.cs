@@ -87,10 +87,9 @@ public sealed class KvRequestHandler(
     /// <summary>Sends the reply to a plain AMQP client's reply_to, or to a MassTransit request client.</summary>
     public static Task ReplyAsync(ConsumeContext context, object reply)
     {
-        if (AmqpReply.IsWanted(context.ReceiveContext))
+        // Without a MassTransit response address, reply_to is the only address (none: fire-and-forget).
+        if (AmqpReply.IsWanted(context.ReceiveContext) || context.ResponseAddress is null)
             return AmqpReply.SendAsync(context.ReceiveContext, reply, context.CancellationToken);
-        return context.ResponseAddress is null
-            ? Task.CompletedTask // fire-and-forget request: nobody to tell
-            : context.RespondAsync(reply);
+        return context.RespondAsync(reply);
     }
 }

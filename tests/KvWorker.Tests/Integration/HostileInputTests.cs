@@ -105,6 +105,21 @@ public sealed class HostileInputTests(WorkerFixture worker)
         Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
     }
 
+    [Theory]
+    [InlineData("urn:message:KvWorker.Contracts:KvGet", "found")]      // read as a request, answered on reply_to
+    [InlineData("urn:message:Other.Contracts:Thing", "error")]         // no operation reads it
+    public async Task A_masstransit_envelope_from_a_plain_client_is_answered_on_reply_to(string messageType, string member)
+    {
+        await using var client = await worker.RawClientAsync();
+        var envelope = $$$"""{"messageId":"{{{Guid.NewGuid()}}}","messageType":["{{{messageType}}}"],"message":{"namespace":"envelope","key":"k"}}""";
+
+        var reply = await client.CallRawAsync(KvQueues.Get, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
+
+        Assert.True(reply.TryGetProperty(member, out _), reply.GetRawText());
+        await Task.Delay(200);
+        Assert.Empty(client.Unmatched);
+    }
+
     [Fact]
     public async Task Unknown_extra_fields_are_ignored()
     {

@@ -211,6 +211,21 @@ public sealed class PolicyTests(PolicyFixture fixture)
         Assert.Equal(fixture.Reader, Encoding.UTF8.GetString((byte[])moved.Headers![ErrorQueueIdentity.UserIdHeader]!));
     }
 
+    [Fact]
+    public async Task An_envelope_for_a_message_type_no_queue_consumes_is_answered_once_from_another_identity()
+    {
+        await using var reader = await fixture.ClientAsync(fixture.Reader);
+        var envelope = """{"messageId":"7f0c6a2e-0000-0000-0000-000000000001","messageType":["urn:message:Other:Thing"],"message":{"namespace":"n","key":"k"}}""";
+
+        var reply = await reader.CallRawAsync(KvQueues.Get, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
+        var after = await reader.CallAsync(KvQueues.Get, new { @namespace = NewNamespace(), key = "k" });
+
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, reply.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(after.GetProperty("found").GetBoolean());
+        await Task.Delay(300);
+        Assert.Empty(reader.Unmatched);
+    }
+
     private async Task<IReadOnlyBasicProperties> ErrorQueueMessageAsync(string queue, string messageId)
     {
         var factory = new ConnectionFactory { Uri = fixture.AmqpUri };
