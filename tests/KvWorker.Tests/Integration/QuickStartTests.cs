@@ -68,9 +68,13 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
     {
         await using var client = await _fixture.RawClientAsync(sendUserId: false);
 
-        var reply = await client.CallAsync(KvQueues.Get, new { @namespace = "researcher", key = "plan" });
+        var ns = "researcher-" + Guid.NewGuid().ToString("N");
+
+        var reply = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
 
         Assert.Equal("AccessDeniedError", reply.GetProperty("error").GetProperty("code").GetString());
+        await Task.Delay(500);
+        Assert.Contains($"WRN] Denied kv_get on namespace {ns} to identity (no user_id): a request without user_id is not granted any persona", _fixture.Output);
     }
 
     [Fact]
