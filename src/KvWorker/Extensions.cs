@@ -92,6 +92,7 @@ public static class Extensions
         // Configuring the error pipe replaces MassTransit's defaults: put back the
         // fault reply/publish and the move to the <queue>_error queue.
         endpoint.ConfigureDefaultErrorTransport();
+        // A message no consumer takes is answered and moved to <queue>_error like a failed one.
         endpoint.ConfigureDeadLetter(deadLetter => deadLetter.UseFilter(new NotConsumedFilter(logger)));
     }
 }
