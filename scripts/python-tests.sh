@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Python client's tests (clients/python, Debian's python3-pika) against
-# a worker started here on a fresh RabbitMQ virtual host and database, then
+# a worker started here on a fresh RabbitMQ virtual host and database (its
+# broker user may act as "tester", who reads and writes, or "reader"), then
 # stops it and removes both. Writes the counts as a TRX file into the directory
 # given, beside dotnet test's, for scripts/test.sh to add up; exits non-zero on
 # any failure. Needs the worker built in Release (dotnet test builds it) and
@@ -51,6 +52,12 @@ log="$results_dir/python-worker.log"
   ATLAS_KV_STORE_URL="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$name" \
   RabbitMq__Host="$AMQP_HOST" RabbitMq__Port="$AMQP_PORT" RabbitMq__VirtualHost="$name" \
   RabbitMq__Username="$AMQP_USER" RabbitMq__Password="$AMQP_PASSWORD" \
+  tools__kv_store__personas__tester__flags__0=type.system.kv_store_access \
+  tools__kv_store__personas__tester__flags__1=type.system.kv_store_write \
+  tools__kv_store__personas__reader__flags__0=type.system.kv_store_access \
+  "tools__kv_store__identities__${AMQP_USER}__personas__0=tester" \
+  "tools__kv_store__identities__${AMQP_USER}__personas__1=reader" \
+  "tools__kv_store__identities__${AMQP_USER}__default_persona=tester" \
   dotnet KvWorker.dll >"$log" 2>&1) &
 worker_pid=$!
 

@@ -10,7 +10,7 @@ from kvstore_client import InvalidValueTypeError, KvStoreClient, NamespaceQuotaE
 
 def main(url=None):
     namespace = "example-" + uuid.uuid4().hex[:8]
-    with KvStoreClient(url, persona="researcher") as kv:
+    with KvStoreClient(url) as kv:  # acts as the broker user's default persona
         kv.set(namespace, "plan", {"steps": ["search", "summarise"], "done": 0}, ttl_seconds=3600)
         print("plan:", kv.get(namespace, "plan")["value"])
 

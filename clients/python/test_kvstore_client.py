@@ -2,7 +2,8 @@
 
     KV_RABBITMQ_URL=amqp://guest:guest@localhost:5672/%2F /usr/bin/python3 -m unittest discover -s clients/python
 
-scripts/test.sh starts a worker on a fresh virtual host and runs them.
+scripts/test.sh starts a worker for them on a fresh virtual host, whose broker
+user may act as the personas "tester" (read and write, its default) and "reader".
 """
 import contextlib
 import io
@@ -10,12 +11,12 @@ import os
 import unittest
 import uuid
 
+import pika
+
 import example
 import kvstore_client
-from kvstore_client import (InvalidValueTypeError, KeyValueStoreError, KvStoreClient,
+from kvstore_client import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvStoreClient,
                             NamespaceQuotaExceededError, WorkerUnavailableError)
-
-import pika
 
 # Without a worker these tests fail (they never skip): scripts/test.sh provides one.
 URL = os.environ.get("KV_RABBITMQ_URL") or kvstore_client.DEFAULT_URL
@@ -89,12 +90,17 @@ class KvStoreClientTest(unittest.TestCase):
             self.kv.set(self.ns, "k", 1, ttl_seconds=-5)
         self.assertIs(KeyValueStoreError, type(raised.exception))
 
-    def test_requests_carry_the_connections_user_as_user_id_and_a_persona(self):
-        kv = KvStoreClient(URL, persona="researcher")
+    def test_the_persona_given_to_the_client_or_a_call_is_the_one_the_policy_judges(self):
+        # scripts/python-tests.sh lets the broker user act as "tester" (read and write) or "reader" (read only).
+        kv = KvStoreClient(URL, persona="reader")
         self.addCleanup(kv.close)
         self.assertEqual(pika.URLParameters(URL).credentials.username, kv.user_id)
-        self.assertEqual(3, kv.increment(self.ns, "c", delta=3)["value"])
-        self.assertEqual(4, kv.increment(self.ns, "c", persona="writer")["value"])
+        self.assertFalse(kv.get(self.ns, "c")["found"])
+        with self.assertRaises(AccessDeniedError):
+            kv.increment(self.ns, "c")
+        self.assertEqual(1, kv.increment(self.ns, "c", persona="tester")["value"])
+        with self.assertRaises(AccessDeniedError):
+            self.kv.get(self.ns, "c", persona="somebody-else")
 
     def test_the_broker_rejects_a_user_id_that_is_not_the_connections_user(self):
         # Proof that user_id really is sent: RabbitMQ validates it and closes the channel.

@@ -136,6 +136,19 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task Persona_is_sent_with_the_request_and_judged_by_the_policy()
+    {
+        var ns = NewNamespace();
+
+        var allowed = await Kv("--persona", BrokerFixture.TestPersona, "incr", ns, "c");
+        var denied = await Kv("incr", ns, "c", "--persona", "somebody-else", "--json");
+
+        Assert.True(allowed.ExitCode == 0, allowed.ToString());
+        Assert.Equal(1, denied.ExitCode);
+        Assert.Equal(KvErrorCodes.AccessDeniedError, ParseLine(denied.Output).GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task Every_command_has_help()
     {
         foreach (var command in new[] { "get", "set", "delete", "incr", "usage", "events" })
