@@ -83,6 +83,16 @@ public sealed class BenchOptions
         return options;
     }
 
+    /// <summary>What heads the Markdown report: how it was made, and a warning when the run was a quick one.</summary>
+    public string Introduction(string[] args)
+    {
+        var command = $"Written by `bash scripts/bench.sh {string.Join(' ', args)}`; see the README's Benchmark section.";
+        return Quick
+            ? command + "\n\n**Quick run**: one round of one second per cell, a smoke run of the benchmark rather than a measurement; " +
+              "the full run (`bash scripts/bench.sh --markdown docs/benchmarks.md`) takes three rounds of five seconds."
+            : command;
+    }
+
     /// <summary>The settings in one line, for the report.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"{(Quick ? "quick run, " : "")}{Rounds} round(s), {Duration.TotalSeconds} s measured per cell after {WarmUp.TotalSeconds} s of warm-up, " +

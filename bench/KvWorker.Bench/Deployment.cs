@@ -171,6 +171,11 @@ public sealed class Deployment : IAsyncDisposable
         await transaction.CommitAsync(cancellationToken);
     }
 
+    /// <summary>Writes the entries kv_get reads and kv_delete removes into the namespaces of a target's first <paramref name="lanes"/> lanes.</summary>
+    public Task FillLanesAsync(string target, int lanes, CancellationToken cancellationToken) =>
+        PrefillAsync(Enumerable.Range(0, lanes).Select(lane => Workload.LaneNamespace(target, lane)).ToList(),
+            Workload.KeyPrefix(Operation.Get), Workload.KeysPerNamespace, Workload.SetValue, expired: false, cancellationToken);
+
     private static NpgsqlParameter Namespaces(IReadOnlyList<string> namespaces) =>
         new NpgsqlParameter<string[]> { TypedValue = namespaces.ToArray() };
 

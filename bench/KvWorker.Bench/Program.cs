@@ -38,7 +38,7 @@ try
     Console.WriteLine(report.ToText());
     if (options.MarkdownPath is not null)
     {
-        await File.WriteAllTextAsync(options.MarkdownPath, report.ToMarkdown("Benchmarks"));
+        await File.WriteAllTextAsync(options.MarkdownPath, report.ToMarkdown("Benchmarks", options.Introduction(args)));
         await Console.Error.WriteLineAsync($"report written to {options.MarkdownPath}");
     }
     return 0;

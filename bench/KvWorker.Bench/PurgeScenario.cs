@@ -23,7 +23,7 @@ public sealed class PurgeScenario(BenchRun run, Deployment deployment)
     {
         var options = run.Options;
         var namespaces = Enumerable.Range(0, InFlight).Select(lane => Workload.LaneNamespace(worker.Name, lane)).ToList();
-        await deployment.PrefillAsync(namespaces, Workload.KeyPrefix(Operation.Get), Workload.KeysPerNamespace, Workload.SetValue, expired: false, cancellationToken);
+        await deployment.FillLanesAsync(worker.Name, InFlight, cancellationToken);
         var perNamespace = (options.PurgeEntries + InFlight - 1) / InFlight;
         var phaseLength = options.Duration < TimeSpan.FromSeconds(3) ? TimeSpan.FromSeconds(3) : options.Duration;
 

@@ -30,9 +30,9 @@ public sealed class Report
         return text.ToString();
     }
 
-    public string ToMarkdown(string title)
+    public string ToMarkdown(string title, string introduction)
     {
-        var markdown = new StringBuilder($"# {title}\n");
+        var markdown = new StringBuilder($"# {title}\n\n{introduction}\n");
         foreach (var (heading, blocks) in _sections)
         {
             markdown.Append(CultureInfo.InvariantCulture, $"\n## {heading}\n\n");

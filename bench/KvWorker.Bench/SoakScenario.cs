@@ -19,8 +19,7 @@ public sealed class SoakScenario(BenchRun run, Deployment deployment)
     public async Task RunAsync(RpcClient worker, ServiceProcess process, CancellationToken cancellationToken)
     {
         var soak = run.Options.Soak;
-        var namespaces = Enumerable.Range(0, InFlight).Select(lane => Workload.LaneNamespace(worker.Name, lane)).ToList();
-        await deployment.PrefillAsync(namespaces, Workload.KeyPrefix(Operation.Get), Workload.KeysPerNamespace, Workload.SetValue, expired: false, cancellationToken);
+        await deployment.FillLanesAsync(worker.Name, InFlight, cancellationToken);
 
         await using var load = Load.Start(worker, InFlight, (lane, sequence) => Workload.MixedRequest(worker.Name, lane, sequence));
         var warmUp = TimeSpan.FromSeconds(Math.Clamp(soak.TotalSeconds / 10, 5, 60));

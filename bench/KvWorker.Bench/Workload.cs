@@ -27,7 +27,7 @@ public static class Workload
     public const string SetValue = """{"agent":"bench","step":42,"tags":["plan","act"],"done":false}""";
 
     /// <summary>Keys each namespace of the main table cycles through.</summary>
-    public const int KeysPerNamespace = 100;
+    public const int KeysPerNamespace = 1000;
 
     public static string Queue(Operation operation) => operation switch
     {
@@ -40,7 +40,7 @@ public static class Workload
 
     /// <summary>
     /// Each request slot in flight acts as one agent with a namespace of its own:
-    /// counters are <c>c0..c99</c>, other entries <c>k0..k99</c>.
+    /// counters are <c>c0, c1, ...</c>, other entries <c>k0, k1, ...</c>.
     /// </summary>
     public static Request LaneRequest(Operation operation, string target, int lane, long sequence) =>
         new(operation, LaneNamespace(target, lane), KeyOf(operation, sequence % KeysPerNamespace));
