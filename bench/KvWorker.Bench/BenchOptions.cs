@@ -9,14 +9,15 @@ public sealed class BenchOptions
         Usage: KvWorker.Bench [options]        (scripts/bench.sh passes its arguments here)
 
           --quick               smoke run of about two minutes: 1 round, 1 s per cell,
-                                100,000 expired entries for the purge
+                                100,000 expired entries to purge, 60 s of soak if asked for
           --rounds N            rounds of the operation table and scaling (default 3)
           --duration S          seconds measured per cell (default 5)
           --warmup S            seconds of load before each cell is measured (default 1)
           --in-flight LIST      requests in flight (default 1,16,64)
           --scenarios LIST      any of table,scaling,purge,soak (default table,scaling,purge)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)
-          --soak S              also run the memory soak for S seconds (600 for the record)
+          --soak S              memory soak of S seconds (600 for the record); alone it runs
+                                only the soak, with --scenarios it joins the list
           --markdown PATH       write the report as Markdown too (e.g. docs/benchmarks.md)
           --help                this text
         """;
@@ -42,6 +43,7 @@ public sealed class BenchOptions
     {
         var options = new BenchOptions();
         var scenarios = new List<string>();
+        TimeSpan? soak = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -55,6 +57,7 @@ public sealed class BenchOptions
                     options.WarmUp = TimeSpan.FromSeconds(0.5);
                     options.StartUpWarmUp = TimeSpan.FromSeconds(3);
                     options.PurgeEntries = 100_000;
+                    options.Soak = TimeSpan.FromSeconds(60);
                     break;
                 case "--rounds": options.Rounds = (int)Number(); break;
                 case "--duration": options.Duration = TimeSpan.FromSeconds(Number()); break;
@@ -63,7 +66,7 @@ public sealed class BenchOptions
                 case "--scenarios": scenarios.AddRange(Value().Split(',')); break;
                 case "--purge-entries": options.PurgeEntries = (int)Number(); break;
                 case "--soak":
-                    options.Soak = TimeSpan.FromSeconds(Number());
+                    soak = TimeSpan.FromSeconds(Number());
                     scenarios.Add("soak");
                     break;
                 case "--markdown": options.MarkdownPath = Value(); break;
@@ -71,11 +74,8 @@ public sealed class BenchOptions
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        if (scenarios.Count > 0)
-        {
-            // --soak alone runs only the soak; with --scenarios it joins the list.
-            options.Scenarios = scenarios.ToHashSet();
-        }
+        if (soak is not null) options.Soak = soak.Value;
+        if (scenarios.Count > 0) options.Scenarios = scenarios.ToHashSet();
         var unknown = options.Scenarios.Except(["table", "scaling", "purge", "soak"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown scenario {string.Join(", ", unknown)}");
         if (options.Rounds < 1 || options.Duration <= TimeSpan.Zero || options.InFlight.Any(n => n < 1))

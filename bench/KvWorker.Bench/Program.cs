@@ -43,7 +43,12 @@ try
     }
     return 0;
 }
-catch (Exception ex) when (ex is not OperationCanceledException || !stop.IsCancellationRequested)
+catch (OperationCanceledException) when (stop.IsCancellationRequested)
+{
+    await Console.Error.WriteLineAsync("benchmark stopped");
+    return 130;
+}
+catch (Exception ex)
 {
     await Console.Error.WriteLineAsync($"benchmark failed: {ex}");
     foreach (var process in ServiceProcess.Started)
