@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL and RabbitMQ for KvWorker when nothing is listening yet.
+# Brings up PostgreSQL, RabbitMQ and Redis for KvWorker when nothing is listening yet.
 # With a Docker engine: docker compose. Without one: local processes, installed
 # through apt when absent. Safe to run again; it only starts what is missing.
 set -euo pipefail
 
 PG_PORT="${KV_PG_PORT:-5432}"
 AMQP_PORT="${KV_AMQP_PORT:-5672}"
+REDIS_PORT="${KV_REDIS_PORT:-6379}"
 PG_DATA="${KV_PG_DATA:-/var/tmp/kvworker/pgdata}"
+REDIS_DIR="${KV_REDIS_DIR:-/var/tmp/kvworker/redis}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 say() { printf '[services] %s\n' "$*" >&2; }
@@ -29,9 +31,9 @@ wait_for_port() {
 use_docker=""
 if docker info >/dev/null 2>&1; then
   use_docker=1
-  listening "$PG_PORT" && listening "$AMQP_PORT" || {
-    say "docker engine found: starting postgres and rabbitmq with docker compose"
-    (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq)
+  listening "$PG_PORT" && listening "$AMQP_PORT" && listening "$REDIS_PORT" || {
+    say "docker engine found: starting postgres, rabbitmq and redis with docker compose"
+    (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq redis)
   }
 fi
 
@@ -97,11 +99,26 @@ start_rabbitmq() {
   say "rabbitmq did not start; see /var/log/rabbitmq"; exit 1
 }
 
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || {
+    apt_install redis-server
+    # Debian's package may have started its own service on the port: use it.
+    sleep 1
+    listening "$REDIS_PORT" && return 0
+  }
+  mkdir -p "$REDIS_DIR"
+  say "starting redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --dir "$REDIS_DIR" \
+    --logfile "$REDIS_DIR/redis.log" --pidfile "$REDIS_DIR/redis.pid" >/dev/null
+}
+
 listening "$PG_PORT" || start_postgres
 wait_for_port "$PG_PORT" postgres
 [ -n "$use_docker" ] || ensure_kv_database
 listening "$AMQP_PORT" || start_rabbitmq
 wait_for_port "$AMQP_PORT" rabbitmq
+listening "$REDIS_PORT" || start_redis
+wait_for_port "$REDIS_PORT" redis
 
 /usr/bin/python3 -c "import pika" 2>/dev/null || apt_install python3-pika
-say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT"
+say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT"

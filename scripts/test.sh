@@ -1,36 +1,48 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL and RabbitMQ when needed, then runs every test and ends
-# with one line: "tests: N passed, N failed[, N skipped]", counted from the results.
+# Brings up PostgreSQL, RabbitMQ and Redis when needed, then runs every test
+# project of KvWorker.sln and ends with one line: "tests: N passed, N failed[, N skipped]",
+# counted from the results of all of them.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh || exit 1
 
 export KV_TEST_POSTGRES="${KV_TEST_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=kvworker;Password=kvworker;Database=kvworker}"
 export KV_TEST_RABBITMQ="${KV_TEST_RABBITMQ:-amqp://guest:guest@127.0.0.1:${KV_AMQP_PORT:-5672}/}"
+export KV_TEST_REDIS="${KV_TEST_REDIS:-127.0.0.1:${KV_REDIS_PORT:-6379}}"
 export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 
-dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+# Each test project writes its TRX into "$results/<project>" (see Directory.Build.props).
+dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" "-p:KvTestResultsRoot=$results" "$@"
 status=$?
 
 # The fault test (replicas killed, PostgreSQL and RabbitMQ restarted under load) counts as one test.
 fault_passed=0 fault_failed=0
 if bash scripts/fault-test.sh; then fault_passed=1; else fault_failed=1; status=1; fi
 
-# Sum the counters of every TRX file the run wrote.
+# The test projects of the solution: those that reference the test SDK.
+projects=$(grep -l 'Microsoft.NET.Test.Sdk' tests/*/*.csproj | xargs -n1 basename | sed 's/\.csproj$//')
+
+# Sum the counters of every project's TRX files; a project that wrote none counts as a failure.
 read -r passed failed skipped < <(
-  /usr/bin/python3 - "$results" <<'PY'
+  /usr/bin/python3 - "$results" $projects <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
 passed = failed = skipped = 0
-for path in glob.glob(sys.argv[1] + "/**/*.trx", recursive=True):
-    counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
-    get = lambda name: int(counters.get(name, 0))
-    passed += get("passed")
-    failed += get("failed") + get("error") + get("timeout") + get("aborted")
-    skipped += get("notExecuted")
+root, projects = sys.argv[1], sys.argv[2:]
+for project in projects:
+    paths = glob.glob(f"{root}/{project}/**/*.trx", recursive=True)
+    if not paths:
+        print(f"no test results from {project}", file=sys.stderr)
+        failed += 1
+    for path in paths:
+        counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
+        get = lambda name: int(counters.get(name, 0))
+        passed += get("passed")
+        failed += get("failed") + get("error") + get("timeout") + get("aborted")
+        skipped += get("notExecuted")
 print(passed, failed, skipped)
 PY
 )

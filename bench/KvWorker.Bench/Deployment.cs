@@ -24,8 +24,10 @@ public sealed class Deployment : IAsyncDisposable
     {
         Name = name;
         ConnectionString = connectionString;
-        // Enough connections for the direct PostgreSQL baseline's 64 concurrent clients.
-        DataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 200 }.ConnectionString);
+        // Enough connections for the direct PostgreSQL baseline's 64 concurrent clients, and
+        // statements prepared automatically as the worker's are (see PostgresConnection).
+        DataSource = NpgsqlDataSource.Create(
+            new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 200, MaxAutoPrepare = 32 }.ConnectionString);
     }
 
     public string Name { get; }

@@ -1,6 +1,7 @@
 using KvWorker.Configuration;
 using KvWorker.Contracts;
 using KvWorker.Messaging;
+using KvWorker.Redis;
 using KvWorker.Storage;
 using KvWorker.Storage.Postgres;
 using MassTransit;
@@ -26,18 +27,7 @@ public static class Extensions
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
         services.AddKvStoreOptions();
-
-        services.AddSingleton(provider =>
-        {
-            var postgres = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Adapters.Postgres;
-            return NpgsqlDataSource.Create(PostgresConnection.Resolve(postgres, provider.GetRequiredService<IConfiguration>()));
-        });
-        services.AddKvStoreAdapter("postgres", provider =>
-        {
-            var options = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value;
-            return new PostgresKvStoreAdapter(provider.GetRequiredService<NpgsqlDataSource>(), options.Adapters.Postgres, options.Limits);
-        });
-        services.AddSingleton<KvStoreAdapterRegistry>();
+        services.AddKvStoreAdapters(builder.Configuration);
         services.AddSingleton<KvRequestHandler>();
 
         // Registered before MassTransit so the schema exists before the first message.
@@ -54,6 +44,37 @@ public static class Extensions
         });
         services.AddHostedService<OutboxPublisher>();
         services.AddHostedService<ExpiryPurgeService>();
+    }
+
+    /// <summary>
+    /// The providers requests and personas can name: <c>postgres</c> (built in,
+    /// the default) and <c>redis</c> when <c>tools:kv_store:adapters:redis:url</c>
+    /// is configured; and the registry that picks one per request.
+    /// </summary>
+    public static IServiceCollection AddKvStoreAdapters(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton(provider =>
+        {
+            var postgres = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Adapters.Postgres;
+            return NpgsqlDataSource.Create(PostgresConnection.Resolve(postgres, provider.GetRequiredService<IConfiguration>()));
+        });
+        services.AddKvStoreAdapter("postgres", provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value;
+            return new PostgresKvStoreAdapter(provider.GetRequiredService<NpgsqlDataSource>(), options.Adapters.Postgres, options.Limits);
+        });
+
+        if (RedisAdapterOptions.IsConfigured(configuration))
+        {
+            services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section).ValidateOnStart();
+            services.AddSingleton<IValidateOptions<RedisAdapterOptions>, RedisAdapterOptionsValidator>();
+            services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
+                provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
+                provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Limits.MaxIntegerDigits));
+        }
+
+        services.AddSingleton<KvStoreAdapterRegistry>();
+        return services;
     }
 
     /// <summary>The tools:kv_store and RabbitMq sections, validated when the host starts.</summary>

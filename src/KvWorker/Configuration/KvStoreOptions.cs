@@ -79,9 +79,24 @@ public sealed class PostgresAdapterOptions
     [ConfigurationKeyName("request_retention_seconds")]
     public double RequestRetentionSeconds { get; set; } = 86400;
 
+    [ConfigurationKeyName("group_commit")]
+    public GroupCommitOptions GroupCommit { get; set; } = new();
+
     /// <summary>How often each worker looks for events waiting in the outbox.</summary>
     [ConfigurationKeyName("outbox_poll_interval_ms")]
     public int OutboxPollIntervalMs { get; set; } = 200;
+}
+
+/// <summary>How concurrent commands share transactions.</summary>
+public sealed class GroupCommitOptions
+{
+    /// <summary>Most commands in one transaction.</summary>
+    [ConfigurationKeyName("max_commands")]
+    public int MaxCommands { get; set; } = 256;
+
+    /// <summary>Transactions in flight at once per worker; while they run, the next group gathers.</summary>
+    [ConfigurationKeyName("transactions")]
+    public int Transactions { get; set; } = 2;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>

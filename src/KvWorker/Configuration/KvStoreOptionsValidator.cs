@@ -34,6 +34,9 @@ public sealed class KvStoreOptionsValidator(IConfiguration configuration, IEnume
         Require(postgres.PurgeIntervalSeconds > 0 && double.IsFinite(postgres.PurgeIntervalSeconds), "adapters:postgres:purge_interval_seconds", "must be a positive number of seconds");
         Require(postgres.PurgeBatchSize is > 0 and <= 100_000, "adapters:postgres:purge_batch_size", "must be between 1 and 100000");
         Require(postgres.RequestRetentionSeconds > 0 && double.IsFinite(postgres.RequestRetentionSeconds), "adapters:postgres:request_retention_seconds", "must be a positive number of seconds");
+        Require(postgres.GroupCommit.MaxCommands is > 0 and <= 10_000, "adapters:postgres:group_commit:max_commands", "must be between 1 and 10000");
+        Require(postgres.GroupCommit.Transactions > 0 && postgres.GroupCommit.Transactions < postgres.Pool.Size + postgres.Pool.MaxOverflow,
+            "adapters:postgres:group_commit:transactions", "must be at least 1 and less than the pool's size + max_overflow");
         Require(postgres.OutboxPollIntervalMs > 0, "adapters:postgres:outbox_poll_interval_ms", "must be a positive number of milliseconds");
 
         Require(options.RequestTimeoutSeconds > 0 && double.IsFinite(options.RequestTimeoutSeconds), "request_timeout_seconds", "must be a positive number of seconds");

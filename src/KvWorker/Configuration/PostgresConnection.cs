@@ -34,6 +34,8 @@ public static class PostgresConnection
         builder.MinPoolSize = options.Pool.Size;
         builder.MaxPoolSize = options.Pool.Size + options.Pool.MaxOverflow;
         builder.Timeout = options.Pool.Timeout;
+        // The same few statements run all day: let Npgsql prepare them.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         return builder.ConnectionString;
     }
 

@@ -98,6 +98,7 @@ public sealed class KvRequestHandler(
     private static bool IsTransient(Exception ex) => ex switch
     {
         NpgsqlException npgsql => npgsql.IsTransient,
+        KvStoreUnavailableException => true,
         TimeoutException => true,
         _ => false,
     };

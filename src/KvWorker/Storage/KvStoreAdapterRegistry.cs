@@ -7,13 +7,19 @@ namespace KvWorker.Storage;
 /// <summary>A named adapter factory: the <c>register_kv_store_adapter</c> seam.</summary>
 public sealed record KvStoreAdapterRegistration(string Name, Func<IServiceProvider, IKvStoreAdapter> Factory);
 
-/// <summary>Picks the adapter for a request: the request's provider, else its persona's, else <c>default_adapter</c>.</summary>
+/// <summary>
+/// Picks the adapter for a request: the request's provider, else its persona's, else <c>default_adapter</c>.
+/// Owns the adapters its factories create, and disposes those that are disposable.
+/// </summary>
 public sealed class KvStoreAdapterRegistry(
     IServiceProvider services, IEnumerable<KvStoreAdapterRegistration> registrations, IOptions<KvStoreOptions> options)
+    : IAsyncDisposable, IDisposable
 {
     private readonly Dictionary<string, KvStoreAdapterRegistration> _registrations =
         registrations.ToDictionary(r => r.Name, StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IKvStoreAdapter> _adapters = new(StringComparer.Ordinal);
+    // A factory may open connections: it runs once per name even when first requests race.
+    private readonly Lock _creating = new();
 
     public IReadOnlyCollection<string> Names => _registrations.Keys;
 
@@ -31,8 +37,21 @@ public sealed class KvStoreAdapterRegistry(
             throw KvStoreException.InvalidRequest(
                 $"unknown provider '{name}' named by {source}; registered providers: {string.Join(", ", Names.Order())}");
         }
-        return _adapters.GetOrAdd(name, _ => registration.Factory(services));
+        if (_adapters.TryGetValue(name, out var adapter)) return adapter;
+        lock (_creating)
+            return _adapters.GetOrAdd(name, _ => registration.Factory(services));
     }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var adapter in _adapters.Values)
+        {
+            if (adapter is IAsyncDisposable asyncDisposable) await asyncDisposable.DisposeAsync();
+            else if (adapter is IDisposable disposable) disposable.Dispose();
+        }
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }
 
 public static class KvStoreAdapterServiceCollectionExtensions

@@ -58,8 +58,9 @@ public class BrokerFixture : IAsyncLifetime
     public static IHost BuildWorker(IDictionary<string, string?> settings)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
-        builder.AddKvWorker();
+        // Before AddKvWorker, which decides from configuration which providers to register.
         builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddKvWorker();
         return builder.Build();
     }
 

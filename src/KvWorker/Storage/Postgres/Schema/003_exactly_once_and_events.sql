@@ -272,7 +272,7 @@ BEGIN
     IF v_namespaces IS NULL THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM kv_namespace_usage u WHERE u.namespace = ANY (v_namespaces) ORDER BY u.namespace FOR UPDATE;
+    PERFORM 1 FROM kv_namespace_usage u WHERE u.namespace = ANY (v_namespaces) ORDER BY u.namespace COLLATE "C" FOR UPDATE;
     IF p_maintain_global THEN
         PERFORM 1 FROM kv_global_usage FOR UPDATE;
     END IF;

@@ -10,6 +10,14 @@ public class KvStoreException(string code, string message) : Exception(message)
     public KvError ToReply() => new() { Error = new KvErrorDetail { Code = Code, Message = Message } };
 
     public static KvStoreException InvalidRequest(string message) => new(KvErrorCodes.KeyValueStoreError, message);
+
+    /// <summary>An increment of a live value that is not a JSON integer.</summary>
+    public static KvStoreException NotAnInteger(string ns, string key) => new(KvErrorCodes.InvalidValueTypeError,
+        $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");
+
+    /// <summary>An increment whose result would be longer than <c>limits:max_integer_digits</c>.</summary>
+    public static KvStoreException TooManyDigits(string ns, string key, int maxDigits) => new(KvErrorCodes.InvalidValueTypeError,
+        $"incrementing '{key}' in namespace '{ns}' would exceed {maxDigits} digits");
 }
 
 /// <summary>A write rejected by the namespace or global quota, with the figures subscribers are told.</summary>
@@ -42,4 +50,20 @@ public sealed class QuotaExceededException(string code, string message, long quo
         KvErrorCodes.GlobalQuotaExceededError,
         $"global quota of {quota} bytes exceeded: {used} bytes used, write needs {attempted} bytes",
         quota, used, attempted);
+
+    /// <summary>A value larger than a quota can never fit: adapters reject it before a round trip.</summary>
+    public static void ThrowIfLargerThanQuota(string ns, long sizeBytes, long namespaceQuota, long? globalQuota)
+    {
+        if (sizeBytes > namespaceQuota)
+            throw Namespace(ns, namespaceQuota, 0, sizeBytes);
+        if (sizeBytes > globalQuota)
+            throw Global(globalQuota.Value, 0, sizeBytes);
+    }
 }
+
+/// <summary>
+/// The adapter's storage could not be reached (a lost or refused connection).
+/// The worker retries the operation and then answers <c>StoreUnavailableError</c>;
+/// adapters wrap their client's connection failures in it.
+/// </summary>
+public sealed class KvStoreUnavailableException(string message, Exception innerException) : Exception(message, innerException);

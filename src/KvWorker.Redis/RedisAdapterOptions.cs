@@ -1,0 +1,72 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace KvWorker.Redis;
+
+/// <summary>The <c>tools:kv_store:adapters:redis</c> block; the <c>redis</c> provider exists only when <see cref="Url"/> is set.</summary>
+public sealed class RedisAdapterOptions
+{
+    public const string Section = "tools:kv_store:adapters:redis";
+    public const long DefaultNamespaceQuotaBytes = 1024 * 1024;
+
+    /// <summary>A StackExchange.Redis configuration string: <c>127.0.0.1:6379</c>, <c>host:6379,password=…,ssl=true,defaultDatabase=2</c>.</summary>
+    [ConfigurationKeyName("url")]
+    public string? Url { get; set; }
+
+    /// <summary>Put before every key the adapter writes, so that several stores can share one Redis database.</summary>
+    [ConfigurationKeyName("key_prefix")]
+    public string KeyPrefix { get; set; } = "kv:";
+
+    [ConfigurationKeyName("namespace_quota_bytes")]
+    public long NamespaceQuotaBytes { get; set; } = DefaultNamespaceQuotaBytes;
+
+    /// <summary>Null disables the global limit.</summary>
+    [ConfigurationKeyName("global_quota_bytes")]
+    public long? GlobalQuotaBytes { get; set; }
+
+    /// <summary>How long a mutation's request identity (message_id) is remembered, so that a redelivery changes nothing.</summary>
+    [ConfigurationKeyName("request_retention_seconds")]
+    public double RequestRetentionSeconds { get; set; } = 24 * 3600;
+
+    /// <summary>Whether configuration names a Redis server, which is what registers the <c>redis</c> provider.</summary>
+    public static bool IsConfigured(IConfiguration configuration) =>
+        !string.IsNullOrWhiteSpace(configuration[Section + ":url"]);
+}
+
+/// <summary>Checks the redis block at start-up; every failure names its key.</summary>
+public sealed class RedisAdapterOptionsValidator : IValidateOptions<RedisAdapterOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RedisAdapterOptions options)
+    {
+        var failures = new List<string>();
+        void Require(bool ok, string key, string message)
+        {
+            if (!ok) failures.Add($"{RedisAdapterOptions.Section}:{key} {message}");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Url))
+        {
+            failures.Add($"{RedisAdapterOptions.Section}:url is required, e.g. 127.0.0.1:6379");
+        }
+        else
+        {
+            try
+            {
+                var parsed = ConfigurationOptions.Parse(options.Url);
+                Require(parsed.EndPoints.Count > 0, "url", $"names no Redis server: '{options.Url}'");
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add($"{RedisAdapterOptions.Section}:url is not a StackExchange.Redis configuration string (host:port[,option=value...]): {ex.Message}");
+            }
+        }
+        Require(!string.IsNullOrEmpty(options.KeyPrefix), "key_prefix", "must not be empty");
+        Require(options.NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes");
+        Require(options.GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
+        Require(options.RequestRetentionSeconds >= 1 && double.IsFinite(options.RequestRetentionSeconds),
+            "request_retention_seconds", "must be a number of seconds, at least 1");
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,27 @@
+using KvWorker.Adapters.Conformance;
+using KvWorker.Storage;
+
+namespace KvWorker.Redis.Tests;
+
+/// <summary>
+/// The adapter conformance suite against the Redis adapter: every adapter
+/// connects on its own, shared stores use the fixture's prefix, and an
+/// isolated store is a fresh key prefix.
+/// </summary>
+public sealed class RedisAdapterConformanceTests(RedisFixture redis) : KvStoreAdapterConformanceTests, IClassFixture<RedisFixture>
+{
+    private readonly List<RedisKvStoreAdapter> _adapters = [];
+
+    protected override Task<IKvStoreAdapter> CreateAdapterAsync(AdapterSettings settings)
+    {
+        var prefix = settings.Isolated ? redis.NewIsolatedPrefix() : redis.SharedPrefix;
+        var adapter = redis.Connect(redis.Options(prefix, settings.NamespaceQuotaBytes, settings.GlobalQuotaBytes));
+        _adapters.Add(adapter);
+        return Task.FromResult<IKvStoreAdapter>(adapter);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        foreach (var adapter in _adapters) await adapter.DisposeAsync();
+    }
+}

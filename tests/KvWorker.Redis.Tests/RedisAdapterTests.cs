@@ -1,0 +1,143 @@
+using System.Text.Json;
+using KvWorker.Storage;
+using StackExchange.Redis;
+
+namespace KvWorker.Redis.Tests;
+
+/// <summary>What the Redis adapter keeps in Redis, beyond the semantics the conformance suite checks.</summary>
+public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisFixture>
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
+    private static StoredValue Value(string json) => StoredValue.From(JsonDocument.Parse(json).RootElement, maxDepth: 32);
+    private IDatabase Db => redis.Connection.GetDatabase();
+
+    [Fact]
+    public async Task Values_are_stored_as_their_exact_compact_json_text()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        await using var adapter = redis.Connect(redis.Options(prefix));
+        var ns = NewNamespace();
+        var value = Value("{ \"text\" : \"nul \\u0000, é, 😀\", \"n\" : [ 1.50, -0, 1E+400 ] }");
+
+        await adapter.SetAsync(ns, "k", value, null, null, None);
+
+        var stored = (byte[]?)await Db.HashGetAsync(prefix + "v:" + ns, "k");
+        Assert.Equal(System.Text.Encoding.UTF8.GetBytes(value.Json), stored);
+        Assert.Equal(value.SizeBytes, (long)await Db.HashGetAsync(prefix + "u:" + ns, "bytes"));
+    }
+
+    [Fact]
+    public async Task Usage_counters_match_the_stored_entries_after_concurrent_mixed_writes()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        var replicas = Enumerable.Range(0, 3).Select(_ => redis.Connect(redis.Options(prefix, namespaceQuotaBytes: 400, globalQuotaBytes: 1000))).ToArray();
+        var namespaces = Enumerable.Range(0, 4).Select(_ => NewNamespace()).ToArray();
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, 12).Select(worker => Task.Run(async () =>
+            {
+                var random = new Random(worker);
+                var adapter = replicas[worker % replicas.Length];
+                for (var i = 0; i < 60; i++)
+                {
+                    var ns = namespaces[random.Next(namespaces.Length)];
+                    var key = "k" + random.Next(8);
+                    double? ttl = random.Next(3) == 0 ? 0.05 : null;
+                    try
+                    {
+                        switch (random.Next(3))
+                        {
+                            case 0: await adapter.SetAsync(ns, key, Value($"\"{new string('v', random.Next(1, 60))}\""), ttl, null, None); break;
+                            case 1: await adapter.IncrementAsync(ns, key, random.Next(-1000, 1000), 0, ttl, null, None); break;
+                            default: await adapter.DeleteAsync(ns, key, null, None); break;
+                        }
+                    }
+                    catch (KvStoreException)
+                    {
+                        // quota rejections, or increments of string values
+                    }
+                }
+            })));
+
+            long totalBytes = 0, totalEntries = 0;
+            foreach (var ns in namespaces)
+            {
+                var fields = await Db.HashGetAllAsync(prefix + "v:" + ns);
+                var bytes = fields.Sum(field => (long)((byte[])field.Value!).Length);
+                var usage = await replicas[0].UsageAsync(ns, None);
+                Assert.Equal((bytes, (long)fields.Length), (usage.UsedBytes, usage.Entries));
+                Assert.InRange(usage.UsedBytes, 0, 400);
+                (totalBytes, totalEntries) = (totalBytes + bytes, totalEntries + fields.Length);
+
+                var expiring = await Db.SortedSetRangeByRankAsync(prefix + "x:" + ns);
+                Assert.All(expiring, key => Assert.Contains(fields, field => field.Name == key));
+            }
+            Assert.Equal(totalBytes, (long)await Db.HashGetAsync(prefix + "g", "bytes"));
+            Assert.Equal(totalEntries, (long)await Db.HashGetAsync(prefix + "g", "entries"));
+            Assert.InRange(totalBytes, 0, 1000);
+        }
+        finally
+        {
+            foreach (var replica in replicas) await replica.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Later_writes_sweep_expired_entries_out_of_memory_and_counters()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        await using var adapter = redis.Connect(redis.Options(prefix));
+        var (a, b) = (NewNamespace(), NewNamespace());
+        for (var i = 0; i < 5; i++) await adapter.SetAsync(a, "gone" + i, Value("\"expires\""), 0.1, null, None);
+        await Task.Delay(300);
+
+        await adapter.SetAsync(b, "k", Value("1"), null, null, None);
+
+        Assert.Equal(0, await Db.HashLengthAsync(prefix + "v:" + a));
+        Assert.Equal(0, await Db.SortedSetLengthAsync(prefix + "gx"));
+        Assert.Equal((0L, 0L), ((await adapter.UsageAsync(a, None)).UsedBytes, (await adapter.UsageAsync(a, None)).Entries));
+        Assert.Equal(1, (long)await Db.HashGetAsync(prefix + "g", "bytes"));
+    }
+
+    [Fact]
+    public async Task A_request_record_expires_after_the_retention()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        var options = redis.Options(prefix);
+        options.RequestRetentionSeconds = 60;
+        await using var adapter = redis.Connect(options);
+        var ns = NewNamespace();
+
+        await adapter.IncrementAsync(ns, "c", 1, 0, null, "request-1", None);
+
+        var records = redis.Connection.GetServers()[0].Keys(pattern: prefix + "r:*").ToArray();
+        var record = Assert.Single(records);
+        Assert.InRange((await Db.KeyTimeToLiveAsync(record))!.Value.TotalSeconds, 50, 60);
+    }
+
+    [Fact]
+    public async Task A_request_id_reused_for_another_operation_is_a_key_value_store_error()
+    {
+        await using var adapter = redis.Connect(redis.Options(redis.NewIsolatedPrefix()));
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", Value("1"), null, "request-1", None);
+
+        var error = await Assert.ThrowsAsync<KvStoreException>(() => adapter.DeleteAsync(ns, "k", "request-1", None));
+
+        Assert.Equal(Contracts.KvErrorCodes.KeyValueStoreError, error.Code);
+        Assert.True((await adapter.GetAsync(ns, "k", None)).Found);
+    }
+
+    [Fact]
+    public async Task An_unreachable_server_is_reported_as_store_unavailable()
+    {
+        // Nothing listens on port 1.
+        await using var adapter = RedisKvStoreAdapter.Connect(
+            new RedisAdapterOptions { Url = "127.0.0.1:1,connectTimeout=200,asyncTimeout=500" }, maxIntegerDigits: 1000);
+
+        var error = await Record.ExceptionAsync(() => adapter.IncrementAsync("ns", "c", 1, 0, null, null, None));
+
+        Assert.IsType<KvStoreUnavailableException>(error);
+    }
+}

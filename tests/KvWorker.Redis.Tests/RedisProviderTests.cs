@@ -1,0 +1,154 @@
+using System.Text.Json;
+using KvWorker.Configuration;
+using KvWorker.Contracts;
+using KvWorker.Messaging;
+using KvWorker.Storage;
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Redis.Tests;
+
+/// <summary>The worker's registration of the <c>redis</c> provider, and requests and personas that select it.</summary>
+public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<RedisFixture>
+{
+    private const string RedisKey = RedisAdapterOptions.Section;
+    private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>Settings with a PostgreSQL URL that no test here connects to, and the test server as Redis.</summary>
+    private Dictionary<string, string?> Settings(string prefix) => new()
+    {
+        ["tools:kv_store:adapters:postgres:url"] = "Host=127.0.0.1;Port=1;Username=unused;Database=unused",
+        [$"{RedisKey}:url"] = redis.Configuration,
+        [$"{RedisKey}:key_prefix"] = prefix,
+    };
+
+    /// <summary>The storage registrations exactly as the worker makes them, with the consumers on MassTransit's test harness.</summary>
+    private static async Task<ServiceProvider> StartHarnessAsync(Dictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var services = new ServiceCollection()
+            .AddSingleton<IConfiguration>(configuration)
+            .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
+            .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
+            .AddKvStoreOptions()
+            .AddKvStoreAdapters(configuration)
+            .AddSingleton<KvRequestHandler>()
+            .AddMassTransitTestHarness(bus =>
+            {
+                bus.AddConsumer<KvGetConsumer>();
+                bus.AddConsumer<KvSetConsumer>();
+                bus.AddConsumer<KvIncrementConsumer>();
+            })
+            .BuildServiceProvider(true);
+        await services.GetRequiredService<ITestHarness>().Start();
+        return services;
+    }
+
+    private static async Task<TResult> RequestAsync<TRequest, TResult>(ServiceProvider services, TRequest request)
+        where TRequest : class where TResult : class
+    {
+        var response = await services.GetRequiredService<ITestHarness>().GetRequestClient<TRequest>().GetResponse<TResult, KvError>(request);
+        if (response.Is(out Response<KvError>? error)) Assert.Fail($"{error!.Message.Error.Code}: {error.Message.Error.Message}");
+        Assert.True(response.Is(out Response<TResult>? result));
+        return result!.Message;
+    }
+
+    [Fact]
+    public async Task A_request_naming_the_redis_provider_is_stored_in_redis()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        await using var services = await StartHarnessAsync(Settings(prefix));
+        await using var direct = redis.Connect(redis.Options(prefix));
+        var ns = NewNamespace();
+
+        await RequestAsync<KvSet, KvSetResult>(services, new KvSet
+        {
+            Namespace = ns, Key = "plan", Value = JsonDocument.Parse("""{"step":1}""").RootElement, Provider = "redis",
+        });
+        var read = await RequestAsync<KvGet, KvGetResult>(services, new KvGet { Namespace = ns, Key = "plan", Provider = "redis" });
+
+        Assert.True(read.Found);
+        Assert.Equal("""{"step":1}""", (await direct.GetAsync(ns, "plan", CancellationToken.None)).Value!.Value.GetRawText());
+    }
+
+    [Fact]
+    public async Task A_persona_configured_with_the_redis_provider_uses_it()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        var settings = Settings(prefix);
+        settings["tools:kv_store:personas:planner:provider"] = "redis";
+        await using var services = await StartHarnessAsync(settings);
+        await using var direct = redis.Connect(redis.Options(prefix));
+        var ns = NewNamespace();
+
+        var counter = await RequestAsync<KvIncrement, KvIncrementResult>(services,
+            new KvIncrement { Namespace = ns, Key = "turns", Delta = 3, Persona = "planner" });
+
+        Assert.Equal(3, counter.Value.GetInt64());
+        Assert.Equal("3", (await direct.GetAsync(ns, "turns", CancellationToken.None)).Value!.Value.GetRawText());
+    }
+
+    [Fact]
+    public async Task Redis_can_be_the_default_adapter()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        var settings = Settings(prefix);
+        settings["tools:kv_store:default_adapter"] = "redis";
+        await using var services = await StartHarnessAsync(settings);
+        await using var direct = redis.Connect(redis.Options(prefix));
+        var ns = NewNamespace();
+
+        await RequestAsync<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = ns, Key = "c" });
+
+        Assert.True((await direct.GetAsync(ns, "c", CancellationToken.None)).Found);
+    }
+
+    [Fact]
+    public void The_redis_provider_is_registered_only_when_its_url_is_configured()
+    {
+        static IReadOnlyCollection<string> Names(Dictionary<string, string?> settings)
+        {
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+            using var services = new ServiceCollection()
+                .AddSingleton<IConfiguration>(configuration)
+                .AddKvStoreOptions()
+                .AddKvStoreAdapters(configuration)
+                .BuildServiceProvider();
+            return services.GetRequiredService<KvStoreAdapterRegistry>().Names;
+        }
+
+        var withRedis = Settings("unused:");
+        var withoutRedis = new Dictionary<string, string?>(withRedis) { [$"{RedisKey}:url"] = null };
+
+        Assert.Equal(["postgres", "redis"], Names(withRedis).Order());
+        Assert.Equal(["postgres"], Names(withoutRedis));
+    }
+
+    [Theory]
+    [InlineData("url=127.0.0.1:6379,nonsense=1", "tools:kv_store:adapters:redis:url is not a StackExchange.Redis configuration string")]
+    [InlineData("key_prefix=", "tools:kv_store:adapters:redis:key_prefix must not be empty")]
+    [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:redis:namespace_quota_bytes must be a positive number of bytes")]
+    [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:redis:global_quota_bytes must be a positive number of bytes")]
+    [InlineData("request_retention_seconds=0", "tools:kv_store:adapters:redis:request_retention_seconds must be a number of seconds, at least 1")]
+    public void Invalid_redis_configuration_fails_validation_naming_the_key(string setting, string message)
+    {
+        var settings = Settings("kv:");
+        var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+        settings[$"{RedisKey}:{key}"] = value;
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        using var services = new ServiceCollection()
+            .AddSingleton<IConfiguration>(configuration)
+            .AddKvStoreOptions()
+            .AddKvStoreAdapters(configuration)
+            .BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisAdapterOptions>>().Value);
+
+        Assert.Contains(message, error.Message);
+    }
+}
