@@ -8,7 +8,7 @@ public sealed class BenchOptions
     public const string Usage = """
         Usage: KvWorker.Bench [options]        (scripts/bench.sh passes its arguments here)
 
-          --quick               smoke run of about two minutes: 1 round, 1 s per cell,
+          --quick               smoke run of two to three minutes: 1 round, 1 s per cell,
                                 100,000 expired entries to purge, 60 s of soak if asked for
           --rounds N            rounds of the operation table and scaling (default 3)
           --duration S          seconds measured per cell (default 5)
