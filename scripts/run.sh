@@ -7,4 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
 export ATLAS_KV_STORE_URL="${ATLAS_KV_STORE_URL:-postgresql+psycopg://kvworker:kvworker@127.0.0.1:5432/kvworker}"
 export tools__kv_store__adapters__redis__url="${tools__kv_store__adapters__redis__url:-127.0.0.1:${KV_REDIS_PORT:-6379}}"
+# Development: src/KvWorker/appsettings.Development.json grants RabbitMQ's guest user a persona.
+export DOTNET_ENVIRONMENT="${DOTNET_ENVIRONMENT:-Development}"
 exec dotnet run --project src/KvWorker -c Release -- "$@"

@@ -24,10 +24,12 @@ public static class Extensions
         services.AddSerilog((_, logger) => logger
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
+            .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
         services.AddKvStoreOptions();
         services.AddKvStoreAdapters(builder.Configuration);
+        services.AddSingleton<PersonaPolicy>();
         services.AddSingleton<KvRequestHandler>();
 
         // Registered before MassTransit so the schema exists before the first message.
@@ -158,5 +160,7 @@ public static class Extensions
         // Configuring the error pipe replaces MassTransit's defaults: put back the
         // fault reply/publish and the move to the <queue>_error queue.
         endpoint.ConfigureDefaultErrorTransport();
+        // A message no consumer takes is answered and moved to <queue>_error like a failed one.
+        endpoint.ConfigureDeadLetter(deadLetter => deadLetter.UseFilter(new NotConsumedFilter(logger)));
     }
 }

@@ -19,12 +19,22 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
     private const string RedisKey = RedisAdapterOptions.Section;
     private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
 
-    /// <summary>Settings with a PostgreSQL URL that no test here connects to, and the test server as Redis.</summary>
+    /// <summary>
+    /// Settings with a PostgreSQL URL that no test here connects to, the test server as Redis, and
+    /// personas with both flags for the harness's requests (the in-memory transport has no user_id).
+    /// </summary>
     private Dictionary<string, string?> Settings(string prefix) => new()
     {
         ["tools:kv_store:adapters:postgres:url"] = "Host=127.0.0.1;Port=1;Username=unused;Database=unused",
         [$"{RedisKey}:url"] = redis.Configuration,
         [$"{RedisKey}:key_prefix"] = prefix,
+        ["tools:kv_store:personas:tester:flags:0"] = KvStoreManifest.ReadFlag,
+        ["tools:kv_store:personas:tester:flags:1"] = KvStoreManifest.WriteFlag,
+        ["tools:kv_store:personas:planner:flags:0"] = KvStoreManifest.ReadFlag,
+        ["tools:kv_store:personas:planner:flags:1"] = KvStoreManifest.WriteFlag,
+        ["tools:kv_store:anonymous:personas:0"] = "tester",
+        ["tools:kv_store:anonymous:personas:1"] = "planner",
+        ["tools:kv_store:anonymous:default_persona"] = "tester",
     };
 
     /// <summary>The storage registrations exactly as the worker makes them, with the consumers on MassTransit's test harness.</summary>
@@ -37,6 +47,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
             .AddKvStoreOptions()
             .AddKvStoreAdapters(configuration)
+            .AddSingleton<PersonaPolicy>()
             .AddSingleton<KvRequestHandler>()
             .AddMassTransitTestHarness(bus =>
             {

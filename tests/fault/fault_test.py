@@ -215,6 +215,8 @@ def main():
         "RabbitMq__PrefetchCount": "16",
         "Worker__ShutdownTimeoutSeconds": "20",
         "Serilog__MinimumLevel__Default": "Warning",
+        # appsettings.Development.json grants the guest user, which the clients use, a persona.
+        "DOTNET_ENVIRONMENT": "Development",
     })
     log(f"starting {REPLICAS} replicas; namespace {NAMESPACE}")
     replicas = [Replica(i, environment) for i in range(REPLICAS)]

@@ -27,6 +27,14 @@ public sealed class KvStoreOptions
     /// <summary>Per-persona settings, keyed by persona name.</summary>
     [ConfigurationKeyName("personas")]
     public Dictionary<string, PersonaOptions> Personas { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The personas each broker-authenticated caller (RabbitMQ user name) may act as.</summary>
+    [ConfigurationKeyName("identities")]
+    public Dictionary<string, IdentityOptions> Identities { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The grant for requests that carry no AMQP user_id; null denies them.</summary>
+    [ConfigurationKeyName("anonymous")]
+    public IdentityOptions? Anonymous { get; set; }
 }
 
 public sealed class AdaptersOptions
@@ -141,6 +149,25 @@ public sealed class PersonaOptions
     /// <summary>The provider this persona's requests use unless the request names one.</summary>
     [ConfigurationKeyName("provider")]
     public string? Provider { get; set; }
+
+    /// <summary>Policy flags granted: <c>type.system.kv_store_access</c> to read, <c>type.system.kv_store_write</c> to write.</summary>
+    [ConfigurationKeyName("flags")]
+    public List<string> Flags { get; set; } = [];
+
+    /// <summary>Namespace patterns (<c>*</c> any run of characters, <c>?</c> one) this persona may use; none means every namespace.</summary>
+    [ConfigurationKeyName("namespaces")]
+    public List<string> Namespaces { get; set; } = [];
+}
+
+public sealed class IdentityOptions
+{
+    /// <summary>Personas this identity may name in a request.</summary>
+    [ConfigurationKeyName("personas")]
+    public List<string> Personas { get; set; } = [];
+
+    /// <summary>The persona of a request that names none; null makes naming one mandatory.</summary>
+    [ConfigurationKeyName("default_persona")]
+    public string? DefaultPersona { get; set; }
 }
 
 /// <summary>The worker process (section <c>Worker</c>).</summary>

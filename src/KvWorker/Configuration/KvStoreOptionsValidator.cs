@@ -1,3 +1,4 @@
+using KvWorker.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace KvWorker.Configuration;
@@ -47,6 +48,27 @@ public sealed class KvStoreOptionsValidator(IConfiguration configuration, IEnume
         Require(limits.MaxTtlSeconds > 0 && double.IsFinite(limits.MaxTtlSeconds), "limits:max_ttl_seconds", "must be a positive number of seconds");
         Require(limits.MaxValueDepth is > 0 and <= 256, "limits:max_value_depth", "must be between 1 and 256");
         Require(limits.MaxIntegerDigits is >= 20 and <= 100_000, "limits:max_integer_digits", "must be between 20 and 100000");
+
+        foreach (var (personaName, persona) in options.Personas)
+        {
+            foreach (var (flag, i) in persona.Flags.Select((flag, i) => (flag, i)))
+                Require(flag is KvStoreManifest.ReadFlag or KvStoreManifest.WriteFlag, $"personas:{personaName}:flags:{i}",
+                    $"must be {KvStoreManifest.ReadFlag} or {KvStoreManifest.WriteFlag}, not '{flag}'");
+            foreach (var (pattern, i) in persona.Namespaces.Select((pattern, i) => (pattern, i)))
+                Require(!string.IsNullOrEmpty(pattern), $"personas:{personaName}:namespaces:{i}", "must be a non-empty namespace pattern");
+            Require(persona.Provider is null || registered.Contains(persona.Provider), $"personas:{personaName}:provider",
+                $"must name a registered adapter ({string.Join(", ", registered)}), not '{persona.Provider}'");
+        }
+        void RequireGrant(string key, IdentityOptions grant)
+        {
+            foreach (var (persona, i) in grant.Personas.Select((persona, i) => (persona, i)))
+                Require(options.Personas.ContainsKey(persona), $"{key}:personas:{i}",
+                    $"must name a persona configured under {KvStoreOptions.Section}:personas, not '{persona}'");
+            Require(grant.DefaultPersona is null || grant.Personas.Contains(grant.DefaultPersona), $"{key}:default_persona",
+                $"must be one of {KvStoreOptions.Section}:{key}:personas, not '{grant.DefaultPersona}'");
+        }
+        foreach (var (identity, grant) in options.Identities) RequireGrant($"identities:{identity}", grant);
+        if (options.Anonymous is { } anonymous) RequireGrant("anonymous", anonymous);
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

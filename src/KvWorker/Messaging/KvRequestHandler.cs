@@ -13,7 +13,7 @@ namespace KvWorker.Messaging;
 /// reply (result or error) to whichever kind of client asked.
 /// </summary>
 public sealed class KvRequestHandler(
-    KvStoreAdapterRegistry adapters, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
+    KvStoreAdapterRegistry adapters, PersonaPolicy policy, IOptions<KvStoreOptions> options, ILogger<KvRequestHandler> logger)
 {
     private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromSeconds(2);
@@ -30,11 +30,13 @@ public sealed class KvRequestHandler(
         deadline.CancelAfter(budget);
         object reply;
         object? quotaEvent = null;
+        var actingPersona = persona;
         try
         {
             RequestValidation.CheckName(ns, "namespace", Limits.MaxNamespaceLength);
             RequestValidation.CheckName(key, "key", Limits.MaxKeyLength);
-            var adapter = adapters.Resolve(provider, persona);
+            actingPersona = policy.Authorize(context, ns, persona);
+            var adapter = adapters.Resolve(provider, actingPersona);
             reply = await RunWithRetriesAsync(adapter, operation, deadline.Token);
         }
         catch (KvStoreException ex)
@@ -42,7 +44,7 @@ public sealed class KvRequestHandler(
             logger.LogDebug("Request on {Namespace}/{Key} rejected: {Code} {Message}", ns, key, ex.Code, ex.Message);
             reply = ex.ToReply();
             if (ex is QuotaExceededException quota)
-                quotaEvent = quota.ToEvent(ns, key, persona, DateTimeOffset.UtcNow);
+                quotaEvent = quota.ToEvent(ns, key, actingPersona, DateTimeOffset.UtcNow);
         }
         catch (Exception ex) when ((IsTransient(ex) || ex is OperationCanceledException) && !context.CancellationToken.IsCancellationRequested)
         {
@@ -132,10 +134,9 @@ public sealed class KvRequestHandler(
     /// <summary>Sends the reply to a plain AMQP client's reply_to, or to a MassTransit request client.</summary>
     public static Task ReplyAsync(ConsumeContext context, object reply)
     {
-        if (AmqpReply.IsWanted(context.ReceiveContext))
+        // Without a MassTransit response address, reply_to is the only address (none: fire-and-forget).
+        if (AmqpReply.IsWanted(context.ReceiveContext) || context.ResponseAddress is null)
             return AmqpReply.SendAsync(context.ReceiveContext, reply, context.CancellationToken);
-        return context.ResponseAddress is null
-            ? Task.CompletedTask // fire-and-forget request: nobody to tell
-            : context.RespondAsync(reply);
+        return context.RespondAsync(reply);
     }
 }

@@ -180,7 +180,7 @@ public sealed class ConfigurationTests
         Assert.Contains("tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes", worker.Output);
     }
 
-    private static KvStoreOptions Validate(Dictionary<string, string?> settings) =>
+    internal static KvStoreOptions Validate(Dictionary<string, string?> settings) =>
         new ServiceCollection()
             .AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build())
             .AddKvStoreOptions()

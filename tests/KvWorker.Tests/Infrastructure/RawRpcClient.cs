@@ -9,29 +9,33 @@ namespace KvWorker.Tests.Infrastructure;
 /// <summary>
 /// A plain AMQP client following RabbitMQ's RPC tutorial: JSON body to the
 /// default exchange, reply_to an exclusive queue, matched by correlation_id.
-/// No MassTransit involved.
+/// No MassTransit involved. Requests carry the connection's user as AMQP
+/// user_id (the identity the persona policy checks) unless told not to.
 /// </summary>
 public sealed class RawRpcClient : IAsyncDisposable
 {
     private readonly IConnection _connection;
     private readonly IChannel _channel;
     private readonly string _replyQueue;
+    private readonly string? _userId;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<(string Body, IReadOnlyBasicProperties Properties)>> _pending = new();
     private readonly SemaphoreSlim _publishGate = new(1, 1);
 
-    private RawRpcClient(IConnection connection, IChannel channel, string replyQueue)
+    private RawRpcClient(IConnection connection, IChannel channel, string replyQueue, string? userId)
     {
         _connection = connection;
         _channel = channel;
         _replyQueue = replyQueue;
+        _userId = userId;
     }
 
-    public static async Task<RawRpcClient> ConnectAsync(Uri amqpUri)
+    public static async Task<RawRpcClient> ConnectAsync(Uri amqpUri, bool sendUserId = true)
     {
-        var connection = await new ConnectionFactory { Uri = amqpUri }.CreateConnectionAsync();
+        var factory = new ConnectionFactory { Uri = amqpUri };
+        var connection = await factory.CreateConnectionAsync();
         var channel = await connection.CreateChannelAsync();
         var replyQueue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
-        var client = new RawRpcClient(connection, channel, replyQueue);
+        var client = new RawRpcClient(connection, channel, replyQueue, sendUserId ? factory.UserName : null);
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += (_, delivery) =>
         {
@@ -72,6 +76,7 @@ public sealed class RawRpcClient : IAsyncDisposable
             CorrelationId = correlationId,
             ReplyTo = _replyQueue,
             MessageId = messageId ?? Guid.NewGuid().ToString(),
+            UserId = _userId,
         };
         await _publishGate.WaitAsync();
         try

@@ -107,8 +107,24 @@ public static class TestServers
             await RabbitMqCtlAsync("delete_vhost", name);
     }
 
+    /// <summary>Creates a broker user with full permissions on one virtual host: a caller identity for policy tests.</summary>
+    public static async Task CreateUserAsync(string name, string password, string virtualHost)
+    {
+        await RabbitMqCtlAsync("add_user", name, password);
+        await RabbitMqCtlAsync("set_permissions", "-p", virtualHost, name, ".*", ".*", ".*");
+    }
+
+    public static Task DeleteUserAsync(string name) => RabbitMqCtlAsync("delete_user", name);
+
     private static async Task RabbitMqCtlAsync(params string[] arguments)
     {
+        if (_rabbitContainer is not null)
+        {
+            var result = await _rabbitContainer.ExecAsync(["rabbitmqctl", .. arguments]);
+            if (result.ExitCode != 0)
+                throw new InvalidOperationException($"rabbitmqctl {string.Join(' ', arguments)} failed: {result.Stdout}{result.Stderr}");
+            return;
+        }
         var start = new ProcessStartInfo("rabbitmqctl") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") + ":/usr/sbin:/usr/lib/rabbitmq/bin";

@@ -34,24 +34,62 @@ public class BrokerFixture : IAsyncLifetime
         await TestServers.DeleteVirtualHostAsync(_name);
     }
 
-    public Task<RawRpcClient> RawClientAsync() => RawRpcClient.ConnectAsync(AmqpUri);
+    public Task<RawRpcClient> RawClientAsync(bool sendUserId = true) => RawRpcClient.ConnectAsync(AmqpUri, sendUserId);
 
-    /// <summary>Configuration keys that point a worker at this fixture's database and virtual host.</summary>
+    /// <summary>A plain client connected (and identified) as another broker user.</summary>
+    public Task<RawRpcClient> RawClientAsync(string user, string password, bool sendUserId = true) =>
+        RawRpcClient.ConnectAsync(new UriBuilder(AmqpUri) { UserName = user, Password = password }.Uri, sendUserId);
+
+    /// <summary>The persona the fixture's broker user acts as: both flags, every namespace.</summary>
+    public const string TestPersona = "tester";
+
+    /// <summary>
+    /// Configuration keys that point a worker at this fixture's database and virtual host,
+    /// and grant the broker user the <see cref="TestPersona"/> persona.
+    /// </summary>
     public Dictionary<string, string?> WorkerSettings(IDictionary<string, string?>? overrides = null)
     {
         var credentials = Broker.UserInfo.Split(':');
+        var user = Uri.UnescapeDataString(credentials[0]);
         var settings = new Dictionary<string, string?>
         {
+            [$"tools:kv_store:personas:{TestPersona}:flags:0"] = KvWorker.Contracts.KvStoreManifest.ReadFlag,
+            [$"tools:kv_store:personas:{TestPersona}:flags:1"] = KvWorker.Contracts.KvStoreManifest.WriteFlag,
+            [$"tools:kv_store:identities:{user}:personas:0"] = TestPersona,
+            [$"tools:kv_store:identities:{user}:default_persona"] = TestPersona,
             ["tools:kv_store:adapters:postgres:url"] = Database.ConnectionString,
             ["RabbitMq:Host"] = Broker.Host,
             ["RabbitMq:Port"] = Broker.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["RabbitMq:VirtualHost"] = _name,
-            ["RabbitMq:Username"] = Uri.UnescapeDataString(credentials[0]),
+            ["RabbitMq:Username"] = user,
             ["RabbitMq:Password"] = Uri.UnescapeDataString(credentials[1]),
             ["Serilog:MinimumLevel:Default"] = "Warning",
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
         return settings;
+    }
+
+    /// <summary>
+    /// A MassTransit client bus connected as a broker user, stamping that user as
+    /// the AMQP user_id of everything it sends (as the README shows).
+    /// </summary>
+    public async Task<IBusControl> StartClientBusAsync(string user, string password, Action<IRabbitMqBusFactoryConfigurator>? configure = null)
+    {
+        var bus = Bus.Factory.CreateUsingRabbitMq(rabbit =>
+        {
+            rabbit.Host(Broker.Host, (ushort)Broker.Port, VirtualHost, host =>
+            {
+                host.Username(user);
+                host.Password(password);
+            });
+            rabbit.ConfigureSend(send => send.UseSendExecute(context =>
+            {
+                if (context.TryGetPayload<RabbitMqSendContext>(out var amqp)) amqp.BasicProperties.UserId = user;
+            }));
+            configure?.Invoke(rabbit);
+        });
+        await bus.StartAsync();
+        return bus;
     }
 
     /// <summary>The worker exactly as Program.cs builds it, with test settings on top.</summary>
@@ -99,7 +137,7 @@ public class BrokerFixture : IAsyncLifetime
 }
 
 /// <summary>The worker running in process, and a MassTransit client bus beside the plain AMQP client.</summary>
-public sealed class WorkerFixture : BrokerFixture
+public class WorkerFixture : BrokerFixture
 {
     private IHost? _worker;
     private IBusControl? _clientBus;
@@ -107,17 +145,12 @@ public sealed class WorkerFixture : BrokerFixture
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        _worker = BuildWorker(WorkerSettings());
+        _worker = BuildWorker(WorkerSettings(await PrepareWorkerAsync()));
         await _worker.StartAsync();
 
         var credentials = Broker.UserInfo.Split(':');
-        _clientBus = Bus.Factory.CreateUsingRabbitMq(rabbit =>
+        _clientBus = await StartClientBusAsync(Uri.UnescapeDataString(credentials[0]), Uri.UnescapeDataString(credentials[1]), rabbit =>
         {
-            rabbit.Host(Broker.Host, (ushort)Broker.Port, VirtualHost, host =>
-            {
-                host.Username(Uri.UnescapeDataString(credentials[0]));
-                host.Password(Uri.UnescapeDataString(credentials[1]));
-            });
             // A MassTransit subscriber: the events' entity names, and plain JSON bodies.
             rabbit.ConfigureKvEvents();
             rabbit.ReceiveEndpoint("kvtest-events-" + Guid.NewGuid().ToString("N"), endpoint =>
@@ -131,7 +164,6 @@ public sealed class WorkerFixture : BrokerFixture
                 });
             });
         });
-        await _clientBus.StartAsync();
     }
 
     public override async Task DisposeAsync()
@@ -147,6 +179,9 @@ public sealed class WorkerFixture : BrokerFixture
 
     /// <summary>NamespaceQuotaExceeded events received by the MassTransit client bus.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<NamespaceQuotaExceeded> QuotaEvents { get; } = new();
+
+    /// <summary>Runs before the worker starts; returns settings to put over the test defaults.</summary>
+    protected virtual Task<IDictionary<string, string?>?> PrepareWorkerAsync() => Task.FromResult<IDictionary<string, string?>?>(null);
 
     /// <summary>A MassTransit request client for one operation's queue.</summary>
     public IRequestClient<T> Client<T>(string queue) where T : class =>

@@ -43,7 +43,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
 
         for (var i = 0; i < 5; i++)
         {
-            var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"k{i}", value = Text(200), persona = "writer" });
+            var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"k{i}", value = Text(200), persona = BrokerFixture.TestPersona });
             Assert.Equal("NamespaceQuotaExceededError", reply.GetProperty("error").GetProperty("code").GetString());
         }
 
@@ -57,7 +57,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
             Assert.Equal(TwoReplicasFixture.NamespaceQuotaBytes, e.GetProperty("quota_bytes").GetInt64());
             Assert.Equal(900, e.GetProperty("used_bytes").GetInt64());
             Assert.Equal(200, e.GetProperty("attempted_bytes").GetInt64());
-            Assert.Equal("writer", e.GetProperty("persona").GetString());
+            Assert.Equal(BrokerFixture.TestPersona, e.GetProperty("persona").GetString());
             Assert.True(e.GetProperty("at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-5));
         });
     }

@@ -107,14 +107,14 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
         var client = worker.Client<KvSet>(KvQueues.Set);
         var tooBig = JsonDocument.Parse($"\"{new string('z', 1024 * 1024)}\"").RootElement.Clone();
 
-        var response = await client.GetResponse<KvSetResult, KvError>(new KvSet { Namespace = ns, Key = "k", Value = tooBig, Persona = "p" });
+        var response = await client.GetResponse<KvSetResult, KvError>(new KvSet { Namespace = ns, Key = "k", Value = tooBig });
 
         Assert.True(response.Is(out Response<KvError>? _));
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!worker.QuotaEvents.Any(e => e.Namespace == ns) && DateTime.UtcNow < deadline) await Task.Delay(100);
         var received = Assert.Single(worker.QuotaEvents, e => e.Namespace == ns);
         Assert.Equal("k", received.Key);
-        Assert.Equal("p", received.Persona);
+        Assert.Equal(BrokerFixture.TestPersona, received.Persona); // the identity's default persona
         Assert.Equal(1024 * 1024 + 2, received.AttemptedBytes);
         Assert.Equal(1024 * 1024, received.QuotaBytes);
     }

@@ -24,9 +24,10 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         var services = new ServiceCollection()
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
-            .AddSingleton(Options.Create(options ?? new KvStoreOptions()))
+            .AddSingleton(Options.Create(WithAnonymousTester(options ?? new KvStoreOptions())))
             .AddKvStoreAdapter("postgres", _ => adapter?.Invoke() ?? db.Adapter())
             .AddSingleton<KvStoreAdapterRegistry>()
+            .AddSingleton<PersonaPolicy>()
             .AddSingleton<KvRequestHandler>()
             .AddMassTransitTestHarness(bus =>
             {
@@ -38,6 +39,14 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
             .BuildServiceProvider(true);
         await services.GetRequiredService<ITestHarness>().Start();
         return services;
+    }
+
+    /// <summary>The in-memory transport has no AMQP user_id: grant its requests a persona with both flags.</summary>
+    private static KvStoreOptions WithAnonymousTester(KvStoreOptions options)
+    {
+        options.Personas.TryAdd("tester", new PersonaOptions { Flags = [KvStoreManifest.ReadFlag, KvStoreManifest.WriteFlag] });
+        options.Anonymous ??= new IdentityOptions { Personas = [.. options.Personas.Keys], DefaultPersona = "tester" };
+        return options;
     }
 
     private static Task<Response<TResult, KvError>> Request<TRequest, TResult>(ServiceProvider services, TRequest request)
@@ -145,7 +154,7 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
     [Fact]
     public async Task A_persona_naming_an_unknown_provider_gets_a_clear_error()
     {
-        var options = new KvStoreOptions { Personas = { ["planner"] = new PersonaOptions { Provider = "dynamo" } } };
+        var options = new KvStoreOptions { Personas = { ["planner"] = new PersonaOptions { Provider = "dynamo", Flags = [KvStoreManifest.ReadFlag] } } };
         await using var services = await StartHarnessAsync(options);
 
         var response = await Request<KvGet, KvGetResult>(services, new KvGet { Namespace = "ns", Key = "k", Persona = "planner" });

@@ -14,7 +14,11 @@ import pika
 
 class KvRpcClient:
     def __init__(self, url):
-        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        parameters = pika.URLParameters(url)
+        # The broker checks user_id against the connection's user; the worker's
+        # persona policy then maps that identity to the personas it may use.
+        self.user_id = parameters.credentials.username
+        self.connection = pika.BlockingConnection(parameters)
         self.channel = self.connection.channel()
         result = self.channel.queue_declare(queue="", exclusive=True)
         self.callback_queue = result.method.queue
@@ -37,6 +41,7 @@ class KvRpcClient:
                 correlation_id=self.corr_id,
                 content_type="application/json",
                 message_id=str(uuid.uuid4()),
+                user_id=self.user_id,
             ),
             body=json.dumps(request),
         )

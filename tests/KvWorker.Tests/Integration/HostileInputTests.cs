@@ -1,0 +1,151 @@
+using System.Text;
+using KvWorker.Messaging;
+using KvWorker.Tests.Infrastructure;
+
+namespace KvWorker.Tests.Integration;
+
+/// <summary>What model-generated tool calls may send: each gets one clear error reply and changes nothing.</summary>
+[Collection(WorkerCollection.Name)]
+public sealed class HostileInputTests(WorkerFixture worker)
+{
+    private const string Invalid = "KeyValueStoreError";
+
+    /// <summary>Queue, body ({ns} becomes a fresh namespace), expected error code and content type.</summary>
+    public static TheoryData<string, string, string, string?> Requests()
+    {
+        var longName = new string('n', 129);
+        var longKey = new string('k', 513);
+        var hugeName = new string('n', 1024 * 1024);
+        var data = new TheoryData<string, string, string, string?>
+        {
+            // Not JSON, or not a JSON object.
+            { KvQueues.Get, """{"namespace":"{ns}","key":""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":}""", Invalid, "application/json" },
+            { KvQueues.Set, "\u00ff\u00fe\u0001garbage", Invalid, "application/json" },
+            { KvQueues.Delete, "null", Invalid, "application/json" },
+            { KvQueues.Delete, "42", Invalid, "application/json" },
+            { KvQueues.Get, "\"kv_get\"", Invalid, "application/json" },
+            { KvQueues.Increment, "[]", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1}""", Invalid, "application/vnd.masstransit+json" },
+            // Wrong JSON types, field by field.
+            { KvQueues.Get, """{"namespace":5,"key":"k"}""", Invalid, "application/json" },
+            { KvQueues.Get, """{"namespace":["{ns}"],"key":"k"}""", Invalid, "application/json" },
+            { KvQueues.Delete, """{"namespace":"{ns}","key":{"k":1}}""", Invalid, "application/json" },
+            { KvQueues.Delete, """{"namespace":"{ns}","key":true}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"60"}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":true}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":"1"}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":true}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","initial_value":"0"}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","initial_value":[0]}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","ttl_seconds":{}}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"persona":5}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"provider":{}}""", Invalid, "application/json" },
+            // Missing fields.
+            { KvQueues.Get, """{"key":"k"}""", Invalid, "application/json" },
+            { KvQueues.Delete, """{"namespace":"{ns}"}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k"}""", Invalid, "application/json" },
+            { KvQueues.Increment, "{}", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":null,"key":"k","value":1}""", Invalid, "application/json" },
+            // Empty, oversized and control-character names.
+            { KvQueues.Set, """{"namespace":"","key":"k","value":1}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"","value":1}""", Invalid, "application/json" },
+            { KvQueues.Set, $$"""{"namespace":"{{longName}}","key":"k","value":1}""", Invalid, "application/json" },
+            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"{{longKey}}","value":1}""", Invalid, "application/json" },
+            { KvQueues.Get, $$"""{"namespace":"{{hugeName}}","key":"k"}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}\u0000","key":"k","value":1}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"a\u0000b","value":1}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"line\nbreak"}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"del\u007f"}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"c1\u0085"}""", Invalid, "application/json" },
+            { KvQueues.Delete, """{"namespace":"{ns}","key":"\ud800"}""", Invalid, "application/json" },
+            // TTLs.
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":0}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-1}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-0.0}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":NaN}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"NaN"}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":Infinity}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e309}""", Invalid, "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e12}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","ttl_seconds":"ten"}""", Invalid, "application/json" },
+            // Deltas.
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1.5}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1e2}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":9223372036854775808}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":-9223372036854775809}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1e400}""", Invalid, "application/json" },
+            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":null}""", Invalid, "application/json" },
+            // Values: deeper than the limit, deeper than any parser default, larger than the quota.
+            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
+            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", Invalid, "application/json" },
+            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
+            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
+            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
+        };
+        return data;
+    }
+
+    private static string Nested(int depth) => new string('[', depth) + new string(']', depth);
+
+    [Theory]
+    [MemberData(nameof(Requests))]
+    public async Task A_hostile_request_gets_one_error_reply_and_changes_nothing(string queue, string body, string code, string? contentType)
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = "hostile-" + Guid.NewGuid().ToString("N");
+
+        var reply = await client.CallRawAsync(queue, Encoding.UTF8.GetBytes(body.Replace("{ns}", ns, StringComparison.Ordinal)), contentType: contentType);
+
+        var error = reply.GetProperty("error");
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+        await Task.Delay(200);
+        Assert.Empty(client.Unmatched);
+        Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
+    }
+
+    [Theory]
+    [InlineData("urn:message:KvWorker.Contracts:KvGet", "found")]      // read as a request, answered on reply_to
+    [InlineData("urn:message:Other.Contracts:Thing", "error")]         // no operation reads it
+    public async Task A_masstransit_envelope_from_a_plain_client_is_answered_on_reply_to(string messageType, string member)
+    {
+        await using var client = await worker.RawClientAsync();
+        var envelope = $$$"""{"messageId":"{{{Guid.NewGuid()}}}","messageType":["{{{messageType}}}"],"message":{"namespace":"envelope","key":"k"}}""";
+
+        var reply = await client.CallRawAsync(KvQueues.Get, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
+
+        Assert.True(reply.TryGetProperty(member, out _), reply.GetRawText());
+        await Task.Delay(200);
+        Assert.Empty(client.Unmatched);
+    }
+
+    [Fact]
+    public async Task Unknown_extra_fields_are_ignored()
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = "extra-" + Guid.NewGuid().ToString("N");
+
+        var reply = await client.CallRawAsync(KvQueues.Set, Encoding.UTF8.GetBytes(
+            $$"""{"namespace":"{{ns}}","key":"k","value":1,"tool_call_id":"call_1","arguments":{"nested":[1,2]},"ttl":5}"""));
+
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":1}""", reply.GetRawText());
+    }
+
+    [Fact]
+    public async Task Sql_looking_names_and_values_are_stored_as_plain_data()
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = "x'; DROP TABLE kv_entries; -- " + Guid.NewGuid().ToString("N");
+        const string key = "' OR '1'='1";
+        const string value = "'); DELETE FROM kv_namespace_usage; --";
+
+        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key, value });
+        var read = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key });
+        var other = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "anything" });
+
+        Assert.Equal(value, read.GetProperty("value").GetString());
+        Assert.False(other.GetProperty("found").GetBoolean());
+        Assert.Equal(1, (await worker.Database.UsageAsync(ns)).LiveEntries);
+    }
+}

@@ -1,0 +1,97 @@
+using KvWorker.Messaging;
+using KvWorker.Tests.Infrastructure;
+
+namespace KvWorker.Tests.Integration;
+
+/// <summary>
+/// A worker process configured like scripts/run.sh runs it: the Development
+/// environment and nothing else about the policy, so only appsettings.Development.json
+/// grants RabbitMQ's guest user its persona.
+/// </summary>
+public sealed class DevelopmentWorkerFixture : BrokerFixture
+{
+    private WorkerProcess? _worker;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        var settings = WorkerSettings()
+            .Where(setting => !setting.Key.StartsWith("tools:kv_store:personas", StringComparison.Ordinal)
+                && !setting.Key.StartsWith("tools:kv_store:identities", StringComparison.Ordinal))
+            .ToDictionary();
+        settings["DOTNET_ENVIRONMENT"] = "Development";
+        _worker = WorkerProcess.Start(settings);
+        try
+        {
+            foreach (var queue in new[] { KvQueues.Get, KvQueues.Set, KvQueues.Increment })
+                await WaitForConsumersAsync(queue, 1, TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"{ex.Message}\nworker:\n{_worker.Output}", ex);
+        }
+    }
+
+    /// <summary>What the worker process logged so far.</summary>
+    public string Output => _worker!.Output;
+
+    public override async Task DisposeAsync()
+    {
+        _worker?.Dispose();
+        await base.DisposeAsync();
+    }
+}
+
+public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
+{
+    private readonly DevelopmentWorkerFixture _fixture;
+
+    public QuickStartTests(DevelopmentWorkerFixture fixture) => _fixture = fixture;
+
+    [Fact]
+    public async Task The_guest_user_runs_the_readme_requests_under_the_development_configuration()
+    {
+        Assert.Equal("guest", _fixture.Broker.UserInfo.Split(':')[0]); // the identity appsettings.Development.json grants
+        await using var client = await _fixture.RawClientAsync();
+        var ns = "researcher-" + Guid.NewGuid().ToString("N");
+
+        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "plan", value = new { step = 1 }, ttl_seconds = 3600 });
+        var plan = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
+        var turns = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "turns" });
+
+        Assert.Equal(1, plan.GetProperty("value").GetProperty("step").GetInt32());
+        Assert.Equal(1, turns.GetProperty("value").GetInt64());
+    }
+
+    [Fact]
+    public async Task Without_user_id_even_the_development_configuration_denies()
+    {
+        await using var client = await _fixture.RawClientAsync(sendUserId: false);
+
+        var ns = "researcher-" + Guid.NewGuid().ToString("N");
+
+        var reply = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
+
+        Assert.Equal("AccessDeniedError", reply.GetProperty("error").GetProperty("code").GetString());
+        await Task.Delay(500);
+        Assert.Contains($"WRN] Denied kv_get on namespace {ns} to identity (no user_id): a request without user_id is not granted any persona", _fixture.Output);
+    }
+
+    [Fact]
+    public async Task A_malformed_request_is_logged_as_one_warning_line_without_a_stack_trace()
+    {
+        await using var client = await _fixture.RawClientAsync();
+        var messageId = Guid.NewGuid().ToString();
+
+        var reply = await client.CallRawAsync(KvQueues.Set, "{\"namespace\": 5}"u8.ToArray(), messageId);
+
+        Assert.Equal("KeyValueStoreError", reply.GetProperty("error").GetProperty("code").GetString());
+        await Task.Delay(500);
+        var lines = _fixture.Output.Split('\n').Where(line => line.Contains(messageId, StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(lines);
+        Assert.Contains("WRN] Rejected a malformed request on", line);
+        Assert.Contains("$.namespace", line);
+        Assert.DoesNotContain("R-FAULT", _fixture.Output);
+        Assert.DoesNotContain("   at ", _fixture.Output);
+    }
+}
