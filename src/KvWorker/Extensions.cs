@@ -110,6 +110,19 @@ public static class Extensions
     /// <summary>The RabbitMQ host and the four operation queues, each with its consumer and error reply.</summary>
     public static void ConfigureKvEndpoints(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
     {
+        rabbit.ConfigureKvTransport(context);
+        rabbit.ConfigureKvEvents();
+
+        rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<KvGetConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
+        rabbit.ReceiveEndpoint(KvQueues.Usage, endpoint => endpoint.ConfigureKvEndpoint<KvUsageConsumer>(context));
+    }
+
+    /// <summary>The RabbitMQ host, the plain JSON deserializer and the prefetch; shared with the benchmark's echo service.</summary>
+    public static void ConfigureKvTransport(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
+    {
         var options = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
         rabbit.Host(options.Host, options.Port, options.VirtualHost, host =>
         {
@@ -120,13 +133,6 @@ public static class Extensions
         // MassTransit clients' envelopes are still recognised by their content type.
         rabbit.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
         rabbit.PrefetchCount = options.PrefetchCount;
-        rabbit.ConfigureKvEvents();
-
-        rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<KvGetConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Usage, endpoint => endpoint.ConfigureKvEndpoint<KvUsageConsumer>(context));
     }
 
     /// <summary>
@@ -149,7 +155,8 @@ public static class Extensions
         rabbit.Send<TEvent>(send => send.UseSerializer(SystemTextJsonRawMessageSerializer.JsonContentType));
     }
 
-    private static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)
+    /// <summary>One operation queue: its consumer and the error reply; shared with the benchmark's echo service.</summary>
+    public static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)
         where TConsumer : class, IConsumer
     {
         endpoint.ConfigureConsumer<TConsumer>(context);

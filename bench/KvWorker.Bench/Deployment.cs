@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Globalization;
+using KvWorker.Storage.Postgres;
+using Npgsql;
+
+namespace KvWorker.Bench;
+
+/// <summary>
+/// A fresh database (with the worker's schema) and fresh RabbitMQ virtual hosts,
+/// the worker replicas and echo service running against them, all removed again
+/// on disposal. Servers: KV_BENCH_POSTGRES (an Npgsql connection string for a role
+/// that may create databases) and KV_BENCH_RABBITMQ (an AMQP URI of a user that
+/// may use new virtual hosts; rabbitmqctl on this machine creates them).
+/// </summary>
+public sealed class Deployment : IAsyncDisposable
+{
+    /// <summary>Namespace quota for the benchmark, so no request is rejected for space.</summary>
+    public const long NamespaceQuotaBytes = 1L << 30;
+
+    private readonly List<string> _virtualHosts = [];
+    private readonly List<ServiceProcess> _processes = [];
+
+    private Deployment(string name, string connectionString)
+    {
+        Name = name;
+        ConnectionString = connectionString;
+        // Enough connections for the direct PostgreSQL baseline's 64 concurrent clients, and
+        // statements prepared automatically as the worker's are (see PostgresConnection).
+        DataSource = NpgsqlDataSource.Create(
+            new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 200, MaxAutoPrepare = 32 }.ConnectionString);
+    }
+
+    public string Name { get; }
+    public string ConnectionString { get; }
+    public NpgsqlDataSource DataSource { get; }
+
+    public static string AdminConnectionString =>
+        Environment.GetEnvironmentVariable("KV_BENCH_POSTGRES") is { Length: > 0 } configured
+            ? configured
+            : "Host=127.0.0.1;Port=5432;Username=kvworker;Password=kvworker;Database=kvworker";
+
+    public static Uri Broker =>
+        new(Environment.GetEnvironmentVariable("KV_BENCH_RABBITMQ") is { Length: > 0 } configured
+            ? configured
+            : "amqp://guest:guest@127.0.0.1:5672/");
+
+    /// <summary>Creates the database <paramref name="name"/> and applies the worker's schema.</summary>
+    public static async Task<Deployment> CreateAsync(string name, CancellationToken cancellationToken)
+    {
+        await using (var admin = NpgsqlDataSource.Create(AdminConnectionString))
+        await using (var command = admin.CreateCommand($"CREATE DATABASE \"{name}\""))
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        var deployment = new Deployment(name, new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString);
+        await SchemaMigrator.MigrateAsync(deployment.DataSource, cancellationToken);
+        return deployment;
+    }
+
+    /// <summary>Creates the virtual host <c>{Name}_{suffix}</c>; returns the broker URI that points into it.</summary>
+    public async Task<Uri> AddVirtualHostAsync(string suffix, CancellationToken cancellationToken)
+    {
+        var virtualHost = $"{Name}_{suffix}";
+        var user = Uri.UnescapeDataString(Broker.UserInfo.Split(':')[0]);
+        await RabbitMqCtlAsync(cancellationToken, "add_vhost", virtualHost);
+        _virtualHosts.Add(virtualHost);
+        await RabbitMqCtlAsync(cancellationToken, "set_permissions", "-p", virtualHost, user, ".*", ".*", ".*");
+        return new UriBuilder(Broker) { Path = "/" + Uri.EscapeDataString(virtualHost) }.Uri;
+    }
+
+    /// <summary>
+    /// The configuration of every worker replica the benchmark starts: this deployment's
+    /// database and virtual host, a quota large enough for any run, and the policy grant
+    /// for the benchmark's broker user.
+    /// </summary>
+    public Dictionary<string, string?> WorkerSettings(Uri virtualHost, IDictionary<string, string?>? overrides = null)
+    {
+        var credentials = virtualHost.UserInfo.Split(':');
+        var user = Uri.UnescapeDataString(credentials[0]);
+        var settings = new Dictionary<string, string?>(RabbitMqSettings(virtualHost))
+        {
+            ["tools:kv_store:adapters:postgres:url"] = ConnectionString,
+            ["tools:kv_store:adapters:postgres:namespace_quota_bytes"] = NamespaceQuotaBytes.ToString(CultureInfo.InvariantCulture),
+            // Policy: requests carry user_id = the broker user, which acts as persona "bench"
+            // with both flags. (Ignored by workers without the persona policy.)
+            ["tools:kv_store:personas:bench:flags:0"] = "type.system.kv_store_access",
+            ["tools:kv_store:personas:bench:flags:1"] = "type.system.kv_store_write",
+            [$"tools:kv_store:identities:{user}:personas:0"] = "bench",
+            [$"tools:kv_store:identities:{user}:default_persona"] = "bench",
+            ["Serilog:MinimumLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
+        return settings;
+    }
+
+    private static Dictionary<string, string?> RabbitMqSettings(Uri virtualHost)
+    {
+        var credentials = virtualHost.UserInfo.Split(':');
+        return new()
+        {
+            ["RabbitMq:Host"] = virtualHost.Host,
+            ["RabbitMq:Port"] = virtualHost.Port.ToString(CultureInfo.InvariantCulture),
+            ["RabbitMq:VirtualHost"] = Uri.UnescapeDataString(virtualHost.AbsolutePath.TrimStart('/')),
+            ["RabbitMq:Username"] = Uri.UnescapeDataString(credentials[0]),
+            ["RabbitMq:Password"] = Uri.UnescapeDataString(credentials[1]),
+        };
+    }
+
+    /// <summary>Starts <paramref name="replicas"/> worker processes on the virtual host and waits until all consume.</summary>
+    public async Task<ServiceProcess[]> StartWorkersAsync(
+        Uri virtualHost, int replicas, CancellationToken cancellationToken, IDictionary<string, string?>? overrides = null)
+    {
+        var settings = WorkerSettings(virtualHost, overrides);
+        var workers = Enumerable.Range(1, replicas)
+            .Select(i => Track(ServiceProcess.Start($"worker {virtualHost.AbsolutePath.TrimStart('/')} #{i}", "KvWorker.dll", [], settings)))
+            .ToArray();
+        await RpcClient.WaitForConsumersAsync(virtualHost, replicas, () => string.Join('\n', workers.Select(w => w.RecentOutput)), cancellationToken);
+        return workers;
+    }
+
+    /// <summary>Starts the echo service (baseline a) on the virtual host and waits until it consumes.</summary>
+    public async Task<ServiceProcess> StartEchoAsync(Uri virtualHost, CancellationToken cancellationToken)
+    {
+        var settings = RabbitMqSettings(virtualHost);
+        settings["Logging:LogLevel:Default"] = "Warning";
+        var echo = Track(ServiceProcess.Start("echo service", typeof(EchoServer).Assembly.GetName().Name + ".dll", [EchoServer.Argument], settings));
+        await RpcClient.WaitForConsumersAsync(virtualHost, 1, () => echo.RecentOutput, cancellationToken);
+        return echo;
+    }
+
+    private ServiceProcess Track(ServiceProcess process)
+    {
+        _processes.Add(process);
+        return process;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="keysPerNamespace"/> entries <c>{keyPrefix}0..</c> holding <paramref name="valueJson"/>
+    /// into each namespace straight with SQL (already expired when <paramref name="expired"/>), and sets the
+    /// namespaces' usage counters to what they now hold, as the worker keeps them.
+    /// </summary>
+    public async Task PrefillAsync(
+        IReadOnlyList<string> namespaces, string keyPrefix, int keysPerNamespace, string valueJson, bool expired, CancellationToken cancellationToken)
+    {
+        const string entriesSql = """
+            INSERT INTO kv_entries (namespace, key, value, size_bytes, expires_at)
+            SELECT ns, $2 || i, $4, octet_length($4), CASE WHEN $5 THEN now() - interval '1 minute' END
+              FROM unnest($1::text[]) AS ns, generate_series(0, $3 - 1) AS i
+            ON CONFLICT (namespace, key) DO UPDATE
+               SET value = excluded.value, size_bytes = excluded.size_bytes, expires_at = excluded.expires_at
+            """;
+        const string usageSql = """
+            INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count)
+            SELECT e.namespace, sum(e.size_bytes), count(*) FROM kv_entries e WHERE e.namespace = ANY ($1) GROUP BY e.namespace
+            ON CONFLICT (namespace) DO UPDATE SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count
+            """;
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var command = new NpgsqlCommand(entriesSql, connection, transaction))
+        {
+            command.CommandTimeout = 0; // a million rows take a while on a busy machine
+            command.Parameters.Add(Namespaces(namespaces));
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = keyPrefix });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = keysPerNamespace });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = valueJson });
+            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = expired });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (var command = new NpgsqlCommand(usageSql, connection, transaction))
+        {
+            command.CommandTimeout = 0;
+            command.Parameters.Add(Namespaces(namespaces));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Writes the entries kv_get reads and kv_delete removes into the namespaces of a target's first <paramref name="lanes"/> lanes.</summary>
+    public Task FillLanesAsync(string target, int lanes, CancellationToken cancellationToken) =>
+        PrefillAsync(Enumerable.Range(0, lanes).Select(lane => Workload.LaneNamespace(target, lane)).ToList(),
+            Workload.KeyPrefix(Operation.Get), Workload.KeysPerNamespace, Workload.SetValue, expired: false, cancellationToken);
+
+    private static NpgsqlParameter Namespaces(IReadOnlyList<string> namespaces) =>
+        new NpgsqlParameter<string[]> { TypedValue = namespaces.ToArray() };
+
+    public async Task<long> CountExpiredAsync(CancellationToken cancellationToken)
+    {
+        await using var command = DataSource.CreateCommand("SELECT count(*) FROM kv_entries WHERE expires_at <= now()");
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static async Task RabbitMqCtlAsync(CancellationToken cancellationToken, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("rabbitmqctl") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") + ":/usr/sbin:/usr/lib/rabbitmq/bin";
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("rabbitmqctl did not start");
+        var output = await process.StandardOutput.ReadToEndAsync(cancellationToken) + await process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"rabbitmqctl {string.Join(' ', arguments)} failed: {output}");
+    }
+
+    /// <summary>Stops the processes, then removes the virtual hosts and the database.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _processes) process.Dispose();
+        foreach (var virtualHost in _virtualHosts)
+            await RabbitMqCtlAsync(CancellationToken.None, "delete_vhost", virtualHost);
+        await DataSource.DisposeAsync();
+        NpgsqlConnection.ClearAllPools();
+        await using var admin = NpgsqlDataSource.Create(AdminConnectionString);
+        await using var command = admin.CreateCommand($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
+        await command.ExecuteNonQueryAsync();
+    }
+}
