@@ -55,6 +55,21 @@ public record KvUsageResult
     public long? GlobalQuotaBytes { get; init; }
 }
 
+public record KvPurgeResult
+{
+    /// <summary>The namespace purged, or null for all of them.</summary>
+    [JsonPropertyName("namespace"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Namespace { get; init; }
+    /// <summary>False when another purge was running, so this one did nothing.</summary>
+    [JsonPropertyName("ran")] public bool Ran { get; init; }
+    [JsonPropertyName("entries")] public long Entries { get; init; }
+    [JsonPropertyName("bytes_freed")] public long BytesFreed { get; init; }
+    /// <summary>Request identities forgotten because they were older than their retention.</summary>
+    [JsonPropertyName("requests_forgotten")] public long RequestsForgotten { get; init; }
+    /// <summary>What was removed, per namespace (each also published as a KvEntriesExpired event).</summary>
+    [JsonPropertyName("namespaces")] public IReadOnlyList<KvEntriesExpired> Namespaces { get; init; } = [];
+}
+
 /// <summary>The reply to any request that failed: <c>{"error": {"code", "message"}}</c>.</summary>
 public record KvError
 {

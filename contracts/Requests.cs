@@ -6,7 +6,15 @@ namespace KvWorker.Contracts;
 // One record per operation. The JSON names are the wire contract shared with
 // plain AMQP clients; `required` makes a missing field a clear error.
 
-public record KvGet
+/// <summary>What every request carries: the namespace it is about, and optionally the persona and provider it names.</summary>
+public interface IKvRequest
+{
+    string? Namespace { get; }
+    string? Persona { get; }
+    string? Provider { get; }
+}
+
+public record KvGet : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
@@ -14,7 +22,7 @@ public record KvGet
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
 
-public record KvSet
+public record KvSet : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
@@ -26,7 +34,7 @@ public record KvSet
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
 
-public record KvDelete
+public record KvDelete : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
@@ -34,7 +42,7 @@ public record KvDelete
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
 
-public record KvIncrement
+public record KvIncrement : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
@@ -48,9 +56,22 @@ public record KvIncrement
 }
 
 /// <summary>An operator's query (queue <c>kv_usage</c>): what a namespace holds against its quota.</summary>
-public record KvUsage
+public record KvUsage : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("persona")] public string? Persona { get; init; }
+    [JsonPropertyName("provider")] public string? Provider { get; init; }
+}
+
+/// <summary>
+/// Operator command (queue <c>kv_purge</c>): remove expired entries now, of one
+/// namespace or of all. The worker also sends it once per purge interval for the
+/// whole deployment; any replica may take it, and two purges never overlap.
+/// </summary>
+public record PurgeExpiredEntries : IKvRequest
+{
+    /// <summary>Null purges every namespace.</summary>
+    [JsonPropertyName("namespace")] public string? Namespace { get; init; }
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }

@@ -1,6 +1,7 @@
+using KvWorker.Contracts;
 using System.Diagnostics;
 using System.Globalization;
-using KvWorker.Storage.Postgres;
+using KvWorker.Postgres;
 using Npgsql;
 
 namespace KvWorker.Bench;
@@ -51,7 +52,7 @@ public sealed class Deployment : IAsyncDisposable
         await using (var command = admin.CreateCommand($"CREATE DATABASE \"{name}\""))
             await command.ExecuteNonQueryAsync(cancellationToken);
         var deployment = new Deployment(name, new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString);
-        await SchemaMigrator.MigrateAsync(deployment.DataSource, cancellationToken);
+        await PostgresSchema.MigrateAsync(deployment.DataSource, _ => { }, cancellationToken);
         return deployment;
     }
 

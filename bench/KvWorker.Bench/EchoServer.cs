@@ -1,7 +1,7 @@
 using System.Text.Json;
+using KvWorker.Amqp;
 using KvWorker.Configuration;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -10,8 +10,8 @@ namespace KvWorker.Bench;
 
 /// <summary>
 /// Baseline (a): the worker's MassTransit set-up (same transport settings, deserializer,
-/// prefetch, endpoint configuration and reply path to plain AMQP clients) with consumers
-/// that answer each operation with a result of the same shape without touching a database.
+/// prefetch, endpoint configuration and reply path to plain AMQP clients) with a consumer
+/// per operation that answers with a result of the same shape without touching a database.
 /// Runs as its own process (<c>KvWorker.Bench echo-server</c>), configured like the worker
 /// through the <c>RabbitMq</c> section.
 /// </summary>
@@ -19,56 +19,45 @@ public static class EchoServer
 {
     public const string Argument = "echo-server";
 
+    private static readonly JsonElement StoredValue = JsonDocument.Parse(Workload.SetValue).RootElement.Clone();
+
     public static async Task RunAsync(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section);
         builder.Services.AddMassTransit(bus =>
         {
-            bus.AddConsumer<EchoGetConsumer>();
-            bus.AddConsumer<EchoSetConsumer>();
-            bus.AddConsumer<EchoDeleteConsumer>();
-            bus.AddConsumer<EchoIncrementConsumer>();
+            foreach (var operation in KvOperations.All) bus.AddConsumer(Consumer(operation));
             bus.UsingRabbitMq((context, rabbit) =>
             {
                 rabbit.ConfigureKvTransport(context);
-                rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<EchoGetConsumer>(context));
-                rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<EchoSetConsumer>(context));
-                rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<EchoDeleteConsumer>(context));
-                rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<EchoIncrementConsumer>(context));
+                foreach (var operation in KvOperations.All)
+                    rabbit.ReceiveEndpoint(operation.Queue, endpoint =>
+                        endpoint.ConfigureKvEndpoint(context, e => e.ConfigureConsumer(context, Consumer(operation))));
             });
         });
         await builder.Build().RunAsync();
     }
-}
 
-public sealed class EchoGetConsumer : IConsumer<KvGet>
-{
-    private static readonly JsonElement Value = JsonDocument.Parse(Workload.SetValue).RootElement.Clone();
+    private static Type Consumer(KvOperation operation) => typeof(EchoConsumer<>).MakeGenericType(operation.RequestType);
 
-    public Task Consume(ConsumeContext<KvGet> context) => KvRequestHandler.ReplyAsync(context,
-        new KvGetResult { Namespace = context.Message.Namespace, Key = context.Message.Key, Found = true, Value = Value });
-}
-
-public sealed class EchoSetConsumer : IConsumer<KvSet>
-{
-    public Task Consume(ConsumeContext<KvSet> context) => KvRequestHandler.ReplyAsync(context,
-        new KvSetResult { Namespace = context.Message.Namespace, Key = context.Message.Key, Value = context.Message.Value, TtlSeconds = context.Message.TtlSeconds });
-}
-
-public sealed class EchoDeleteConsumer : IConsumer<KvDelete>
-{
-    public Task Consume(ConsumeContext<KvDelete> context) => KvRequestHandler.ReplyAsync(context,
-        new KvDeleteResult { Namespace = context.Message.Namespace, Key = context.Message.Key, Deleted = true });
-}
-
-public sealed class EchoIncrementConsumer : IConsumer<KvIncrement>
-{
-    public Task Consume(ConsumeContext<KvIncrement> context)
+    /// <summary>A reply of the shape the worker would give, made up from the request alone.</summary>
+    public static object Answer(IKvRequest request) => request switch
     {
-        var request = context.Message;
-        var value = JsonSerializer.SerializeToElement(request.InitialValue + request.Delta);
-        return KvRequestHandler.ReplyAsync(context,
-            new KvIncrementResult { Namespace = request.Namespace, Key = request.Key, Value = value, TtlSeconds = request.TtlSeconds });
-    }
+        KvGet get => new KvGetResult { Namespace = get.Namespace, Key = get.Key, Found = true, Value = StoredValue },
+        KvSet set => new KvSetResult { Namespace = set.Namespace, Key = set.Key, Value = set.Value, TtlSeconds = set.TtlSeconds },
+        KvDelete delete => new KvDeleteResult { Namespace = delete.Namespace, Key = delete.Key, Deleted = true },
+        KvIncrement increment => new KvIncrementResult
+        {
+            Namespace = increment.Namespace, Key = increment.Key,
+            Value = JsonSerializer.SerializeToElement(increment.InitialValue + increment.Delta), TtlSeconds = increment.TtlSeconds,
+        },
+        _ => new { @namespace = request.Namespace },
+    };
+}
+
+public sealed class EchoConsumer<TRequest> : IConsumer<TRequest> where TRequest : class, IKvRequest
+{
+    public Task Consume(ConsumeContext<TRequest> context) =>
+        AmqpReply.SendAsync(context, AmqpProperties.From(context.ReceiveContext), EchoServer.Answer(context.Message));
 }

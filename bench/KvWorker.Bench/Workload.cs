@@ -1,5 +1,5 @@
+using KvWorker.Contracts;
 using System.Text;
-using KvWorker.Messaging;
 
 namespace KvWorker.Bench;
 
@@ -31,10 +31,10 @@ public static class Workload
 
     public static string Queue(Operation operation) => operation switch
     {
-        Operation.Get => KvQueues.Get,
-        Operation.Set => KvQueues.Set,
-        Operation.Delete => KvQueues.Delete,
-        Operation.Increment => KvQueues.Increment,
+        Operation.Get => KvOperations.Get.Queue,
+        Operation.Set => KvOperations.Set.Queue,
+        Operation.Delete => KvOperations.Delete.Queue,
+        Operation.Increment => KvOperations.Increment.Queue,
         _ => throw new ArgumentOutOfRangeException(nameof(operation)),
     };
 

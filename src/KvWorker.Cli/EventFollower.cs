@@ -14,13 +14,7 @@ namespace KvWorker.Cli;
 /// </summary>
 public static class EventFollower
 {
-    public static readonly string[] Exchanges =
-    [
-        nameof(NamespaceQuotaExceeded),
-        nameof(GlobalQuotaExceeded),
-        nameof(NamespaceQuotaThresholdReached),
-        nameof(KvEntriesExpired),
-    ];
+    private static IReadOnlyList<string> Exchanges => KvEvents.Exchanges;
 
     public static Command Command(Option<bool> jsonOutput)
     {

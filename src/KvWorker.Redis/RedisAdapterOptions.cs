@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace KvWorker.Redis;
@@ -29,44 +28,40 @@ public sealed class RedisAdapterOptions
     [ConfigurationKeyName("request_retention_seconds")]
     public double RequestRetentionSeconds { get; set; } = 24 * 3600;
 
-    /// <summary>Whether configuration names a Redis server, which is what registers the <c>redis</c> provider.</summary>
-    public static bool IsConfigured(IConfiguration configuration) =>
-        !string.IsNullOrWhiteSpace(configuration[Section + ":url"]);
-}
-
-/// <summary>Checks the redis block at start-up; every failure names its key.</summary>
-public sealed class RedisAdapterOptionsValidator : IValidateOptions<RedisAdapterOptions>
-{
-    public ValidateOptionsResult Validate(string? name, RedisAdapterOptions options)
+    /// <summary>Every failure as "key message", the key in full.</summary>
+    public IEnumerable<string> Validate()
     {
         var failures = new List<string>();
         void Require(bool ok, string key, string message)
         {
-            if (!ok) failures.Add($"{RedisAdapterOptions.Section}:{key} {message}");
+            if (!ok) failures.Add($"{Section}:{key} {message}");
         }
 
-        if (string.IsNullOrWhiteSpace(options.Url))
+        if (string.IsNullOrWhiteSpace(Url))
         {
-            failures.Add($"{RedisAdapterOptions.Section}:url is required, e.g. 127.0.0.1:6379");
+            failures.Add($"{Section}:url is required, e.g. 127.0.0.1:6379");
         }
         else
         {
             try
             {
-                var parsed = ConfigurationOptions.Parse(options.Url);
-                Require(parsed.EndPoints.Count > 0, "url", $"names no Redis server: '{options.Url}'");
+                var parsed = ConfigurationOptions.Parse(Url);
+                Require(parsed.EndPoints.Count > 0, "url", $"names no Redis server: '{Url}'");
             }
             catch (ArgumentException ex)
             {
-                failures.Add($"{RedisAdapterOptions.Section}:url is not a StackExchange.Redis configuration string (host:port[,option=value...]): {ex.Message}");
+                failures.Add($"{Section}:url is not a StackExchange.Redis configuration string (host:port[,option=value...]): {ex.Message}");
             }
         }
-        Require(!string.IsNullOrEmpty(options.KeyPrefix), "key_prefix", "must not be empty");
-        Require(options.NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes");
-        Require(options.GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
-        Require(options.RequestRetentionSeconds >= 1 && double.IsFinite(options.RequestRetentionSeconds),
+        Require(!string.IsNullOrEmpty(KeyPrefix), "key_prefix", "must not be empty");
+        Require(NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes");
+        Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
+        Require(RequestRetentionSeconds >= 1 && double.IsFinite(RequestRetentionSeconds),
             "request_retention_seconds", "must be a number of seconds, at least 1");
-
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        return failures;
     }
+
+    /// <summary>Whether configuration names a Redis server, which is what registers the <c>redis</c> provider.</summary>
+    public static bool IsConfigured(IConfiguration configuration) =>
+        !string.IsNullOrWhiteSpace(configuration[Section + ":url"]);
 }

@@ -56,8 +56,9 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private string Prefix => _options.KeyPrefix;
     private long? GlobalQuota => _options.GlobalQuotaBytes;
 
-    public async Task<KvGetResult> GetAsync(string ns, string key, CancellationToken cancellationToken)
+    public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken)
     {
+        var (ns, key) = (request.Namespace, request.Key);
         var result = await RunAsync(
             () => Database.ScriptEvaluateReadOnlyAsync(GetScript, [ValuesKey(ns), ExpiryKey(ns)], [key]), cancellationToken);
         if (result.IsNull)
@@ -73,50 +74,32 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         };
     }
 
-    public async Task<KvSetResult> SetAsync(
-        string ns, string key, StoredValue value, double? ttlSeconds, string? requestId, CancellationToken cancellationToken)
+    public async Task<KvSetResult> SetAsync(KvSet request, StoredValue value, RequestIdentity? identity, CancellationToken cancellationToken)
     {
+        var (ns, key) = (request.Namespace, request.Key);
         QuotaExceededException.ThrowIfLargerThanQuota(ns, value.SizeBytes, _options.NamespaceQuotaBytes, GlobalQuota);
-        var ttlText = ttlSeconds?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        var reply = await MutateAsync(SetScript, ns, key, requestId, [value.Json, Microseconds(ttlSeconds), ttlText], cancellationToken);
-        ThrowIfRejected(reply, ns, key);
-        if ((string?)reply[0] == "replayed")
-        {
-            var recordedTtl = (string?)reply[2];
-            return new KvSetResult
-            {
-                Namespace = ns,
-                Key = key,
-                Value = StoredValue.Parse((string)reply[1]!),
-                TtlSeconds = string.IsNullOrEmpty(recordedTtl) ? null : double.Parse(recordedTtl, CultureInfo.InvariantCulture),
-            };
-        }
-        return new KvSetResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = ttlSeconds };
+        var ttlText = request.TtlSeconds?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+        var reply = await MutateAsync(SetScript, ns, key, identity, [value.Json, Microseconds(request.TtlSeconds), ttlText], cancellationToken);
+        Outcome(reply).ThrowIfRefused(ns, key, value.SizeBytes, identity, _maxIntegerDigits);
+        return new KvSetResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = request.TtlSeconds };
     }
 
-    public async Task<KvDeleteResult> DeleteAsync(string ns, string key, string? requestId, CancellationToken cancellationToken)
+    public async Task<KvDeleteResult> DeleteAsync(KvDelete request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var reply = await MutateAsync(DeleteScript, ns, key, requestId, [], cancellationToken);
-        ThrowIfRejected(reply, ns, key);
+        var (ns, key) = (request.Namespace, request.Key);
+        var reply = await MutateAsync(DeleteScript, ns, key, identity, [], cancellationToken);
+        Outcome(reply).ThrowIfRefused(ns, key, 0, identity, _maxIntegerDigits);
         return new KvDeleteResult { Namespace = ns, Key = key, Deleted = (string?)reply[1] == "1" };
     }
 
-    public async Task<KvIncrementResult> IncrementAsync(
-        string ns, string key, long delta, long initialValue, double? ttlSeconds, string? requestId,
-        CancellationToken cancellationToken)
+    public async Task<KvIncrementResult> IncrementAsync(KvIncrement request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var reply = await MutateAsync(IncrementScript, ns, key, requestId,
-            [delta.ToString(CultureInfo.InvariantCulture), initialValue.ToString(CultureInfo.InvariantCulture),
-             Microseconds(ttlSeconds), _maxIntegerDigits.ToString(CultureInfo.InvariantCulture)],
+        var (ns, key) = (request.Namespace, request.Key);
+        var reply = await MutateAsync(IncrementScript, ns, key, identity,
+            [request.Delta.ToString(CultureInfo.InvariantCulture), request.InitialValue.ToString(CultureInfo.InvariantCulture),
+             Microseconds(request.TtlSeconds), _maxIntegerDigits.ToString(CultureInfo.InvariantCulture)],
             cancellationToken);
-        ThrowIfRejected(reply, ns, key);
-        switch ((string?)reply[0])
-        {
-            case "not_integer":
-                throw KvStoreException.NotAnInteger(ns, key);
-            case "too_large":
-                throw KvStoreException.TooManyDigits(ns, key, _maxIntegerDigits);
-        }
+        Outcome(reply).ThrowIfRefused(ns, key, reply.Length > 3 ? (long)reply[3] : 0, identity, _maxIntegerDigits);
         return new KvIncrementResult
         {
             Namespace = ns,
@@ -126,8 +109,9 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         };
     }
 
-    public async Task<KvUsageResult> UsageAsync(string ns, CancellationToken cancellationToken)
+    public async Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken)
     {
+        var ns = request.Namespace!;
         var usage = await RunAsync(() => Database.HashGetAsync(UsageKey(ns), ["bytes", "entries"]), cancellationToken);
         return new KvUsageResult
         {
@@ -139,6 +123,13 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// Expired entries are removed as writes pass by (the reclaim and sweep of
+    /// Scripts/mutation.lua), not by the purge command, which finds nothing to do here.
+    /// </summary>
+    public Task<KvPurgeResult> PurgeExpiredAsync(PurgeExpiredEntries request, CancellationToken cancellationToken) =>
+        Task.FromResult(new KvPurgeResult { Namespace = request.Namespace, Ran = true });
+
     public async ValueTask DisposeAsync()
     {
         if (_ownsConnection) await _redis.DisposeAsync();
@@ -149,43 +140,33 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private RedisKey UsageKey(string ns) => Prefix + "u:" + ns;
 
     /// <summary>
-    /// A request identity's record is scoped to its namespace and key; the
-    /// lengths make the name unambiguous whatever characters the parts hold.
+    /// A request identity's record is scoped to its namespace; the length makes
+    /// the name unambiguous whatever characters the parts hold.
     /// </summary>
-    private RedisKey RequestKey(string ns, string key, string requestId) =>
-        $"{Prefix}r:{ns.Length}:{ns}{key.Length}:{key}{requestId}";
+    private RedisKey RequestKey(string ns, string messageId) => $"{Prefix}r:{ns.Length}:{ns}{messageId}";
 
     private async Task<RedisResult[]> MutateAsync(
-        string script, string ns, string key, string? requestId, RedisValue[] arguments, CancellationToken cancellationToken)
+        string script, string ns, string key, RequestIdentity? identity, RedisValue[] arguments, CancellationToken cancellationToken)
     {
         RedisKey[] keys = [ValuesKey(ns), ExpiryKey(ns), UsageKey(ns), Prefix + "g", Prefix + "gx"];
-        if (requestId is not null) keys = [.. keys, RequestKey(ns, key, requestId)];
+        if (identity is not null) keys = [.. keys, RequestKey(ns, identity.MessageId)];
         RedisValue[] values =
         [
             Prefix, ns, key,
             _options.NamespaceQuotaBytes,
             GlobalQuota is { } global ? global : "",
             (long)Math.Ceiling(_options.RequestRetentionSeconds * 1000),
+            identity?.RequestHash ?? "",
             .. arguments,
         ];
         var result = await RunAsync(() => Database.ScriptEvaluateAsync(script, keys, values), cancellationToken);
         return (RedisResult[])result!;
     }
 
-    /// <summary>Throws for a reply that rejected the mutation; the increment-only statuses are left to the caller.</summary>
-    private static void ThrowIfRejected(RedisResult[] reply, string ns, string key)
-    {
-        var status = (string?)reply[0];
-        if (status is "ok" or "replayed" or "not_integer" or "too_large") return;
-        throw status switch
-        {
-            "namespace_quota" => QuotaExceededException.Namespace(ns, (long)reply[2], (long)reply[1], (long)reply[3]),
-            "global_quota" => QuotaExceededException.Global((long)reply[2], (long)reply[1], (long)reply[3]),
-            "request_conflict" => KvStoreException.InvalidRequest(
-                $"the request id was already used by a {(string?)reply[1]} of '{key}' in namespace '{ns}'"),
-            _ => new InvalidOperationException($"kv script returned unknown status '{status}'"),
-        };
-    }
+    /// <summary>A script's verdict: its status, and for a quota rejection the figures (used, quota, size).</summary>
+    private static KvOutcome Outcome(RedisResult[] reply) => (string?)reply[0] is KvStatus.NamespaceQuota or KvStatus.GlobalQuota
+        ? new KvOutcome((string)reply[0]!, (long)reply[1], (long)reply[2])
+        : new KvOutcome((string)reply[0]!);
 
     /// <summary>Runs a command, turning a lost or refused connection into <see cref="KvStoreUnavailableException"/>.</summary>
     private static async Task<T> RunAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken)

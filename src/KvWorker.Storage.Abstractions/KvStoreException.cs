@@ -11,6 +11,10 @@ public class KvStoreException(string code, string message) : Exception(message)
 
     public static KvStoreException InvalidRequest(string message) => new(KvErrorCodes.KeyValueStoreError, message);
 
+    /// <summary>A message_id already used for a different request (another operation, key or arguments).</summary>
+    public static KvStoreException IdentityReused(string? messageId) => new(KvErrorCodes.KeyValueStoreError,
+        $"message_id '{messageId}' was already used for a different request; send each request with a message_id of its own");
+
     /// <summary>An increment of a live value that is not a JSON integer.</summary>
     public static KvStoreException NotAnInteger(string ns, string key) => new(KvErrorCodes.InvalidValueTypeError,
         $"value of '{key}' in namespace '{ns}' is not an integer and cannot be incremented");

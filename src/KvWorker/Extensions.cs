@@ -1,23 +1,25 @@
+using KvWorker.Amqp;
 using KvWorker.Configuration;
 using KvWorker.Contracts;
+using KvWorker.Events;
 using KvWorker.Health;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
+using KvWorker.Postgres;
+using KvWorker.Purge;
 using KvWorker.Redis;
 using KvWorker.Storage;
-using KvWorker.Storage.Postgres;
 using KvWorker.Telemetry;
 using MassTransit;
 using MassTransit.Configuration;
 using MassTransit.Serialization;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using Serilog;
 
 namespace KvWorker;
 
 public static class Extensions
 {
-    /// <summary>Everything the worker needs: configuration, logging, storage and the RabbitMQ endpoints.</summary>
+    /// <summary>The worker: configuration and logging, the providers, the request pipeline and the RabbitMQ endpoints.</summary>
     public static void AddKvWorker(this IHostApplicationBuilder builder)
     {
         builder.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
@@ -29,66 +31,50 @@ public static class Extensions
             .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
-        services.AddKvStoreOptions();
-        services.AddKvStoreAdapters(builder.Configuration);
-        services.AddSingleton<PersonaPolicy>();
-        services.AddSingleton<KvRequestHandler>();
-
-        // Registered before MassTransit so the schema exists before the first message.
-        services.AddHostedService<PostgresSchemaStartup>();
-
+        // First: the postgres provider's schema is brought up to date before the bus takes messages.
+        services.AddKvStore(builder.Configuration);
         services.AddMassTransit(bus =>
         {
-            bus.AddConsumer<KvGetConsumer>();
-            bus.AddConsumer<KvSetConsumer>();
-            bus.AddConsumer<KvDeleteConsumer>();
-            bus.AddConsumer<KvIncrementConsumer>();
-            bus.AddConsumer<KvUsageConsumer>();
+            bus.AddKvRequestConsumers();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
-        services.AddHostedService<OutboxPublisher>();
-        services.AddHostedService<ExpiryPurgeService>();
+        services.AddSingleton<IKvEventPublisher, MassTransitEventPublisher>();
+        services.AddHostedService<PurgeScheduler>();
 
         services.AddKvHealth();
         builder.AddKvTelemetry();
     }
 
-    /// <summary>
-    /// The providers requests and personas can name: <c>postgres</c> (built in,
-    /// the default) and <c>redis</c> when <c>tools:kv_store:adapters:redis:url</c>
-    /// is configured; and the registry that picks one per request.
-    /// </summary>
-    public static IServiceCollection AddKvStoreAdapters(this IServiceCollection services, IConfiguration configuration)
+    /// <summary>Everything requests need but the bus: the options, the providers (postgres, and redis when configured) and the request pipeline.</summary>
+    public static IServiceCollection AddKvStore(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(provider =>
-        {
-            var postgres = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Adapters.Postgres;
-            return NpgsqlDataSource.Create(PostgresConnection.Resolve(postgres, provider.GetRequiredService<IConfiguration>()));
-        });
-        services.AddKvStoreAdapter("postgres", provider =>
-        {
-            var options = provider.GetRequiredService<IOptions<KvStoreOptions>>().Value;
-            return new PostgresKvStoreAdapter(provider.GetRequiredService<NpgsqlDataSource>(), options.Adapters.Postgres, options.Limits);
-        });
+        services.AddKvWorkerOptions();
+        services.AddPostgresKvStore(HealthEndpoint.ReadyTag);
+        services.AddRedisKvStore(configuration);
+        return services.AddKvRequestPipeline();
+    }
 
-        if (RedisAdapterOptions.IsConfigured(configuration))
-        {
-            services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section).ValidateOnStart();
-            services.AddSingleton<IValidateOptions<RedisAdapterOptions>, RedisAdapterOptionsValidator>();
-            services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
-                provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
-                provider.GetRequiredService<IOptions<KvStoreOptions>>().Value.Limits.MaxIntegerDigits));
-        }
-
-        services.AddSingleton<KvStoreAdapterRegistry>();
+    /// <summary>What requests go through: validation, persona policy, the providers' registry and the pipeline.</summary>
+    public static IServiceCollection AddKvRequestPipeline(this IServiceCollection services)
+    {
+        services.AddKvStoreBasics();
+        services.AddSingleton<KvCommands>();
+        services.AddSingleton<PersonaPolicy>();
+        services.AddSingleton<KvRequestPipeline>();
         return services;
     }
 
-    /// <summary>The tools:kv_store and RabbitMq sections, validated when the host starts.</summary>
-    public static IServiceCollection AddKvStoreOptions(this IServiceCollection services)
+    /// <summary>One consumer per operation, from <see cref="KvOperations.All"/>.</summary>
+    public static void AddKvRequestConsumers(this IRegistrationConfigurator bus)
     {
-        services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KvStoreOptions>, KvStoreOptionsValidator>();
+        foreach (var operation in KvOperations.All) bus.AddConsumer(KvRequestConsumer.For(operation));
+    }
+
+    /// <summary>The tools:kv_store, RabbitMq and Worker sections, validated when the host starts.</summary>
+    public static IServiceCollection AddKvWorkerOptions(this IServiceCollection services)
+    {
+        services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section)
+            .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate);
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
             .Validate(o => o.ShutdownTimeoutSeconds > 0 && double.IsFinite(o.ShutdownTimeoutSeconds),
@@ -107,17 +93,16 @@ public static class Extensions
         return services;
     }
 
-    /// <summary>The RabbitMQ host and the four operation queues, each with its consumer and error reply.</summary>
+    /// <summary>The RabbitMQ host, the events, and one queue per operation with its consumer and error reply.</summary>
     public static void ConfigureKvEndpoints(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
     {
         rabbit.ConfigureKvTransport(context);
         rabbit.ConfigureKvEvents();
-
-        rabbit.ReceiveEndpoint(KvQueues.Get, endpoint => endpoint.ConfigureKvEndpoint<KvGetConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Set, endpoint => endpoint.ConfigureKvEndpoint<KvSetConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Delete, endpoint => endpoint.ConfigureKvEndpoint<KvDeleteConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Increment, endpoint => endpoint.ConfigureKvEndpoint<KvIncrementConsumer>(context));
-        rabbit.ReceiveEndpoint(KvQueues.Usage, endpoint => endpoint.ConfigureKvEndpoint<KvUsageConsumer>(context));
+        foreach (var operation in KvOperations.All)
+        {
+            var consumer = KvRequestConsumer.For(operation);
+            rabbit.ReceiveEndpoint(operation.Queue, endpoint => endpoint.ConfigureKvEndpoint(context, e => e.ConfigureConsumer(context, consumer)));
+        }
     }
 
     /// <summary>The RabbitMQ host, the plain JSON deserializer and the prefetch; shared with the benchmark's echo service.</summary>
@@ -143,23 +128,25 @@ public static class Extensions
     public static void ConfigureKvEvents(this IRabbitMqBusFactoryConfigurator rabbit)
     {
         rabbit.AddSerializer(new SystemTextJsonRawMessageSerializerFactory(RawSerializerOptions.Default), isSerializer: false);
-        rabbit.ConfigureKvEvent<NamespaceQuotaExceeded>();
-        rabbit.ConfigureKvEvent<GlobalQuotaExceeded>();
-        rabbit.ConfigureKvEvent<NamespaceQuotaThresholdReached>();
-        rabbit.ConfigureKvEvent<KvEntriesExpired>();
+        var configure = typeof(Extensions).GetMethod(nameof(ConfigureKvEvent), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+        foreach (var eventType in KvEvents.All) configure.MakeGenericMethod(eventType).Invoke(null, [rabbit]);
     }
 
-    private static void ConfigureKvEvent<TEvent>(this IRabbitMqBusFactoryConfigurator rabbit) where TEvent : class
+    private static void ConfigureKvEvent<TEvent>(IRabbitMqBusFactoryConfigurator rabbit) where TEvent : class
     {
-        rabbit.Message<TEvent>(message => message.SetEntityName(typeof(TEvent).Name));
+        rabbit.Message<TEvent>(message => message.SetEntityName(KvEvents.Exchange(typeof(TEvent))));
         rabbit.Send<TEvent>(send => send.UseSerializer(SystemTextJsonRawMessageSerializer.JsonContentType));
     }
 
-    /// <summary>One operation queue: its consumer and the error reply; shared with the benchmark's echo service.</summary>
-    public static void ConfigureKvEndpoint<TConsumer>(this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)
-        where TConsumer : class, IConsumer
+    /// <summary>
+    /// One operation queue: its consumer (configured by <paramref name="consumer"/>) and the
+    /// error reply that answers requests that fail before or inside it; shared with the
+    /// benchmark's echo service.
+    /// </summary>
+    public static void ConfigureKvEndpoint(
+        this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, Action<IRabbitMqReceiveEndpointConfigurator> consumer)
     {
-        endpoint.ConfigureConsumer<TConsumer>(context);
+        consumer(endpoint);
         var logger = context.GetRequiredService<ILogger<ErrorReplyFilter>>();
         endpoint.ConfigureError(error => error.UseFilter(new ErrorReplyFilter(logger)));
         // Configuring the error pipe replaces MassTransit's defaults: put back the

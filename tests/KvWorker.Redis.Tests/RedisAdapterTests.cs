@@ -1,3 +1,4 @@
+using KvWorker.Adapters.Conformance;
 using System.Text.Json;
 using KvWorker.Storage;
 using StackExchange.Redis;

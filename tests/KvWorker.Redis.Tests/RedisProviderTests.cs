@@ -1,12 +1,12 @@
 using System.Text.Json;
-using KvWorker.Configuration;
+using KvWorker.Adapters.Conformance;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
 using KvWorker.Storage;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -45,16 +45,10 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
             .AddSingleton<IConfiguration>(configuration)
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
-            .AddKvStoreOptions()
-            .AddKvStoreAdapters(configuration)
-            .AddSingleton<PersonaPolicy>()
-            .AddSingleton<KvRequestHandler>()
-            .AddMassTransitTestHarness(bus =>
-            {
-                bus.AddConsumer<KvGetConsumer>();
-                bus.AddConsumer<KvSetConsumer>();
-                bus.AddConsumer<KvIncrementConsumer>();
-            })
+            .AddKvStore(configuration)
+            // No PostgreSQL here: none of the providers' background services (schema, outbox) runs.
+            .RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()
+            .AddMassTransitTestHarness(bus => bus.AddKvRequestConsumers())
             .BuildServiceProvider(true);
         await services.GetRequiredService<ITestHarness>().Start();
         return services;
@@ -127,8 +121,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
             var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
             using var services = new ServiceCollection()
                 .AddSingleton<IConfiguration>(configuration)
-                .AddKvStoreOptions()
-                .AddKvStoreAdapters(configuration)
+                .AddKvStore(configuration)
                 .BuildServiceProvider();
             return services.GetRequiredService<KvStoreAdapterRegistry>().Names;
         }
@@ -154,8 +147,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         using var services = new ServiceCollection()
             .AddSingleton<IConfiguration>(configuration)
-            .AddKvStoreOptions()
-            .AddKvStoreAdapters(configuration)
+            .AddKvStore(configuration)
             .BuildServiceProvider();
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisAdapterOptions>>().Value);

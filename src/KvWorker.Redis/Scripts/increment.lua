@@ -1,9 +1,9 @@
 -- kv_increment, exact on decimal strings of any length up to max_digits.
--- ARGV 7: delta, 8: initial value (decimal integers), 9: TTL in microseconds
--- or '' (keep the entry's TTL), 10: max_digits.
+-- ARGV 8: delta, 9: initial value (decimal integers), 10: TTL in microseconds
+-- or '' (keep the entry's TTL), 11: max_digits.
 -- Returns { 'ok' | 'replayed', value, remaining TTL in microseconds or '' },
 -- { 'not_integer' }, { 'too_large' }, or a rejection from reserve.
-local delta_text, initial_text, ttl_us, max_digits = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+local delta_text, initial_text, ttl_us, max_digits = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
 
 -- A JSON integer: no fraction, no exponent, no leading zeros.
 local function is_integer(text)

@@ -7,11 +7,13 @@
 --   P u:<ns>  hash   bytes, entries: what the namespace holds (expired, not yet reclaimed, included)
 --   P g       hash   bytes, entries: the same over all namespaces
 --   P gx      zset   "<#ns>:<ns><key>" -> expiry, over all namespaces
---   P r:...   hash   a request identity's recorded result, expiring after the retention
+--   P r:...   hash   a request identity (scoped to its namespace): the operation,
+--                    key and request hash it identified, and its recorded answer;
+--                    expires after the retention
 --
 -- KEYS: 1 P v:<ns>, 2 P x:<ns>, 3 P u:<ns>, 4 P g, 5 P gx, [6 request record]
 -- ARGV: 1 P, 2 namespace, 3 key, 4 namespace quota, 5 global quota or '',
---       6 request retention in ms, 7... the operation's own arguments.
+--       6 request retention in ms, 7 request hash or '', 8... the operation's own arguments.
 
 local values_key, expiry_key, usage_key, global_key, global_expiry_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local request_key = KEYS[6]
@@ -19,6 +21,7 @@ local prefix, ns, key = ARGV[1], ARGV[2], ARGV[3]
 local namespace_quota = tonumber(ARGV[4])
 local global_quota = tonumber(ARGV[5])
 local retention_ms = ARGV[6]
+local request_hash = ARGV[7]
 
 -- Expired entries removed by each mutation on the side, so that they do not
 -- pile up in namespaces that never reach their quota.
@@ -177,29 +180,31 @@ local function store(now, value, old_size, expiry, old_expiry)
   return nil
 end
 
--- The result recorded for this request identity, as { 'replayed', a, b },
--- or nil when there is none (or the request has no identity).
+-- The answer recorded for this request identity, as { 'replayed', a, b };
+-- { 'identity_reused' } when the identity was recorded for a different request
+-- (operation, key or request hash); nil when there is none (or the request
+-- has no identity).
 local function recorded(operation)
   if not request_key then
     return nil
   end
-  local record = redis.call('HMGET', request_key, 'op', 'a', 'b')
+  local record = redis.call('HMGET', request_key, 'op', 'key', 'hash', 'a', 'b')
   if not record[1] then
     return nil
   end
-  if record[1] ~= operation then
-    return { 'request_conflict', record[1] }
+  if record[1] ~= operation or record[2] ~= key or record[3] ~= request_hash then
+    return { 'identity_reused' }
   end
-  return { 'replayed', record[2], record[3] }
+  return { 'replayed', record[4], record[5] }
 end
 
--- Records an applied mutation's result under its request identity, in the
--- same script as the mutation.
+-- Records an applied mutation's answer under its request identity, with what
+-- the identity identified, in the same script as the mutation.
 local function record(operation, a, b)
   if not request_key then
     return
   end
-  redis.call('HSET', request_key, 'op', operation, 'a', a, 'b', b)
+  redis.call('HSET', request_key, 'op', operation, 'key', key, 'hash', request_hash, 'a', a, 'b', b)
   redis.call('PEXPIRE', request_key, retention_ms)
 end
 

@@ -1,7 +1,7 @@
--- kv_set. ARGV 7: the value's compact JSON, 8: TTL in microseconds or '',
--- 9: the TTL as the request gave it, or '' (recorded for a replay).
+-- kv_set. ARGV 8: the value's compact JSON, 9: TTL in microseconds or '',
+-- 10: the TTL as the request gave it, or '' (recorded for a replay).
 -- Returns { 'ok' }, { 'replayed', value, ttl }, or a rejection from reserve.
-local value, ttl_us, ttl_text = ARGV[7], ARGV[8], ARGV[9]
+local value, ttl_us, ttl_text = ARGV[8], ARGV[9], ARGV[10]
 
 local now = now_us()
 local done = recorded('set')

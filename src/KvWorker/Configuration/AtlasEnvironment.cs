@@ -7,7 +7,7 @@ namespace KvWorker.Configuration;
 /// </summary>
 public static class AtlasEnvironment
 {
-    private const string Postgres = PostgresAdapterOptions.Section;
+    private const string Postgres = KvWorker.Postgres.PostgresAdapterOptions.Section;
 
     public static readonly IReadOnlyDictionary<string, string> KeysByVariable = new Dictionary<string, string>
     {

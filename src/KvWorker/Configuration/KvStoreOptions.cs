@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Configuration;
 
-/// <summary>The <c>tools:kv_store</c> block: the original tool's keys, plus limits and personas.</summary>
+/// <summary>The worker's part of the <c>tools:kv_store</c> block: the provider, the request budget and the persona policy (limits and adapters have their own options).</summary>
 public sealed class KvStoreOptions
 {
     public const string Section = "tools:kv_store";
@@ -10,12 +10,6 @@ public sealed class KvStoreOptions
     /// <summary>The provider used when neither the request nor its persona names one.</summary>
     [ConfigurationKeyName("default_adapter")]
     public string DefaultAdapter { get; set; } = "postgres";
-
-    [ConfigurationKeyName("adapters")]
-    public AdaptersOptions Adapters { get; set; } = new();
-
-    [ConfigurationKeyName("limits")]
-    public KvLimitsOptions Limits { get; set; } = new();
 
     /// <summary>
     /// The longest a request may take, retries of transient storage faults included;
@@ -35,113 +29,6 @@ public sealed class KvStoreOptions
     /// <summary>The grant for requests that carry no AMQP user_id; null denies them.</summary>
     [ConfigurationKeyName("anonymous")]
     public IdentityOptions? Anonymous { get; set; }
-}
-
-public sealed class AdaptersOptions
-{
-    [ConfigurationKeyName("postgres")]
-    public PostgresAdapterOptions Postgres { get; set; } = new();
-}
-
-public sealed class PostgresAdapterOptions
-{
-    public const string Section = KvStoreOptions.Section + ":adapters:postgres";
-    public const long DefaultNamespaceQuotaBytes = 1024 * 1024;
-
-    /// <summary><c>postgresql+psycopg://user:pass@host:5432/db</c> or an Npgsql connection string.</summary>
-    [ConfigurationKeyName("url")]
-    public string? Url { get; set; }
-
-    /// <summary>Use the conversation store's database (<c>ConnectionStrings:conversation_store</c>) when it is configured.</summary>
-    [ConfigurationKeyName("reuse_conversation_store")]
-    public bool ReuseConversationStore { get; set; } = true;
-
-    [ConfigurationKeyName("namespace_quota_bytes")]
-    public long NamespaceQuotaBytes { get; set; } = DefaultNamespaceQuotaBytes;
-
-    /// <summary>Null disables the global limit.</summary>
-    [ConfigurationKeyName("global_quota_bytes")]
-    public long? GlobalQuotaBytes { get; set; }
-
-    [ConfigurationKeyName("pool")]
-    public PoolOptions Pool { get; set; } = new();
-
-    /// <summary>
-    /// Fractions of the namespace quota whose crossing publishes NamespaceQuotaThresholdReached;
-    /// unset means 0.8 and 1.0.
-    /// </summary>
-    [ConfigurationKeyName("quota_thresholds")]
-    public double[]? QuotaThresholds { get; set; }
-
-    public double[] EffectiveQuotaThresholds => QuotaThresholds ?? [0.8, 1.0];
-
-    /// <summary>Seconds between runs of the expired-entry purge (and the pruning of processed requests).</summary>
-    [ConfigurationKeyName("purge_interval_seconds")]
-    public double PurgeIntervalSeconds { get; set; } = 60;
-
-    /// <summary>Rows removed per purge transaction, so a large purge never holds one long transaction.</summary>
-    [ConfigurationKeyName("purge_batch_size")]
-    public int PurgeBatchSize { get; set; } = 1000;
-
-    /// <summary>How long a mutation's request identity is remembered, so retries within it are not applied twice.</summary>
-    [ConfigurationKeyName("request_retention_seconds")]
-    public double RequestRetentionSeconds { get; set; } = 86400;
-
-    [ConfigurationKeyName("group_commit")]
-    public GroupCommitOptions GroupCommit { get; set; } = new();
-
-    /// <summary>How often each worker looks for events waiting in the outbox.</summary>
-    [ConfigurationKeyName("outbox_poll_interval_ms")]
-    public int OutboxPollIntervalMs { get; set; } = 200;
-}
-
-/// <summary>How concurrent commands share transactions.</summary>
-public sealed class GroupCommitOptions
-{
-    /// <summary>Most commands in one transaction.</summary>
-    [ConfigurationKeyName("max_commands")]
-    public int MaxCommands { get; set; } = 256;
-
-    /// <summary>Transactions in flight at once per worker; while they run, the next group gathers.</summary>
-    [ConfigurationKeyName("transactions")]
-    public int Transactions { get; set; } = 2;
-}
-
-/// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
-public sealed class PoolOptions
-{
-    /// <summary>Connections kept open (Npgsql's minimum pool size).</summary>
-    [ConfigurationKeyName("size")]
-    public int Size { get; set; } = 10;
-
-    /// <summary>Connections allowed beyond <see cref="Size"/> under load.</summary>
-    [ConfigurationKeyName("max_overflow")]
-    public int MaxOverflow { get; set; } = 20;
-
-    /// <summary>Seconds to wait for a connection before giving up.</summary>
-    [ConfigurationKeyName("timeout")]
-    public int Timeout { get; set; } = 30;
-}
-
-public sealed class KvLimitsOptions
-{
-    [ConfigurationKeyName("max_namespace_length")]
-    public int MaxNamespaceLength { get; set; } = 128;
-
-    [ConfigurationKeyName("max_key_length")]
-    public int MaxKeyLength { get; set; } = 512;
-
-    /// <summary>Longest TTL accepted; default one year.</summary>
-    [ConfigurationKeyName("max_ttl_seconds")]
-    public double MaxTtlSeconds { get; set; } = 365 * 24 * 3600;
-
-    /// <summary>Deepest nesting of arrays and objects in a stored value.</summary>
-    [ConfigurationKeyName("max_value_depth")]
-    public int MaxValueDepth { get; set; } = 32;
-
-    /// <summary>Longest counter, in decimal digits; increments past it fail with InvalidValueTypeError.</summary>
-    [ConfigurationKeyName("max_integer_digits")]
-    public int MaxIntegerDigits { get; set; } = 1000;
 }
 
 public sealed class PersonaOptions

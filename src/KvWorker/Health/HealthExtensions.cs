@@ -4,11 +4,12 @@ namespace KvWorker.Health;
 
 public static class HealthExtensions
 {
-    /// <summary>The readiness checks and the HTTP endpoint (which stays off unless <c>Health:Port</c> is set).</summary>
+    /// <summary>
+    /// The HTTP endpoint (which stays off unless <c>Health:Port</c> is set). Readiness checks are
+    /// those tagged <see cref="HealthEndpoint.ReadyTag"/>: MassTransit's <c>masstransit-bus</c> and each adapter's own.
+    /// </summary>
     public static void AddKvHealth(this IServiceCollection services)
     {
-        // MassTransit's AddMassTransit adds the "masstransit-bus" check, tagged ready.
-        services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: [HealthEndpoint.ReadyTag], timeout: TimeSpan.FromSeconds(5));
         services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
         services.AddHostedService<HealthEndpoint>();
     }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
 
 namespace KvWorker.Telemetry;
 
@@ -39,11 +38,10 @@ public static class KvMetrics
         "kv.namespace.usage", "By", "Bytes a namespace holds against its quota, as last seen by this worker");
 
     /// <summary>Records one answered request; <paramref name="reply"/> is the result or the <see cref="KvError"/> sent back.</summary>
-    public static void RequestCompleted<TResult>(string ns, object reply, TimeSpan elapsed)
+    public static void RequestCompleted(KvOperation operation, string? ns, object reply, TimeSpan elapsed)
     {
-        var operation = OperationName(typeof(TResult));
         var outcome = reply is KvError error ? error.Error.Code : "ok";
-        var tags = new TagList { { "kv.operation", operation }, { "kv.outcome", outcome } };
+        var tags = new TagList { { "kv.operation", operation.Name }, { "kv.outcome", outcome } };
         Operations.Add(1, tags);
         OperationDuration.Record(elapsed.TotalSeconds, tags);
 
@@ -54,6 +52,8 @@ public static class KvMetrics
                 new("kv.namespace", ns));
         }
         if (reply is KvUsageResult usage) NamespaceUsage(usage.Namespace, usage.UsedBytes);
+        if (reply is KvPurgeResult purge)
+            foreach (var expired in purge.Namespaces) PurgeCompleted(expired.Namespace, expired.Count, expired.BytesFreed);
 
         // MassTransit's consume span, when tracing is on: say what the request was about.
         Activity.Current?.SetTag("kv.namespace", ns).SetTag("kv.outcome", outcome);
@@ -71,12 +71,4 @@ public static class KvMetrics
     /// <summary>A namespace's usage as just read or computed (usage queries, quota checks).</summary>
     public static void NamespaceUsage(string ns, long usedBytes) =>
         NamespaceUsedBytes.Record(usedBytes, new KeyValuePair<string, object?>("kv.namespace", ns));
-
-    private static string OperationName(Type result) =>
-        result == typeof(KvGetResult) ? KvQueues.Get
-        : result == typeof(KvSetResult) ? KvQueues.Set
-        : result == typeof(KvDeleteResult) ? KvQueues.Delete
-        : result == typeof(KvIncrementResult) ? KvQueues.Increment
-        : result == typeof(KvUsageResult) ? KvQueues.Usage
-        : result.Name;
 }

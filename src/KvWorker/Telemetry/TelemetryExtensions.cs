@@ -1,5 +1,6 @@
 using MassTransit.Logging;
 using MassTransit.Monitoring;
+using KvWorker.Postgres;
 using Npgsql;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -26,7 +27,7 @@ public static class TelemetryExtensions
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "kvworker"))
             .WithTracing(tracing => tracing
-                .AddSource(DiagnosticHeaders.DefaultListenerName, KvTracing.SourceName)
+                .AddSource(DiagnosticHeaders.DefaultListenerName, GroupCommit.Tracing.Name)
                 .AddNpgsql()
                 .AddOtlpExporter())
             .WithMetrics(metrics => metrics

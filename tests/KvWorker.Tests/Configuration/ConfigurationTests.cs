@@ -1,3 +1,4 @@
+using KvWorker.Postgres;
 using KvWorker.Configuration;
 using KvWorker.Storage;
 using KvWorker.Tests.Infrastructure;
@@ -81,7 +82,7 @@ public sealed class ConfigurationTests
         configuration.AddInMemoryCollection(new Dictionary<string, string?> { [$"{PostgresKey}:pool:max_overflow"] = "5" }); // as tools__kv_store__... would
         configuration.AddKvStoreConfiguration(directory.FullName, name => environment.GetValueOrDefault(name));
 
-        var postgres = Bind(configuration).Adapters.Postgres;
+        var postgres = BindPostgres(configuration);
 
         Assert.Equal("postgresql://env@envhost/kv", postgres.Url);
         Assert.Equal(3, postgres.Pool.Size);          // the file wins over ATLAS_KV_POOL_SIZE
@@ -95,7 +96,7 @@ public sealed class ConfigurationTests
     [Fact]
     public void Defaults_apply_when_neither_file_nor_environment_sets_a_key()
     {
-        var postgres = Bind(new ConfigurationBuilder().Build()).Adapters.Postgres;
+        var postgres = BindPostgres(new ConfigurationBuilder().Build());
 
         Assert.Equal(1024 * 1024, postgres.NamespaceQuotaBytes);
         Assert.Null(postgres.GlobalQuotaBytes);
@@ -124,12 +125,13 @@ public sealed class ConfigurationTests
         configuration.AddKvStoreConfiguration(directory.FullName, _ => null);
 
         var options = Bind(configuration);
+        var postgres = BindPostgres(configuration);
 
         Assert.Equal("postgres", options.DefaultAdapter);
-        Assert.Equal("postgresql+psycopg://atlas:atlas@db.example.com:5432/atlas_kv", options.Adapters.Postgres.Url);
-        Assert.Equal(2097152, options.Adapters.Postgres.NamespaceQuotaBytes);
-        Assert.Equal(16777216, options.Adapters.Postgres.GlobalQuotaBytes);
-        Assert.Equal((10, 20, 30), (options.Adapters.Postgres.Pool.Size, options.Adapters.Postgres.Pool.MaxOverflow, options.Adapters.Postgres.Pool.Timeout));
+        Assert.Equal("postgresql+psycopg://atlas:atlas@db.example.com:5432/atlas_kv", postgres.Url);
+        Assert.Equal(2097152, postgres.NamespaceQuotaBytes);
+        Assert.Equal(16777216, postgres.GlobalQuotaBytes);
+        Assert.Equal((10, 20, 30), (postgres.Pool.Size, postgres.Pool.MaxOverflow, postgres.Pool.Timeout));
     }
 
     [Theory]
@@ -180,13 +182,17 @@ public sealed class ConfigurationTests
         Assert.Contains("tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes", worker.Output);
     }
 
-    internal static KvStoreOptions Validate(Dictionary<string, string?> settings) =>
-        new ServiceCollection()
-            .AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build())
-            .AddKvStoreOptions()
-            .AddKvStoreAdapter("postgres", _ => throw new InvalidOperationException("not used"))
-            .BuildServiceProvider()
-            .GetRequiredService<IOptions<KvStoreOptions>>().Value;
+    /// <summary>The worker's options and the postgres provider's, validated as at start-up.</summary>
+    internal static KvStoreOptions Validate(Dictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        using var services = new ServiceCollection()
+            .AddSingleton<IConfiguration>(configuration)
+            .AddKvStore(configuration)
+            .BuildServiceProvider();
+        _ = services.GetRequiredService<IOptions<PostgresAdapterOptions>>().Value;
+        return services.GetRequiredService<IOptions<KvStoreOptions>>().Value;
+    }
 
     [Fact]
     public void A_value_of_the_wrong_type_names_the_key()
@@ -195,10 +201,17 @@ public sealed class ConfigurationTests
             .AddInMemoryCollection(new Dictionary<string, string?> { [$"{PostgresKey}:namespace_quota_bytes"] = "lots" })
             .Build();
 
-        var error = Assert.Throws<InvalidOperationException>(() => Bind(configuration));
+        var error = Assert.Throws<InvalidOperationException>(() => BindPostgres(configuration));
 
         Assert.Contains($"{PostgresKey}:namespace_quota_bytes", error.Message);
     }
+
+    private static PostgresAdapterOptions BindPostgres(IConfiguration configuration) =>
+        new ServiceCollection()
+            .AddSingleton(configuration)
+            .AddOptions<PostgresAdapterOptions>().BindConfiguration(PostgresAdapterOptions.Section).Services
+            .BuildServiceProvider()
+            .GetRequiredService<IOptions<PostgresAdapterOptions>>().Value;
 
     private static KvStoreOptions Bind(IConfiguration configuration) =>
         new ServiceCollection()

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 
 namespace KvWorker.Tests.Contracts;
 
@@ -45,14 +45,14 @@ public sealed class ContractTests
         var tools = manifest.RootElement.GetProperty("tools").EnumerateArray()
             .ToDictionary(t => t.GetProperty("name").GetString()!, t => t.Clone());
 
-        Assert.Equal([KvQueues.Delete, KvQueues.Get, KvQueues.Increment, KvQueues.Set], tools.Keys.Order());
-        Assert.Equal(KvStoreManifest.ReadFlag, tools[KvQueues.Get].GetProperty("requires_flags")[0].GetString());
-        foreach (var write in new[] { KvQueues.Set, KvQueues.Delete, KvQueues.Increment })
+        Assert.Equal([KvOperations.Delete.Queue, KvOperations.Get.Queue, KvOperations.Increment.Queue, KvOperations.Set.Queue], tools.Keys.Order());
+        Assert.Equal(KvStoreManifest.ReadFlag, tools[KvOperations.Get.Queue].GetProperty("requires_flags")[0].GetString());
+        foreach (var write in new[] { KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue })
             Assert.Equal(KvStoreManifest.WriteFlag, tools[write].GetProperty("requires_flags")[0].GetString());
 
         string[] Required(string tool) => tools[tool].GetProperty("parameters").GetProperty("required").EnumerateArray().Select(e => e.GetString()!).ToArray();
-        Assert.Equal(["namespace", "key", "value"], Required(KvQueues.Set));
-        Assert.Equal(["namespace", "key"], Required(KvQueues.Increment));
+        Assert.Equal(["namespace", "key", "value"], Required(KvOperations.Set.Queue));
+        Assert.Equal(["namespace", "key"], Required(KvOperations.Increment.Queue));
         var errors = manifest.RootElement.GetProperty("errors").EnumerateArray().Select(e => e.GetString()).ToHashSet();
         Assert.Equal(typeof(KvErrorCodes).GetFields().Select(f => (string?)f.GetValue(null)).ToHashSet(), errors);
     }

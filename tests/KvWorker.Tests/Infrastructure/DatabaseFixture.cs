@@ -1,5 +1,7 @@
+using KvWorker.Storage;
+using KvWorker.Contracts;
 using KvWorker.Configuration;
-using KvWorker.Storage.Postgres;
+using KvWorker.Postgres;
 using Npgsql;
 
 namespace KvWorker.Tests.Infrastructure;
@@ -25,7 +27,7 @@ public sealed class DatabaseFixture : IAsyncLifetime
     }
 
     public PostgresKvStoreAdapter Adapter(long namespaceQuotaBytes = PostgresAdapterOptions.DefaultNamespaceQuotaBytes, long? globalQuotaBytes = null) =>
-        new(DataSource, new PostgresAdapterOptions { NamespaceQuotaBytes = namespaceQuotaBytes, GlobalQuotaBytes = globalQuotaBytes }, new KvLimitsOptions());
+        new(DataSource, new PostgresAdapterOptions { NamespaceQuotaBytes = namespaceQuotaBytes, GlobalQuotaBytes = globalQuotaBytes }, new KvLimits());
 
     /// <summary>What the usage counter says, and what the live entries really hold.</summary>
     public async Task<(long CountedBytes, long LiveBytes, long LiveEntries)> UsageAsync(string ns)

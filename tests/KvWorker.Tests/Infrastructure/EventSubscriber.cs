@@ -11,9 +11,6 @@ namespace KvWorker.Tests.Infrastructure;
 /// </summary>
 public sealed class EventSubscriber : IAsyncDisposable
 {
-    public static readonly string[] Exchanges =
-        ["NamespaceQuotaExceeded", "GlobalQuotaExceeded", "NamespaceQuotaThresholdReached", "KvEntriesExpired"];
-
     private readonly IConnection _connection;
     private readonly IChannel _channel;
     private readonly ConcurrentQueue<(string Event, string? ContentType, JsonElement Body)> _received = new();
@@ -30,7 +27,7 @@ public sealed class EventSubscriber : IAsyncDisposable
         var channel = await connection.CreateChannelAsync();
         var subscriber = new EventSubscriber(connection, channel);
         var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
-        foreach (var exchange in Exchanges)
+        foreach (var exchange in KvWorker.Contracts.KvEvents.Exchanges)
         {
             await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false);
             await channel.QueueBindAsync(queue, exchange, routingKey: "");

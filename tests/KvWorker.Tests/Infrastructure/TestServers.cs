@@ -1,3 +1,4 @@
+using KvWorker.Postgres;
 using System.Diagnostics;
 using Npgsql;
 using Testcontainers.PostgreSql;
@@ -65,7 +66,7 @@ public static class TestServers
     {
         var connectionString = await CreateEmptyDatabaseAsync(name);
         await using (var dataSource = NpgsqlDataSource.Create(connectionString))
-            await KvWorker.Storage.Postgres.SchemaMigrator.MigrateAsync(dataSource, CancellationToken.None);
+            await PostgresSchema.MigrateAsync(dataSource, _ => { }, CancellationToken.None);
         return connectionString;
     }
 

@@ -1,5 +1,5 @@
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

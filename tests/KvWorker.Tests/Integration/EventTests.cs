@@ -1,5 +1,6 @@
+using KvWorker.Contracts;
 using System.Text.Json;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
@@ -20,7 +21,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
         var ns = NewNamespace();
         await using var client = await replicas.RawClientAsync();
         await Task.WhenAll(Enumerable.Range(0, 60).Select(i =>
-            client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"k{i}", value = Text(10), ttl_seconds = 0.5 })));
+            client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = $"k{i}", value = Text(10), ttl_seconds = 0.5 })));
 
         long Purged() => replicas.Events.Events("KvEntriesExpired", ns).Sum(e => e.GetProperty("count").GetInt64());
         await replicas.Events.WaitUntilAsync(() => Purged() >= 60, EventTimeout, "60 purged entries");
@@ -29,7 +30,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
         var events = replicas.Events.Events("KvEntriesExpired", ns);
         Assert.Equal(60, Purged());
         Assert.Equal(600, events.Sum(e => e.GetProperty("bytes_freed").GetInt64()));
-        var usage = await client.CallAsync(KvQueues.Usage, new { @namespace = ns });
+        var usage = await client.CallAsync(KvOperations.Usage.Queue, new { @namespace = ns });
         Assert.Equal(0, usage.GetProperty("used_bytes").GetInt64());
         Assert.Equal(0, usage.GetProperty("entries").GetInt64());
     }
@@ -39,11 +40,11 @@ public sealed class EventTests(TwoReplicasFixture replicas)
     {
         var ns = NewNamespace();
         await using var client = await replicas.RawClientAsync();
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "big", value = Text(900) });
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "big", value = Text(900) });
 
         for (var i = 0; i < 5; i++)
         {
-            var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"k{i}", value = Text(200), persona = BrokerFixture.TestPersona });
+            var reply = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = $"k{i}", value = Text(200), persona = BrokerFixture.TestPersona });
             Assert.Equal("NamespaceQuotaExceededError", reply.GetProperty("error").GetProperty("code").GetString());
         }
 
@@ -71,7 +72,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
         {
             await using var client = await replicas.RawClientAsync();
             await Task.WhenAll(Enumerable.Range(0, 10).Select(i =>
-                client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"w{writer}-{i}", value = Text(10) })));
+                client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = $"w{writer}-{i}", value = Text(10) })));
         })));
 
         List<JsonElement> Thresholds() => replicas.Events.Events("NamespaceQuotaThresholdReached", ns);

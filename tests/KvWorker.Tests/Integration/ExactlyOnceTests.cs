@@ -1,6 +1,6 @@
 using System.Text.Json;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 using MassTransit;
 
@@ -21,12 +21,12 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
         var messageId = Guid.NewGuid().ToString();
         var request = Body(new { @namespace = ns, key = "c", delta = 7, ttl_seconds = 600 });
 
-        var first = await client.CallWithPropertiesAsync(KvQueues.Increment, request, messageId);
-        var second = await client.CallWithPropertiesAsync(KvQueues.Increment, request, messageId);
+        var first = await client.CallWithPropertiesAsync(KvOperations.Increment.Queue, request, messageId);
+        var second = await client.CallWithPropertiesAsync(KvOperations.Increment.Queue, request, messageId);
 
         Assert.Equal(first.Body, second.Body);
         Assert.Equal(7, JsonDocument.Parse(first.Body).RootElement.GetProperty("value").GetInt64());
-        var stored = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "c" });
+        var stored = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "c" });
         Assert.Equal(7, stored.GetProperty("value").GetInt64());
     }
 
@@ -35,17 +35,17 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     {
         var ns = NewNamespace();
         await using var client = await worker.RawClientAsync();
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "k", value = 1 });
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "k", value = 1 });
         var messageId = Guid.NewGuid().ToString();
         var delete = Body(new { @namespace = ns, key = "k" });
 
-        var first = await client.CallWithPropertiesAsync(KvQueues.Delete, delete, messageId);
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "k", value = 2 });
-        var retry = await client.CallWithPropertiesAsync(KvQueues.Delete, delete, messageId);
+        var first = await client.CallWithPropertiesAsync(KvOperations.Delete.Queue, delete, messageId);
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "k", value = 2 });
+        var retry = await client.CallWithPropertiesAsync(KvOperations.Delete.Queue, delete, messageId);
 
         Assert.Equal(first.Body, retry.Body);
         Assert.True(JsonDocument.Parse(retry.Body).RootElement.GetProperty("deleted").GetBoolean());
-        var stored = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" });
+        var stored = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "k" });
         Assert.Equal(2, stored.GetProperty("value").GetInt64()); // the retry deleted nothing
     }
 
@@ -57,12 +57,12 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
         var messageId = Guid.NewGuid().ToString();
         var set = Body(new { @namespace = ns, key = "k", value = "old" });
 
-        var first = await client.CallWithPropertiesAsync(KvQueues.Set, set, messageId);
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "k", value = "new" });
-        var redelivered = await client.CallWithPropertiesAsync(KvQueues.Set, set, messageId);
+        var first = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, set, messageId);
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "k", value = "new" });
+        var redelivered = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, set, messageId);
 
         Assert.Equal(first.Body, redelivered.Body);
-        var stored = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" });
+        var stored = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "k" });
         Assert.Equal("new", stored.GetProperty("value").GetString());
     }
 
@@ -71,7 +71,7 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     {
         var ns = NewNamespace();
         var messageId = NewId.NextGuid();
-        var client = worker.Client<KvIncrement>(KvQueues.Increment);
+        var client = worker.Client<KvIncrement>(KvOperations.Increment.Queue);
         var request = new KvIncrement { Namespace = ns, Key = "c", Delta = 3 };
 
         var first = await client.GetResponse<KvIncrementResult, KvError>(request, x => x.UseExecute(c => c.MessageId = messageId));
@@ -88,14 +88,14 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     {
         var ns = NewNamespace();
         await using var client = await worker.RawClientAsync();
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "filler", value = new string('x', 1024 * 1024 - 100) });
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "filler", value = new string('x', 1024 * 1024 - 100) });
         var messageId = Guid.NewGuid().ToString();
         var set = Body(new { @namespace = ns, key = "k", value = new string('y', 200) });
 
-        var rejected = JsonDocument.Parse((await client.CallWithPropertiesAsync(KvQueues.Set, set, messageId)).Body).RootElement;
+        var rejected = JsonDocument.Parse((await client.CallWithPropertiesAsync(KvOperations.Set.Queue, set, messageId)).Body).RootElement;
         Assert.Equal("NamespaceQuotaExceededError", rejected.GetProperty("error").GetProperty("code").GetString());
-        await client.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "filler" });
-        var retried = JsonDocument.Parse((await client.CallWithPropertiesAsync(KvQueues.Set, set, messageId)).Body).RootElement;
+        await client.CallAsync(KvOperations.Delete.Queue, new { @namespace = ns, key = "filler" });
+        var retried = JsonDocument.Parse((await client.CallWithPropertiesAsync(KvOperations.Set.Queue, set, messageId)).Body).RootElement;
 
         Assert.Equal(200, retried.GetProperty("value").GetString()!.Length);
     }
@@ -104,7 +104,7 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     public async Task A_masstransit_subscriber_receives_quota_events_as_contract_records()
     {
         var ns = NewNamespace();
-        var client = worker.Client<KvSet>(KvQueues.Set);
+        var client = worker.Client<KvSet>(KvOperations.Set.Queue);
         var tooBig = JsonDocument.Parse($"\"{new string('z', 1024 * 1024)}\"").RootElement.Clone();
 
         var response = await client.GetResponse<KvSetResult, KvError>(new KvSet { Namespace = ns, Key = "k", Value = tooBig });

@@ -1,9 +1,10 @@
+using KvWorker.Contracts;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -30,7 +31,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
 {
     private const int RequestsPerQueue = 10_000;
     private const int MaxInFlight = 2_000;
-    private static readonly string[] Queues = [KvQueues.Get, KvQueues.Set, KvQueues.Delete, KvQueues.Increment];
+    private static readonly string[] Queues = [KvOperations.Get.Queue, KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue];
 
     /// <summary>Fixed so a failure can be replayed; KV_FUZZ_SEED picks another.</summary>
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("KV_FUZZ_SEED"), CultureInfo.InvariantCulture, out var seed) ? seed : 20_261_125;
@@ -61,8 +62,8 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
             await fixture.WaitForConsumersAsync(queue, 1, TimeSpan.FromSeconds(5));
         await using var client = await fixture.RawClientAsync();
         var ns = "after-fuzz-" + Guid.NewGuid().ToString("N");
-        await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "alive", delta = 7 });
-        Assert.Equal(7, (await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "alive" })).GetProperty("value").GetInt64());
+        await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "alive", delta = 7 });
+        Assert.Equal(7, (await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "alive" })).GetProperty("value").GetInt64());
 
         foreach (var queue in Queues)
         {
@@ -75,7 +76,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
 
         foreach (var (key, expected) in known)
         {
-            var entry = await client.CallAsync(KvQueues.Get, new { @namespace = knownNamespace, key });
+            var entry = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = knownNamespace, key });
             Assert.Equal(expected, entry.GetProperty("value").GetRawText());
         }
         Assert.Equal(usageBefore, await fixture.Database.UsageAsync(knownNamespace));
@@ -89,8 +90,8 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
         {
             var key = "k" + i.ToString(CultureInfo.InvariantCulture);
             var reply = i % 2 == 0
-                ? await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key, delta = i * 1000, ttl_seconds = 3600 })
-                : await client.CallAsync(KvQueues.Set, new { @namespace = ns, key, value = new { index = i, text = "known \u0000 entry", list = new[] { 1, 2 } } });
+                ? await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key, delta = i * 1000, ttl_seconds = 3600 })
+                : await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key, value = new { index = i, text = "known \u0000 entry", list = new[] { 1, 2 } } });
             known[key] = reply.GetProperty("value").GetRawText();
         }
         return known;
@@ -221,10 +222,10 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             < 38 => WithField(queue, RandomField(queue), WrongTypes[Random.Next(WrongTypes.Length)]),
             < 46 => BadName(queue),
             < 54 => WithField(queue, "ttl_seconds", BadTtls[Random.Next(BadTtls.Length)]),
-            < 60 => queue == KvQueues.Increment ? WithField(queue, "delta", BadDeltas[Random.Next(BadDeltas.Length)]) : WithField(queue, "ttl_seconds", "0"),
-            < 62 => WithField(queue, queue == KvQueues.Set ? "value" : "extra", Nested(Random.Next(33, 3000))),
+            < 60 => queue == KvOperations.Increment.Queue ? WithField(queue, "delta", BadDeltas[Random.Next(BadDeltas.Length)]) : WithField(queue, "ttl_seconds", "0"),
+            < 62 => WithField(queue, queue == KvOperations.Set.Queue ? "value" : "extra", Nested(Random.Next(33, 3000))),
             < 65 => Envelope(queue, ref contentType),
-            < 66 => queue == KvQueues.Set && Random.Next(4) == 0 ? WithField(queue, "value", "\"" + new string('x', 1024 * 1024 + 10) + "\"") : Mutated(ValidLooking(queue)),
+            < 66 => queue == KvOperations.Set.Queue && Random.Next(4) == 0 ? WithField(queue, "value", "\"" + new string('x', 1024 * 1024 + 10) + "\"") : Mutated(ValidLooking(queue)),
             < 78 => NearMiss(queue, ref contentType, ref user),
             _ => ValidLooking(queue),
         };
@@ -258,12 +259,9 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
 
     private string RandomField(string queue)
     {
-        string[] fields = queue switch
-        {
-            KvQueues.Set => ["namespace", "key", "ttl_seconds", "persona", "provider"],
-            KvQueues.Increment => ["namespace", "key", "delta", "initial_value", "ttl_seconds", "persona", "provider"],
-            _ => ["namespace", "key", "persona", "provider"],
-        };
+        string[] fields = queue == KvOperations.Set.Queue ? ["namespace", "key", "ttl_seconds", "persona", "provider"]
+            : queue == KvOperations.Increment.Queue ? ["namespace", "key", "delta", "initial_value", "ttl_seconds", "persona", "provider"]
+            : ["namespace", "key", "persona", "provider"];
         return fields[Random.Next(fields.Length)];
     }
 
@@ -271,12 +269,12 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
     private List<(string Name, string Json)> Members(string queue, string ns, string key)
     {
         var members = new List<(string, string)> { ("namespace", Quote(ns)), ("key", Quote(key)) };
-        if (queue == KvQueues.Set)
+        if (queue == KvOperations.Set.Queue)
         {
             members.Add(("value", RandomValue(3)));
             if (Random.Next(3) == 0) members.Add(("ttl_seconds", (Random.NextDouble() * 600 + 0.5).ToString("R", CultureInfo.InvariantCulture)));
         }
-        if (queue == KvQueues.Increment)
+        if (queue == KvOperations.Increment.Queue)
         {
             if (Random.Next(2) == 0) members.Add(("delta", Random.NextInt64(-1000, 1000).ToString(CultureInfo.InvariantCulture)));
             if (Random.Next(4) == 0) members.Add(("initial_value", Random.NextInt64(long.MinValue / 2, long.MaxValue / 2).ToString(CultureInfo.InvariantCulture)));
@@ -328,7 +326,7 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             members.RemoveAll(m => m.Name == field);
             members.Add((field, json));
         }
-        switch (Random.Next(queue == KvQueues.Increment ? 8 : queue == KvQueues.Set ? 7 : 5))
+        switch (Random.Next(queue == KvOperations.Increment.Queue ? 8 : queue == KvOperations.Set.Queue ? 7 : 5))
         {
             case 0: user = null; break;                                                     // no identity: default deny
             case 1: Replace("persona", Quote(Personas[Random.Next(2)])); break;             // a persona the identity does not own
@@ -336,7 +334,7 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             case 3: Replace("key", WrongTypes[Random.Next(WrongTypes.Length)]); break;     // key of the wrong type
             case 4: Replace("provider", Quote("no-such-provider")); break;                  // unknown provider
             case 5: Replace("ttl_seconds", BadTtls[Random.Next(BadTtls.Length)]); break;  // bad TTL
-            case 6: Replace(queue == KvQueues.Set ? "value" : "ttl_seconds", queue == KvQueues.Set ? Nested(Random.Next(33, 100)) : "-5"); break;
+            case 6: Replace(queue == KvOperations.Set.Queue ? "value" : "ttl_seconds", queue == KvOperations.Set.Queue ? Nested(Random.Next(33, 100)) : "-5"); break;
             default: Replace("delta", BadDeltas[Random.Next(BadDeltas.Length)]); break;    // bad delta
         }
         return Object(members);
@@ -346,13 +344,7 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
     private string Envelope(string queue, ref string? contentType)
     {
         contentType = "application/vnd.masstransit+json";
-        var type = queue switch
-        {
-            KvQueues.Get => "KvGet",
-            KvQueues.Set => "KvSet",
-            KvQueues.Delete => "KvDelete",
-            _ => "KvIncrement",
-        };
+        var type = KvOperations.All.Single(operation => operation.Queue == queue).RequestType.Name;
         string[] messageTypes = ["urn:message:KvWorker.Contracts:" + type, "urn:message:KvWorker.Contracts:KvUsage", "urn:message:Other:Thing", "not a urn"];
         return Object([
             ("messageId", Quote(Guid.NewGuid().ToString())),

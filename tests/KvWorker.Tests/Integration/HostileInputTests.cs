@@ -1,5 +1,6 @@
+using KvWorker.Contracts;
 using System.Text;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
@@ -19,69 +20,69 @@ public sealed class HostileInputTests(WorkerFixture worker)
         var data = new TheoryData<string, string, string, string?>
         {
             // Not JSON, or not a JSON object.
-            { KvQueues.Get, """{"namespace":"{ns}","key":""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":}""", Invalid, "application/json" },
-            { KvQueues.Set, "\u00ff\u00fe\u0001garbage", Invalid, "application/json" },
-            { KvQueues.Delete, "null", Invalid, "application/json" },
-            { KvQueues.Delete, "42", Invalid, "application/json" },
-            { KvQueues.Get, "\"kv_get\"", Invalid, "application/json" },
-            { KvQueues.Increment, "[]", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1}""", Invalid, "application/vnd.masstransit+json" },
+            { KvOperations.Get.Queue, """{"namespace":"{ns}","key":""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, "\u00ff\u00fe\u0001garbage", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, "null", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, "42", Invalid, "application/json" },
+            { KvOperations.Get.Queue, "\"kv_get\"", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, "[]", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1}""", Invalid, "application/vnd.masstransit+json" },
             // Wrong JSON types, field by field.
-            { KvQueues.Get, """{"namespace":5,"key":"k"}""", Invalid, "application/json" },
-            { KvQueues.Get, """{"namespace":["{ns}"],"key":"k"}""", Invalid, "application/json" },
-            { KvQueues.Delete, """{"namespace":"{ns}","key":{"k":1}}""", Invalid, "application/json" },
-            { KvQueues.Delete, """{"namespace":"{ns}","key":true}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"60"}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":true}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":"1"}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":true}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","initial_value":"0"}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","initial_value":[0]}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","ttl_seconds":{}}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"persona":5}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"provider":{}}""", Invalid, "application/json" },
+            { KvOperations.Get.Queue, """{"namespace":5,"key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Get.Queue, """{"namespace":["{ns}"],"key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, """{"namespace":"{ns}","key":{"k":1}}""", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, """{"namespace":"{ns}","key":true}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"60"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":true}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":"1"}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":true}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","initial_value":"0"}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","initial_value":[0]}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","ttl_seconds":{}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"persona":5}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"provider":{}}""", Invalid, "application/json" },
             // Missing fields.
-            { KvQueues.Get, """{"key":"k"}""", Invalid, "application/json" },
-            { KvQueues.Delete, """{"namespace":"{ns}"}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k"}""", Invalid, "application/json" },
-            { KvQueues.Increment, "{}", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":null,"key":"k","value":1}""", Invalid, "application/json" },
+            { KvOperations.Get.Queue, """{"key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, """{"namespace":"{ns}"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, "{}", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":null,"key":"k","value":1}""", Invalid, "application/json" },
             // Empty, oversized and control-character names.
-            { KvQueues.Set, """{"namespace":"","key":"k","value":1}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"","value":1}""", Invalid, "application/json" },
-            { KvQueues.Set, $$"""{"namespace":"{{longName}}","key":"k","value":1}""", Invalid, "application/json" },
-            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"{{longKey}}","value":1}""", Invalid, "application/json" },
-            { KvQueues.Get, $$"""{"namespace":"{{hugeName}}","key":"k"}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}\u0000","key":"k","value":1}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"a\u0000b","value":1}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"line\nbreak"}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"del\u007f"}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"c1\u0085"}""", Invalid, "application/json" },
-            { KvQueues.Delete, """{"namespace":"{ns}","key":"\ud800"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"","key":"k","value":1}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"","value":1}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{{longName}}","key":"k","value":1}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"{{longKey}}","value":1}""", Invalid, "application/json" },
+            { KvOperations.Get.Queue, $$"""{"namespace":"{{hugeName}}","key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}\u0000","key":"k","value":1}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"a\u0000b","value":1}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"line\nbreak"}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"del\u007f"}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"c1\u0085"}""", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, """{"namespace":"{ns}","key":"\ud800"}""", Invalid, "application/json" },
             // TTLs.
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":0}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-1}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-0.0}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":NaN}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"NaN"}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":Infinity}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e309}""", Invalid, "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e12}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","ttl_seconds":"ten"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":0}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-1}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":-0.0}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":NaN}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":"NaN"}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":Infinity}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e309}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"ttl_seconds":1e12}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","ttl_seconds":"ten"}""", Invalid, "application/json" },
             // Deltas.
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1.5}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1e2}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":9223372036854775808}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":-9223372036854775809}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":1e400}""", Invalid, "application/json" },
-            { KvQueues.Increment, """{"namespace":"{ns}","key":"k","delta":null}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":1.5}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":1e2}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":9223372036854775808}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":-9223372036854775809}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":1e400}""", Invalid, "application/json" },
+            { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":null}""", Invalid, "application/json" },
             // Values: deeper than the limit, deeper than any parser default, larger than the quota.
-            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
-            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", Invalid, "application/json" },
-            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
-            { KvQueues.Set, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
-            { KvQueues.Set, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
         };
         return data;
     }
@@ -113,7 +114,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
         await using var client = await worker.RawClientAsync();
         var envelope = $$$"""{"messageId":"{{{Guid.NewGuid()}}}","messageType":["{{{messageType}}}"],"message":{"namespace":"envelope","key":"k"}}""";
 
-        var reply = await client.CallRawAsync(KvQueues.Get, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
+        var reply = await client.CallRawAsync(KvOperations.Get.Queue, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
 
         Assert.True(reply.TryGetProperty(member, out _), reply.GetRawText());
         await Task.Delay(200);
@@ -126,7 +127,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
         await using var client = await worker.RawClientAsync();
         var ns = "extra-" + Guid.NewGuid().ToString("N");
 
-        var reply = await client.CallRawAsync(KvQueues.Set, Encoding.UTF8.GetBytes(
+        var reply = await client.CallRawAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes(
             $$"""{"namespace":"{{ns}}","key":"k","value":1,"tool_call_id":"call_1","arguments":{"nested":[1,2]},"ttl":5}"""));
 
         Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":1}""", reply.GetRawText());
@@ -140,9 +141,9 @@ public sealed class HostileInputTests(WorkerFixture worker)
         const string key = "' OR '1'='1";
         const string value = "'); DELETE FROM kv_namespace_usage; --";
 
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key, value });
-        var read = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key });
-        var other = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "anything" });
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key, value });
+        var read = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key });
+        var other = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "anything" });
 
         Assert.Equal(value, read.GetProperty("value").GetString());
         Assert.False(other.GetProperty("found").GetBoolean());

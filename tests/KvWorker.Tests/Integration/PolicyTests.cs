@@ -1,7 +1,8 @@
+using KvWorker.Amqp;
 using System.Text;
 using System.Text.Json;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 using MassTransit;
 using RabbitMQ.Client;
@@ -75,18 +76,18 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var writer = await fixture.ClientAsync(fixture.Writer);
         await using var reader = await fixture.ClientAsync(fixture.Reader);
         var ns = NewNamespace();
-        await writer.CallAsync(KvQueues.Set, new { @namespace = ns, key = "plan", value = "v1" });
+        await writer.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = "v1" });
         var before = await fixture.Database.UsageAsync(ns);
 
-        var read = await reader.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
-        var set = await reader.CallAsync(KvQueues.Set, new { @namespace = ns, key = "plan", value = "v2" });
-        var increment = await reader.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "counter" });
-        var delete = await reader.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "plan" });
+        var read = await reader.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "plan" });
+        var set = await reader.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = "v2" });
+        var increment = await reader.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "counter" });
+        var delete = await reader.CallAsync(KvOperations.Delete.Queue, new { @namespace = ns, key = "plan" });
 
         Assert.Equal("v1", read.GetProperty("value").GetString());
         foreach (var denied in new[] { set, increment, delete })
             AssertDenied(denied, $"persona 'reader' lacks {KvStoreManifest.WriteFlag}");
-        Assert.Equal("v1", (await writer.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" })).GetProperty("value").GetString());
+        Assert.Equal("v1", (await writer.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "plan" })).GetProperty("value").GetString());
         Assert.Equal(before, await fixture.Database.UsageAsync(ns));
     }
 
@@ -96,7 +97,7 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var reader = await fixture.ClientAsync(fixture.Reader);
         var ns = NewNamespace();
 
-        var reply = await reader.CallAsync(KvQueues.Set, new { @namespace = ns, key = "k", value = 1, persona = "writer" });
+        var reply = await reader.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "k", value = 1, persona = "writer" });
 
         AssertDenied(reply, $"identity '{fixture.Reader}' may not act as persona 'writer'");
         Assert.Equal((0L, 0L, 0L), await fixture.Database.UsageAsync(ns));
@@ -108,8 +109,8 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var anonymous = await fixture.RawClientAsync(sendUserId: false);
         var ns = NewNamespace();
 
-        var get = await anonymous.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" });
-        var set = await anonymous.CallAsync(KvQueues.Set, new { @namespace = ns, key = "k", value = 1, persona = WorkerFixture.TestPersona });
+        var get = await anonymous.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "k" });
+        var set = await anonymous.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "k", value = 1, persona = WorkerFixture.TestPersona });
 
         AssertDenied(get, "a request without user_id is not granted any persona");
         AssertDenied(set, "a request without user_id is not granted any persona");
@@ -122,9 +123,9 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var stranger = await fixture.ClientAsync(fixture.Stranger);
         var ns = NewNamespace();
 
-        AssertDenied(await stranger.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" }), $"identity '{fixture.Stranger}' is not granted any persona");
-        AssertDenied(await stranger.CallAsync(KvQueues.Usage, new { @namespace = ns }), "is not granted any persona");
-        AssertDenied(await stranger.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "c", persona = "writer" }), "is not granted any persona");
+        AssertDenied(await stranger.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "k" }), $"identity '{fixture.Stranger}' is not granted any persona");
+        AssertDenied(await stranger.CallAsync(KvOperations.Usage.Queue, new { @namespace = ns }), "is not granted any persona");
+        AssertDenied(await stranger.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "c", persona = "writer" }), "is not granted any persona");
         Assert.Equal((0L, 0L, 0L), await fixture.Database.UsageAsync(ns));
     }
 
@@ -137,7 +138,7 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
         var forged = new BasicProperties { UserId = fixture.Writer, ContentType = "application/json" };
 
-        await Assert.ThrowsAnyAsync<Exception>(async () => await channel.BasicPublishAsync("", KvQueues.Set, mandatory: false, forged,
+        await Assert.ThrowsAnyAsync<Exception>(async () => await channel.BasicPublishAsync("", KvOperations.Set.Queue, mandatory: false, forged,
             Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"k","value":1}""")));
 
         Assert.Equal((ushort)406, channel.CloseReason?.ReplyCode); // PRECONDITION_FAILED: user_id does not match the connection
@@ -152,9 +153,9 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var writer = await fixture.ClientAsync(fixture.Writer);
         var (inside, outside) = (NewNamespace("team-a-"), NewNamespace("team-b-"));
 
-        var allowed = await writer.CallAsync(KvQueues.Set, new { @namespace = inside, key = "k", value = 1, persona = "team-a" });
-        var denied = await writer.CallAsync(KvQueues.Set, new { @namespace = outside, key = "k", value = 1, persona = "team-a" });
-        var asDefaultPersona = await writer.CallAsync(KvQueues.Set, new { @namespace = outside, key = "k", value = 2 });
+        var allowed = await writer.CallAsync(KvOperations.Set.Queue, new { @namespace = inside, key = "k", value = 1, persona = "team-a" });
+        var denied = await writer.CallAsync(KvOperations.Set.Queue, new { @namespace = outside, key = "k", value = 1, persona = "team-a" });
+        var asDefaultPersona = await writer.CallAsync(KvOperations.Set.Queue, new { @namespace = outside, key = "k", value = 2 });
 
         Assert.Equal(1, allowed.GetProperty("value").GetInt32());
         AssertDenied(denied, $"persona 'team-a' may not use namespace '{outside}'");
@@ -166,7 +167,7 @@ public sealed class PolicyTests(PolicyFixture fixture)
     {
         await using var reader = await fixture.ClientAsync(fixture.Reader);
 
-        var usage = await reader.CallAsync(KvQueues.Usage, new { @namespace = NewNamespace() });
+        var usage = await reader.CallAsync(KvOperations.Usage.Queue, new { @namespace = NewNamespace() });
 
         Assert.Equal(0, usage.GetProperty("used_bytes").GetInt64());
     }
@@ -178,9 +179,9 @@ public sealed class PolicyTests(PolicyFixture fixture)
         try
         {
             var ns = NewNamespace();
-            var get = await bus.CreateRequestClient<KvGet>(new Uri($"queue:{KvQueues.Get}"))
+            var get = await bus.CreateRequestClient<KvGet>(new Uri($"queue:{KvOperations.Get.Queue}"))
                 .GetResponse<KvGetResult, KvError>(new KvGet { Namespace = ns, Key = "k" });
-            var set = await bus.CreateRequestClient<KvSet>(new Uri($"queue:{KvQueues.Set}"))
+            var set = await bus.CreateRequestClient<KvSet>(new Uri($"queue:{KvOperations.Set.Queue}"))
                 .GetResponse<KvSetResult, KvError>(new KvSet { Namespace = ns, Key = "k", Value = JsonDocument.Parse("1").RootElement, Persona = "writer" });
 
             Assert.True(get.Is(out Response<KvGetResult>? found) && !found!.Message.Found);
@@ -200,12 +201,12 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var reader = await fixture.ClientAsync(fixture.Reader);
         var messageId = Guid.NewGuid().ToString();
 
-        var reply = await reader.CallRawAsync(KvQueues.Delete, "{\"namespace\": 5}"u8.ToArray(), messageId);
-        var after = await reader.CallAsync(KvQueues.Get, new { @namespace = NewNamespace(), key = "k" });
+        var reply = await reader.CallRawAsync(KvOperations.Delete.Queue, "{\"namespace\": 5}"u8.ToArray(), messageId);
+        var after = await reader.CallAsync(KvOperations.Get.Queue, new { @namespace = NewNamespace(), key = "k" });
 
         Assert.Equal(KvErrorCodes.KeyValueStoreError, reply.GetProperty("error").GetProperty("code").GetString());
         Assert.False(after.GetProperty("found").GetBoolean()); // the worker's channel survived the move
-        var moved = await ErrorQueueMessageAsync(KvQueues.Delete + "_error", messageId);
+        var moved = await ErrorQueueMessageAsync(KvOperations.Delete.Queue + "_error", messageId);
         Assert.Null(moved.UserId);
         Assert.Equal(fixture.Reader, Encoding.UTF8.GetString((byte[])moved.Headers![ErrorQueueIdentity.UserIdHeader]!));
     }
@@ -216,8 +217,8 @@ public sealed class PolicyTests(PolicyFixture fixture)
         await using var reader = await fixture.ClientAsync(fixture.Reader);
         var envelope = """{"messageId":"7f0c6a2e-0000-0000-0000-000000000001","messageType":["urn:message:Other:Thing"],"message":{"namespace":"n","key":"k"}}""";
 
-        var reply = await reader.CallRawAsync(KvQueues.Get, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
-        var after = await reader.CallAsync(KvQueues.Get, new { @namespace = NewNamespace(), key = "k" });
+        var reply = await reader.CallRawAsync(KvOperations.Get.Queue, Encoding.UTF8.GetBytes(envelope), contentType: "application/vnd.masstransit+json");
+        var after = await reader.CallAsync(KvOperations.Get.Queue, new { @namespace = NewNamespace(), key = "k" });
 
         Assert.Equal(KvErrorCodes.KeyValueStoreError, reply.GetProperty("error").GetProperty("code").GetString());
         Assert.False(after.GetProperty("found").GetBoolean());

@@ -1,4 +1,5 @@
-using KvWorker.Messaging;
+using KvWorker.Contracts;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
@@ -23,7 +24,7 @@ public sealed class DevelopmentWorkerFixture : BrokerFixture
         _worker = WorkerProcess.Start(settings);
         try
         {
-            foreach (var queue in new[] { KvQueues.Get, KvQueues.Set, KvQueues.Increment })
+            foreach (var queue in new[] { KvOperations.Get.Queue, KvOperations.Set.Queue, KvOperations.Increment.Queue })
                 await WaitForConsumersAsync(queue, 1, TimeSpan.FromSeconds(60));
         }
         catch (TimeoutException ex)
@@ -55,9 +56,9 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
         await using var client = await _fixture.RawClientAsync();
         var ns = "researcher-" + Guid.NewGuid().ToString("N");
 
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "plan", value = new { step = 1 }, ttl_seconds = 3600 });
-        var plan = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
-        var turns = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "turns" });
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = new { step = 1 }, ttl_seconds = 3600 });
+        var plan = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "plan" });
+        var turns = await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "turns" });
 
         Assert.Equal(1, plan.GetProperty("value").GetProperty("step").GetInt32());
         Assert.Equal(1, turns.GetProperty("value").GetInt64());
@@ -70,7 +71,7 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
 
         var ns = "researcher-" + Guid.NewGuid().ToString("N");
 
-        var reply = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "plan" });
+        var reply = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "plan" });
 
         Assert.Equal("AccessDeniedError", reply.GetProperty("error").GetProperty("code").GetString());
         await Task.Delay(500);
@@ -83,7 +84,7 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
         await using var client = await _fixture.RawClientAsync();
         var messageId = Guid.NewGuid().ToString();
 
-        var reply = await client.CallRawAsync(KvQueues.Set, "{\"namespace\": 5}"u8.ToArray(), messageId);
+        var reply = await client.CallRawAsync(KvOperations.Set.Queue, "{\"namespace\": 5}"u8.ToArray(), messageId);
 
         Assert.Equal("KeyValueStoreError", reply.GetProperty("error").GetProperty("code").GetString());
         await Task.Delay(500);

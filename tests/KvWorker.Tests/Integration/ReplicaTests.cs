@@ -1,4 +1,5 @@
-using KvWorker.Messaging;
+using KvWorker.Contracts;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
@@ -26,7 +27,7 @@ public sealed class TwoReplicasFixture : BrokerFixture
         var replicas = new[] { StartWorkerProcess(settings), StartWorkerProcess(settings) };
         try
         {
-            foreach (var queue in new[] { KvQueues.Get, KvQueues.Set, KvQueues.Delete, KvQueues.Increment })
+            foreach (var queue in new[] { KvOperations.Get.Queue, KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue })
                 await WaitForConsumersAsync(queue, 2, TimeSpan.FromSeconds(60));
         }
         catch (TimeoutException ex)
@@ -63,13 +64,13 @@ public sealed class ReplicaTests(TwoReplicasFixture replicas)
             await using var client = await replicas.RawClientAsync();
             for (var i = 0; i < 50; i++)
             {
-                var reply = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "counter" });
+                var reply = await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "counter" });
                 Assert.True(reply.TryGetProperty("value", out System.Text.Json.JsonElement _), reply.GetRawText());
             }
         })));
 
         await using var reader = await replicas.RawClientAsync();
-        var final = await reader.CallAsync(KvQueues.Get, new { @namespace = ns, key = "counter" });
+        var final = await reader.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "counter" });
         Assert.Equal(400, final.GetProperty("value").GetInt64());
     }
 
@@ -86,7 +87,7 @@ public sealed class ReplicaTests(TwoReplicasFixture replicas)
             await using var client = await replicas.RawClientAsync();
             for (var i = 0; i < 5; i++)
             {
-                var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = $"w{writer}-{i}", value });
+                var reply = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = $"w{writer}-{i}", value });
                 if (reply.TryGetProperty("error", out var error))
                 {
                     Assert.Equal("NamespaceQuotaExceededError", error.GetProperty("code").GetString());

@@ -1,4 +1,5 @@
-using KvWorker.Messaging;
+using KvWorker.Contracts;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
@@ -15,7 +16,7 @@ public sealed class ShutdownTests(BrokerFixture broker) : IClassFixture<BrokerFi
     private async Task<WorkerProcess> StartReplicaAsync(int expectedConsumers)
     {
         var replica = broker.StartWorkerProcess(Settings);
-        await broker.WaitForConsumersAsync(KvQueues.Increment, expectedConsumers, TimeSpan.FromSeconds(60));
+        await broker.WaitForConsumersAsync(KvOperations.Increment.Queue, expectedConsumers, TimeSpan.FromSeconds(60));
         return replica;
     }
 
@@ -30,7 +31,7 @@ public sealed class ShutdownTests(BrokerFixture broker) : IClassFixture<BrokerFi
         var answered = 0;
         var calls = Enumerable.Range(0, count).Select(async _ =>
         {
-            var reply = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "c" }, timeout: TimeSpan.FromSeconds(90));
+            var reply = await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "c" }, timeout: TimeSpan.FromSeconds(90));
             Interlocked.Increment(ref answered);
             Assert.True(reply.TryGetProperty("value", out var value), reply.GetRawText());
             return value.GetInt64();

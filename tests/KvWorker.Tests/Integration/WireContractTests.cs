@@ -1,8 +1,9 @@
+using KvWorker.Amqp;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Tests.Infrastructure;
 using MassTransit;
 
@@ -20,12 +21,12 @@ public sealed class WireContractTests(WorkerFixture worker)
         var ns = NewNamespace();
         var value = JsonDocument.Parse("""{"plan":["search","summarise"],"step":1}""").RootElement;
 
-        var set = await worker.Client<KvSet>(KvQueues.Set).GetResponse<KvSetResult, KvError>(
+        var set = await worker.Client<KvSet>(KvOperations.Set.Queue).GetResponse<KvSetResult, KvError>(
             new KvSet { Namespace = ns, Key = "plan", Value = value, TtlSeconds = 120 });
-        var get = await worker.Client<KvGet>(KvQueues.Get).GetResponse<KvGetResult, KvError>(new KvGet { Namespace = ns, Key = "plan" });
-        var increment = await worker.Client<KvIncrement>(KvQueues.Increment).GetResponse<KvIncrementResult, KvError>(
+        var get = await worker.Client<KvGet>(KvOperations.Get.Queue).GetResponse<KvGetResult, KvError>(new KvGet { Namespace = ns, Key = "plan" });
+        var increment = await worker.Client<KvIncrement>(KvOperations.Increment.Queue).GetResponse<KvIncrementResult, KvError>(
             new KvIncrement { Namespace = ns, Key = "turns", Delta = 3 });
-        var delete = await worker.Client<KvDelete>(KvQueues.Delete).GetResponse<KvDeleteResult, KvError>(new KvDelete { Namespace = ns, Key = "plan" });
+        var delete = await worker.Client<KvDelete>(KvOperations.Delete.Queue).GetResponse<KvDeleteResult, KvError>(new KvDelete { Namespace = ns, Key = "plan" });
 
         Assert.True(set.Is(out Response<KvSetResult>? setResult));
         Assert.Equal(120, setResult!.Message.TtlSeconds);
@@ -42,7 +43,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         var big = JsonDocument.Parse($"\"{new string('x', 2 * 1024 * 1024)}\"").RootElement;
 
-        var response = await worker.Client<KvSet>(KvQueues.Set).GetResponse<KvSetResult, KvError>(
+        var response = await worker.Client<KvSet>(KvOperations.Set.Queue).GetResponse<KvSetResult, KvError>(
             new KvSet { Namespace = NewNamespace(), Key = "big", Value = big });
 
         Assert.True(response.Is(out Response<KvError>? error));
@@ -54,7 +55,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         var badMessage = """{"namespace":"n","key":"k","delta":"many"}""";
 
-        var response = await worker.Client<KvIncrement>(KvQueues.Increment).GetResponse<KvIncrementResult, KvError>(
+        var response = await worker.Client<KvIncrement>(KvOperations.Increment.Queue).GetResponse<KvIncrementResult, KvError>(
             new KvIncrement { Namespace = "n", Key = "k" },
             request => request.UseExecute(send => send.Serializer = new EnvelopeWithMessageSerializer(badMessage)));
 
@@ -86,8 +87,8 @@ public sealed class WireContractTests(WorkerFixture worker)
         var ns = NewNamespace();
         var body = Encoding.UTF8.GetBytes($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]}}""");
 
-        var (setReply, properties) = await client.CallWithPropertiesAsync(KvQueues.Set, body);
-        var getReply = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "k" });
+        var (setReply, properties) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, body);
+        var getReply = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "k" });
 
         Assert.Equal("application/json", properties.ContentType);
         Assert.False(string.IsNullOrEmpty(properties.CorrelationId));
@@ -101,11 +102,11 @@ public sealed class WireContractTests(WorkerFixture worker)
         await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
 
-        var missing = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "nothing" });
-        var counter = await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "c", delta = 5, initial_value = 10, ttl_seconds = 60 });
-        var deleted = await client.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "c" });
-        var storedNull = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "n", value = (object?)null });
-        var readNull = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "n" });
+        var missing = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "nothing" });
+        var counter = await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "c", delta = 5, initial_value = 10, ttl_seconds = 60 });
+        var deleted = await client.CallAsync(KvOperations.Delete.Queue, new { @namespace = ns, key = "c" });
+        var storedNull = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "n", value = (object?)null });
+        var readNull = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "n" });
 
         Assert.Equal($$"""{"namespace":"{{ns}}","key":"nothing","found":false}""", missing.GetRawText());
         Assert.Equal(15, counter.GetProperty("value").GetInt64());
@@ -122,8 +123,8 @@ public sealed class WireContractTests(WorkerFixture worker)
         var ns = NewNamespace();
         var body = Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"nul","value":"before\u0000after"}""");
 
-        await client.CallRawAsync(KvQueues.Set, body);
-        var read = await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "nul" });
+        await client.CallRawAsync(KvOperations.Set.Queue, body);
+        var read = await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "nul" });
 
         Assert.Equal("before\0after", read.GetProperty("value").GetString());
         Assert.Contains("\\u0000", read.GetRawText());
@@ -143,7 +144,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         await using var client = await worker.RawClientAsync();
 
-        var reply = await client.CallRawAsync(KvQueues.Increment, Encoding.UTF8.GetBytes(body));
+        var reply = await client.CallRawAsync(KvOperations.Increment.Queue, Encoding.UTF8.GetBytes(body));
 
         Assert.Equal(KvErrorCodes.KeyValueStoreError, reply.GetProperty("error").GetProperty("code").GetString());
         Assert.False(string.IsNullOrWhiteSpace(reply.GetProperty("error").GetProperty("message").GetString()));
@@ -160,11 +161,11 @@ public sealed class WireContractTests(WorkerFixture worker)
         {
             await using var client = await worker.RawClientAsync();
             for (var i = 0; i < 50; i++)
-                await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "counter" });
+                await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "counter" });
         }));
 
         await using var reader = await worker.RawClientAsync();
-        var final = await reader.CallAsync(KvQueues.Get, new { @namespace = ns, key = "counter" });
+        var final = await reader.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "counter" });
         Assert.Equal(400, final.GetProperty("value").GetInt64());
     }
 
@@ -177,7 +178,7 @@ public sealed class WireContractTests(WorkerFixture worker)
         var ns = NewNamespace();
         var value = new string('[', depth) + new string(']', depth);
 
-        var reply = await client.CallRawAsync(KvQueues.Set,
+        var reply = await client.CallRawAsync(KvOperations.Set.Queue,
             Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{value}}}"""));
 
         Assert.Equal(code, reply.GetProperty("error").GetProperty("code").GetString());
@@ -190,7 +191,7 @@ public sealed class WireContractTests(WorkerFixture worker)
         await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
 
-        var reply = await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "huge", value = new string('x', 3 * 1024 * 1024) });
+        var reply = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "huge", value = new string('x', 3 * 1024 * 1024) });
 
         Assert.Equal("NamespaceQuotaExceededError", reply.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
@@ -202,7 +203,7 @@ public sealed class WireContractTests(WorkerFixture worker)
         await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
 
-        var reply = await client.CallRawAsync(KvQueues.Increment,
+        var reply = await client.CallRawAsync(KvOperations.Increment.Queue,
             Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"c"}"""), contentType: null);
 
         Assert.Equal(1, reply.GetProperty("value").GetInt64());
@@ -213,13 +214,13 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
-        await client.CallAsync(KvQueues.Set, new { @namespace = ns, key = "short", value = "x", ttl_seconds = 0.5 });
-        Assert.True((await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
+        await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "short", value = "x", ttl_seconds = 0.5 });
+        Assert.True((await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
 
         await Task.Delay(800);
 
-        Assert.False((await client.CallAsync(KvQueues.Get, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
-        Assert.False((await client.CallAsync(KvQueues.Delete, new { @namespace = ns, key = "short" })).GetProperty("deleted").GetBoolean());
+        Assert.False((await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "short" })).GetProperty("found").GetBoolean());
+        Assert.False((await client.CallAsync(KvOperations.Delete.Queue, new { @namespace = ns, key = "short" })).GetProperty("deleted").GetBoolean());
     }
 
     [Fact]
@@ -227,11 +228,11 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         await using var client = await worker.RawClientAsync();
         var (a, b) = (NewNamespace(), NewNamespace());
-        await client.CallAsync(KvQueues.Increment, new { @namespace = a, key = "c", delta = 10 });
-        await client.CallAsync(KvQueues.Increment, new { @namespace = b, key = "c", delta = 1 });
+        await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = a, key = "c", delta = 10 });
+        await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = b, key = "c", delta = 1 });
 
-        Assert.Equal(10, (await client.CallAsync(KvQueues.Get, new { @namespace = a, key = "c" })).GetProperty("value").GetInt64());
-        Assert.Equal(1, (await client.CallAsync(KvQueues.Get, new { @namespace = b, key = "c" })).GetProperty("value").GetInt64());
+        Assert.Equal(10, (await client.CallAsync(KvOperations.Get.Queue, new { @namespace = a, key = "c" })).GetProperty("value").GetInt64());
+        Assert.Equal(1, (await client.CallAsync(KvOperations.Get.Queue, new { @namespace = b, key = "c" })).GetProperty("value").GetInt64());
     }
 
     [Fact]

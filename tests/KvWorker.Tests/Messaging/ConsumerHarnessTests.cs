@@ -1,7 +1,8 @@
 using System.Text.Json;
 using KvWorker.Configuration;
 using KvWorker.Contracts;
-using KvWorker.Messaging;
+using KvWorker.Postgres;
+using Microsoft.Extensions.Configuration;
 using KvWorker.Storage;
 using KvWorker.Tests.Infrastructure;
 using MassTransit;
@@ -19,23 +20,19 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
 {
     private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
 
-    private async Task<ServiceProvider> StartHarnessAsync(KvStoreOptions? options = null, Func<IKvStoreAdapter>? adapter = null)
+    private async Task<ServiceProvider> StartHarnessAsync(
+        KvStoreOptions? options = null, Func<IKvStoreAdapter>? adapter = null, Func<IServiceCollection, IServiceCollection>? adapters = null)
     {
-        var services = new ServiceCollection()
+        IServiceCollection registrations = new ServiceCollection()
+            .AddSingleton<IConfiguration>(new ConfigurationBuilder().Build())
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
             .AddSingleton(Options.Create(WithAnonymousTester(options ?? new KvStoreOptions())))
+            .AddSingleton(Options.Create(new RabbitMqOptions()))
             .AddKvStoreAdapter("postgres", _ => adapter?.Invoke() ?? db.Adapter())
-            .AddSingleton<KvStoreAdapterRegistry>()
-            .AddSingleton<PersonaPolicy>()
-            .AddSingleton<KvRequestHandler>()
-            .AddMassTransitTestHarness(bus =>
-            {
-                bus.AddConsumer<KvGetConsumer>();
-                bus.AddConsumer<KvSetConsumer>();
-                bus.AddConsumer<KvDeleteConsumer>();
-                bus.AddConsumer<KvIncrementConsumer>();
-            })
+            .AddKvRequestPipeline();
+        var services = (adapters?.Invoke(registrations) ?? registrations)
+            .AddMassTransitTestHarness(bus => bus.AddKvRequestConsumers())
             .BuildServiceProvider(true);
         await services.GetRequiredService<ITestHarness>().Start();
         return services;
@@ -129,7 +126,7 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         await using var deadDatabase = Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=u;Database=d;Timeout=1");
         var started = System.Diagnostics.Stopwatch.StartNew();
         await using var services = await StartHarnessAsync(new KvStoreOptions { RequestTimeoutSeconds = 1.5 }, adapter: () =>
-            new KvWorker.Storage.Postgres.PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimitsOptions()));
+            new PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimits()));
 
         var response = await Request<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = "ns", Key = "c" });
 
@@ -166,18 +163,16 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
     [Fact]
     public async Task A_registered_provider_is_used_when_the_request_names_it()
     {
-        var options = new KvStoreOptions();
-        var services = new ServiceCollection().AddSingleton(Options.Create(options))
-            .AddKvStoreAdapter("postgres", _ => db.Adapter())
-            .AddKvStoreAdapter("tiny", _ => db.Adapter(namespaceQuotaBytes: 4))
-            .AddSingleton<KvStoreAdapterRegistry>()
-            .BuildServiceProvider();
-        var registry = services.GetRequiredService<KvStoreAdapterRegistry>();
-        var value = StoredValue.From(JsonDocument.Parse("\"12345\"").RootElement, 32);
+        await using var services = await StartHarnessAsync(adapters: services => services
+            .AddKvStoreAdapter("tiny", _ => db.Adapter(namespaceQuotaBytes: 4)));
+        var value = JsonDocument.Parse("\"12345\"").RootElement;
 
-        await registry.Resolve(null, null).SetAsync(NewNamespace(), "k", value, null, null, CancellationToken.None);
-        var error = await Assert.ThrowsAsync<QuotaExceededException>(
-            () => registry.Resolve("tiny", null).SetAsync(NewNamespace(), "k", value, null, null, CancellationToken.None));
-        Assert.Equal(4, error.QuotaBytes);
+        var fits = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = NewNamespace(), Key = "k", Value = value });
+        var tooBig = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = NewNamespace(), Key = "k", Value = value, Provider = "tiny" });
+
+        Assert.True(fits.Is(out Response<KvSetResult>? _));
+        Assert.True(tooBig.Is(out Response<KvError>? error));
+        Assert.StartsWith("namespace '", error!.Message.Error.Message);
+        Assert.Contains("quota of 4 bytes", error.Message.Error.Message);
     }
 }

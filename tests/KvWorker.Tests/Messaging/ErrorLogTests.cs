@@ -1,5 +1,6 @@
+using KvWorker.Amqp;
+using KvWorker.Contracts;
 using System.Text.Json;
-using KvWorker.Messaging;
 using Serilog.Events;
 using Serilog.Parsing;
 
@@ -7,11 +8,13 @@ namespace KvWorker.Tests.Messaging;
 
 public sealed class ErrorLogTests
 {
-    private static LogEvent Event(string template, Exception exception) =>
-        new(DateTimeOffset.UtcNow, LogEventLevel.Error, exception, new MessageTemplateParser().Parse(template), []);
+    /// <summary>An error log entry as MassTransit writes one, with these properties.</summary>
+    private static LogEvent Event(string[] properties, Exception exception) =>
+        new(DateTimeOffset.UtcNow, LogEventLevel.Error, exception, new MessageTemplateParser().Parse("R-FAULT"),
+            properties.Select(name => new LogEventProperty(name, new ScalarValue("x"))));
 
-    private const string ReceiveFault = "R-FAULT {InputAddress} {MessageId} {Duration}";
-    private const string ConsumerFault = "R-FAULT {InputAddress} {MessageId} {MessageType} {ConsumerType}({Duration})";
+    private static readonly string[] ReceiveFault = ["InputAddress", "MessageId", "Duration"];
+    private static readonly string[] ConsumerFault = ["InputAddress", "MessageId", "MessageType", "ConsumerType", "Duration"];
 
     [Fact]
     public void Only_the_receive_fault_of_an_unreadable_body_is_dropped()

@@ -1,7 +1,9 @@
+using KvWorker.Adapters.Conformance;
+using KvWorker.Contracts;
 using System.Text.Json;
 using KvWorker.Configuration;
 using KvWorker.Storage;
-using KvWorker.Storage.Postgres;
+using KvWorker.Postgres;
 using KvWorker.Tests.Infrastructure;
 using Npgsql;
 
@@ -38,7 +40,7 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     {
         var adapter = new PostgresKvStoreAdapter(db.DataSource,
             new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1 } },
-            new KvLimitsOptions());
+            new KvLimits());
         var (blocked, ok, full, text) = (NewNamespace(), NewNamespace(), NewNamespace(), NewNamespace());
         await adapter.SetAsync(full, "big", Value($"\"{new string('x', 90)}\""), null, null, None);
         await adapter.SetAsync(text, "t", Value("\"not a number\""), null, null, None);

@@ -1,7 +1,8 @@
+using KvWorker.Contracts;
 using KvWorker.Adapters.Conformance;
 using KvWorker.Configuration;
 using KvWorker.Storage;
-using KvWorker.Storage.Postgres;
+using KvWorker.Postgres;
 using KvWorker.Tests.Infrastructure;
 using Npgsql;
 
@@ -26,7 +27,7 @@ public sealed class PostgresAdapterConformanceTests(DatabaseFixture db) : KvStor
             _isolated.Add((name, dataSource));
         }
         var options = new PostgresAdapterOptions { NamespaceQuotaBytes = settings.NamespaceQuotaBytes, GlobalQuotaBytes = settings.GlobalQuotaBytes };
-        return new PostgresKvStoreAdapter(dataSource, options, new KvLimitsOptions { MaxIntegerDigits = MaxIntegerDigits });
+        return new PostgresKvStoreAdapter(dataSource, options, new KvLimits { MaxIntegerDigits = MaxIntegerDigits });
     }
 
     public override async Task DisposeAsync()

@@ -1,10 +1,9 @@
+using KvWorker.Contracts;
 using System.Text.Json;
-using KvWorker.Configuration;
 using KvWorker.Storage;
-using KvWorker.Storage.Postgres;
+using KvWorker.Postgres;
 using KvWorker.Tests.Infrastructure;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
+using KvWorker.Adapters.Conformance;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;
@@ -32,13 +31,9 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         return events;
     }
 
-    private ExpiryPurgeService Purge(int batchSize = 1000, double retentionSeconds = 86400) => new(
-        db.DataSource,
-        Options.Create(new KvStoreOptions
-        {
-            Adapters = new AdaptersOptions { Postgres = new PostgresAdapterOptions { PurgeBatchSize = batchSize, RequestRetentionSeconds = retentionSeconds } },
-        }),
-        NullLogger<ExpiryPurgeService>.Instance);
+    private Task<KvPurgeResult> PurgeAsync(int batchSize = 1000, double retentionSeconds = 86400) =>
+        new PostgresPurge(db.DataSource, new PostgresAdapterOptions { PurgeBatchSize = batchSize, RequestRetentionSeconds = retentionSeconds })
+            .RunAsync(null, None);
 
     [Fact]
     public async Task A_threshold_event_is_queued_once_per_upward_crossing_and_rearmed_when_usage_falls_below()
@@ -99,7 +94,7 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         }
         await adapter.SetAsync(ns, "live", Bytes(10), 60, null, None);
 
-        await Purge(batchSize: 10).PurgeAsync(None);
+        await PurgeAsync(batchSize: 10);
 
         Assert.Equal((10L, 10L, 1L), await db.UsageAsync(ns));
         var events = await OutboxAsync("KvEntriesExpired", ns);
@@ -111,7 +106,7 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
     }
 
     [Fact]
-    public async Task Only_one_purge_runs_at_a_time_the_others_skip_their_turn()
+    public async Task Only_one_purge_runs_at_a_time_the_others_do_nothing_and_say_so()
     {
         var adapter = db.Adapter();
         var ns = NewNamespace();
@@ -123,14 +118,16 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         await using (var transaction = await connection.BeginTransactionAsync())
         {
             await using var hold = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", connection, transaction);
-            hold.Parameters.Add(new NpgsqlParameter { Value = ExpiryPurgeService.PurgeLockKey });
+            hold.Parameters.Add(new NpgsqlParameter { Value = PostgresPurge.PurgeLockKey });
             await hold.ExecuteNonQueryAsync();
 
-            Assert.Equal(new PurgeSummary(0, 0, 0), await Purge().PurgeAsync(None));
+            var skipped = await PurgeAsync();
+            Assert.False(skipped.Ran);
+            Assert.Equal(0, skipped.Entries);
             Assert.Equal(10, (await db.UsageAsync(ns)).CountedBytes);
         }
 
-        await Purge().PurgeAsync(None);
+        Assert.True((await PurgeAsync()).Ran);
         Assert.Equal(0, (await db.UsageAsync(ns)).CountedBytes);
         Assert.Single(await OutboxAsync("KvEntriesExpired", ns));
     }
@@ -146,8 +143,8 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
             await db.ExpireAsync(ns, $"k{i}");
         }
 
-        await Task.WhenAll(Purge(batchSize: 3).PurgeAsync(None), Purge(batchSize: 3).PurgeAsync(None), Purge(batchSize: 3).PurgeAsync(None));
-        await Purge().PurgeAsync(None); // whatever a skipped turn left
+        await Task.WhenAll(PurgeAsync(batchSize: 3), PurgeAsync(batchSize: 3), PurgeAsync(batchSize: 3));
+        await PurgeAsync(); // whatever a skipped turn left
 
         Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
         Assert.Equal(40, (await OutboxAsync("KvEntriesExpired", ns)).Sum(e => e.GetProperty("count").GetInt64()));
@@ -183,7 +180,7 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
             age.Parameters.Add(new NpgsqlParameter { Value = requestId });
             Assert.Equal(1, await age.ExecuteNonQueryAsync());
         }
-        Assert.True((await Purge(retentionSeconds: 3600).PurgeAsync(None)).Requests >= 1);
+        Assert.True((await PurgeAsync(retentionSeconds: 3600)).RequestsForgotten >= 1);
 
         Assert.Equal(2, (await adapter.IncrementAsync(ns, "c", 1, 0, null, requestId, None)).Value.GetInt64());
     }

@@ -1,6 +1,8 @@
+using KvWorker.Postgres;
+using KvWorker.Contracts;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using KvWorker.Messaging;
+using KvWorker.Pipeline;
 using KvWorker.Telemetry;
 using KvWorker.Tests.Infrastructure;
 
@@ -18,14 +20,14 @@ public sealed class TracingTests(WorkerFixture worker)
         using var listener = new ActivityListener
         {
             // The sources the tracer provider subscribes to when exporting is on.
-            ShouldListenTo = source => source.Name is "MassTransit" or "Npgsql" or KvTracing.SourceName,
+            ShouldListenTo = source => source.Name is "MassTransit" or "Npgsql" || source == GroupCommit.Tracing,
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = stopped.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
         await using var client = await worker.RawClientAsync();
 
-        await client.CallAsync(KvQueues.Increment, new { @namespace = ns, key = "turns" });
+        await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "turns" });
 
         // The consume span ends once the consumer returns, a moment after the reply is out.
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -33,7 +35,7 @@ public sealed class TracingTests(WorkerFixture worker)
 
         var consume = Assert.Single(stopped, IsConsume);
         Assert.Equal("ok", consume.GetTagItem("kv.outcome"));
-        var group = Assert.Single(stopped, a => a.Source.Name == KvTracing.SourceName && a.Links.Any(link => link.Context.TraceId == consume.TraceId));
+        var group = Assert.Single(stopped, a => a.Source.Name == GroupCommit.Tracing.Name && a.Links.Any(link => link.Context.TraceId == consume.TraceId));
         Assert.Equal(default, group.ParentSpanId); // a root of its own: it serves many requests
         Assert.Contains(stopped, a => a.Source.Name == "Npgsql" && a.TraceId == group.TraceId && a.ParentSpanId == group.SpanId);
 

@@ -1,0 +1,53 @@
+using System.Text.Json;
+
+namespace KvWorker.Contracts;
+
+/// <summary>
+/// One operation of the store: its queue (named like the operation), its request
+/// and result records, and the policy flag it needs. Everything that has to know
+/// "which operation is this" (endpoints, persona policy, metrics, the manifest
+/// check, the clients, the benchmark's echo service, the tests) reads these.
+/// </summary>
+public abstract record KvOperation(string Name, Type RequestType, Type ResultType, string RequiredFlag)
+{
+    /// <summary>The durable queue the operation is consumed from: its name.</summary>
+    public string Queue => Name;
+
+    /// <summary>Whether the operation changes the store (and so needs the write flag).</summary>
+    public bool Writes => RequiredFlag == KvStoreManifest.WriteFlag;
+
+    /// <summary>The operation's tool definition in <c>kv_store.manifest.json</c>; null for operator queries, which are not tools.</summary>
+    public JsonElement? Tool => KvStoreManifest.Tool(Name);
+
+    public override string ToString() => Name;
+}
+
+/// <inheritdoc cref="KvOperation"/>
+public sealed record KvOperation<TRequest, TResult>(string Name, string RequiredFlag)
+    : KvOperation(Name, typeof(TRequest), typeof(TResult), RequiredFlag)
+    where TRequest : class, IKvRequest
+    where TResult : class;
+
+/// <summary>The operations, each described once.</summary>
+public static class KvOperations
+{
+    public static readonly KvOperation<KvGet, KvGetResult> Get = new("kv_get", KvStoreManifest.ReadFlag);
+    public static readonly KvOperation<KvSet, KvSetResult> Set = new("kv_set", KvStoreManifest.WriteFlag);
+    public static readonly KvOperation<KvDelete, KvDeleteResult> Delete = new("kv_delete", KvStoreManifest.WriteFlag);
+    public static readonly KvOperation<KvIncrement, KvIncrementResult> Increment = new("kv_increment", KvStoreManifest.WriteFlag);
+
+    /// <summary>Operator query, not a tool: what a namespace holds against its quota.</summary>
+    public static readonly KvOperation<KvUsage, KvUsageResult> Usage = new("kv_usage", KvStoreManifest.ReadFlag);
+
+    /// <summary>Operator command, not a tool: remove expired entries now (also sent once per interval by the worker).</summary>
+    public static readonly KvOperation<PurgeExpiredEntries, KvPurgeResult> Purge = new("kv_purge", KvStoreManifest.WriteFlag);
+
+    public static IReadOnlyList<KvOperation> All { get; } = [Get, Set, Delete, Increment, Usage, Purge];
+
+    private static readonly Dictionary<Type, KvOperation> ByRequestType = All.ToDictionary(operation => operation.RequestType);
+
+    /// <summary>The operation whose request record is <paramref name="requestType"/>.</summary>
+    public static KvOperation ForRequest(Type requestType) => ByRequestType.TryGetValue(requestType, out var operation)
+        ? operation
+        : throw new ArgumentException($"{requestType.Name} is the request of no operation", nameof(requestType));
+}

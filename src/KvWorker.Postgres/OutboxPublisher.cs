@@ -1,0 +1,77 @@
+using System.Text.Json;
+using KvWorker.Contracts;
+using KvWorker.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KvWorker.Postgres;
+
+/// <summary>
+/// Publishes the events that mutations and purges wrote to <c>kv_outbox</c> in
+/// their own transactions, so an event exists if and only if its change
+/// committed. Rows are taken with <c>FOR UPDATE SKIP LOCKED</c>, so each is
+/// published by one replica, and deleted in the same transaction once the
+/// broker has confirmed them. A crash between confirm and commit publishes a
+/// row again: delivery is at least once.
+/// </summary>
+public sealed class OutboxPublisher(
+    NpgsqlDataSource dataSource, IKvEventPublisher events, IOptions<PostgresAdapterOptions> options, ILogger<OutboxPublisher> logger)
+    : BackgroundService
+{
+    private const int BatchSize = 100;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var pollInterval = TimeSpan.FromMilliseconds(options.Value.OutboxPollIntervalMs);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (await PublishBatchAsync(stoppingToken) == BatchSize) continue;
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                // The rows stay in the outbox; the next attempt publishes them.
+                logger.LogWarning("Publishing outbox events failed, retrying: {Message}", ex.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+            }
+            await Task.Delay(pollInterval, stoppingToken);
+        }
+    }
+
+    /// <summary>Publishes up to one batch of waiting events and returns how many.</summary>
+    public async Task<int> PublishBatchAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        const string takeSql = "SELECT id, event_type, payload FROM kv_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+        var waiting = new List<(long Id, string Type, string Payload)>();
+        await using (var take = new NpgsqlCommand(takeSql, connection, transaction))
+        {
+            take.Parameters.Add(new NpgsqlParameter<int> { TypedValue = BatchSize });
+            await using var reader = await take.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+                waiting.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+        }
+        if (waiting.Count == 0) return 0;
+
+        foreach (var (id, type, payload) in waiting)
+        {
+            var eventType = KvEvents.Find(type)
+                ?? throw new InvalidOperationException($"kv_outbox row {id} has unknown event type '{type}'");
+            var message = JsonSerializer.Deserialize(payload, eventType)
+                ?? throw new InvalidOperationException($"kv_outbox row {id} has an empty payload");
+            await events.PublishAsync(message, cancellationToken);
+        }
+
+        const string deleteSql = "DELETE FROM kv_outbox WHERE id = ANY($1)";
+        await using var delete = new NpgsqlCommand(deleteSql, connection, transaction);
+        delete.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = waiting.Select(e => e.Id).ToArray() });
+        await delete.ExecuteNonQueryAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return waiting.Count;
+    }
+}

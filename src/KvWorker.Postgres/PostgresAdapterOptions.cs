@@ -1,0 +1,111 @@
+using Microsoft.Extensions.Configuration;
+
+namespace KvWorker.Postgres;
+
+/// <summary>The <c>tools:kv_store:adapters:postgres</c> block: the original tool's keys, plus the purge, outbox and group commit.</summary>
+public sealed class PostgresAdapterOptions
+{
+    public const string Section = "tools:kv_store:adapters:postgres";
+    public const long DefaultNamespaceQuotaBytes = 1024 * 1024;
+
+    /// <summary><c>postgresql+psycopg://user:pass@host:5432/db</c> or an Npgsql connection string.</summary>
+    [ConfigurationKeyName("url")]
+    public string? Url { get; set; }
+
+    /// <summary>Use the conversation store's database (<c>ConnectionStrings:conversation_store</c>) when it is configured.</summary>
+    [ConfigurationKeyName("reuse_conversation_store")]
+    public bool ReuseConversationStore { get; set; } = true;
+
+    [ConfigurationKeyName("namespace_quota_bytes")]
+    public long NamespaceQuotaBytes { get; set; } = DefaultNamespaceQuotaBytes;
+
+    /// <summary>Null disables the global limit.</summary>
+    [ConfigurationKeyName("global_quota_bytes")]
+    public long? GlobalQuotaBytes { get; set; }
+
+    [ConfigurationKeyName("pool")]
+    public PoolOptions Pool { get; set; } = new();
+
+    /// <summary>
+    /// Fractions of the namespace quota whose crossing publishes NamespaceQuotaThresholdReached;
+    /// unset means 0.8 and 1.0.
+    /// </summary>
+    [ConfigurationKeyName("quota_thresholds")]
+    public double[]? QuotaThresholds { get; set; }
+
+    public double[] EffectiveQuotaThresholds => QuotaThresholds ?? [0.8, 1.0];
+
+    /// <summary>
+    /// Seconds between purges of expired entries (and of request identities past their
+    /// retention), for the whole deployment: one replica sends the purge command per interval.
+    /// </summary>
+    [ConfigurationKeyName("purge_interval_seconds")]
+    public double PurgeIntervalSeconds { get; set; } = 60;
+
+    /// <summary>Rows removed per purge transaction, so a large purge never holds one long transaction.</summary>
+    [ConfigurationKeyName("purge_batch_size")]
+    public int PurgeBatchSize { get; set; } = 1000;
+
+    /// <summary>How long a mutation's request identity is remembered, so retries within it are not applied twice.</summary>
+    [ConfigurationKeyName("request_retention_seconds")]
+    public double RequestRetentionSeconds { get; set; } = 86400;
+
+    [ConfigurationKeyName("group_commit")]
+    public GroupCommitOptions GroupCommit { get; set; } = new();
+
+    /// <summary>How often each worker looks for events waiting in the outbox.</summary>
+    [ConfigurationKeyName("outbox_poll_interval_ms")]
+    public int OutboxPollIntervalMs { get; set; } = 200;
+
+    /// <summary>Every failure as "key message", the key in full; the ATLAS variable is named where there is one.</summary>
+    public IEnumerable<string> Validate()
+    {
+        var failures = new List<string>();
+        void Require(bool ok, string key, string message)
+        {
+            if (!ok) failures.Add($"{Section}:{key} {message}");
+        }
+        Require(NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes (ATLAS_KV_NAMESPACE_QUOTA_BYTES)");
+        Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit (ATLAS_KV_GLOBAL_QUOTA_BYTES)");
+        Require(Pool.Size > 0, "pool:size", "must be positive (ATLAS_KV_POOL_SIZE)");
+        Require(Pool.MaxOverflow >= 0, "pool:max_overflow", "must be zero or more (ATLAS_KV_MAX_OVERFLOW)");
+        Require(Pool.Timeout > 0, "pool:timeout", "must be a positive number of seconds (ATLAS_KV_POOL_TIMEOUT)");
+        Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
+        Require(PurgeIntervalSeconds > 0 && double.IsFinite(PurgeIntervalSeconds), "purge_interval_seconds", "must be a positive number of seconds");
+        Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
+        Require(RequestRetentionSeconds > 0 && double.IsFinite(RequestRetentionSeconds), "request_retention_seconds", "must be a positive number of seconds");
+        Require(GroupCommit.MaxCommands is > 0 and <= 10_000, "group_commit:max_commands", "must be between 1 and 10000");
+        Require(GroupCommit.Transactions > 0 && GroupCommit.Transactions < Pool.Size + Pool.MaxOverflow,
+            "group_commit:transactions", "must be at least 1 and less than the pool's size + max_overflow");
+        Require(OutboxPollIntervalMs > 0, "outbox_poll_interval_ms", "must be a positive number of milliseconds");
+        return failures;
+    }
+}
+
+/// <summary>How concurrent commands share transactions.</summary>
+public sealed class GroupCommitOptions
+{
+    /// <summary>Most commands in one transaction.</summary>
+    [ConfigurationKeyName("max_commands")]
+    public int MaxCommands { get; set; } = 256;
+
+    /// <summary>Transactions in flight at once per worker; while they run, the next group gathers.</summary>
+    [ConfigurationKeyName("transactions")]
+    public int Transactions { get; set; } = 2;
+}
+
+/// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
+public sealed class PoolOptions
+{
+    /// <summary>Connections kept open (Npgsql's minimum pool size).</summary>
+    [ConfigurationKeyName("size")]
+    public int Size { get; set; } = 10;
+
+    /// <summary>Connections allowed beyond <see cref="Size"/> under load.</summary>
+    [ConfigurationKeyName("max_overflow")]
+    public int MaxOverflow { get; set; } = 20;
+
+    /// <summary>Seconds to wait for a connection before giving up.</summary>
+    [ConfigurationKeyName("timeout")]
+    public int Timeout { get; set; } = 30;
+}

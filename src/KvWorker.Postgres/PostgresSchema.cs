@@ -1,0 +1,48 @@
+using EvolveDb;
+using EvolveDb.Configuration;
+using Npgsql;
+
+namespace KvWorker.Postgres;
+
+/// <summary>
+/// The schema as definitions, applied with Evolve: tables in versioned
+/// migrations (<c>Schema/V*__*.sql</c>, each applied once), and each SQL
+/// function in a file of its own (<c>Schema/R__*.sql</c>), applied again
+/// whenever its text changes. All of it runs in one transaction under Evolve's
+/// advisory lock, so replicas that start together neither race nor apply a
+/// script twice; the later ones find nothing left to do.
+/// </summary>
+public static class PostgresSchema
+{
+    /// <summary>Evolve's record of what it applied, beside the kv_* tables.</summary>
+    public const string ChangelogTable = "kv_schema_changelog";
+
+    private const string ResourcePrefix = "KvWorker.Postgres.Schema.";
+
+    /// <summary>The migration scripts' file names, versioned first.</summary>
+    public static IReadOnlyList<string> Scripts { get; } = typeof(PostgresSchema).Assembly.GetManifestResourceNames()
+        .Where(name => name.StartsWith(ResourcePrefix, StringComparison.Ordinal))
+        .Select(name => name[ResourcePrefix.Length..])
+        .OrderBy(name => name[0] == 'R').ThenBy(name => name, StringComparer.Ordinal)
+        .ToList();
+
+    /// <summary>Brings the database up to date; <paramref name="log"/> receives Evolve's progress lines.</summary>
+    public static Task MigrateAsync(NpgsqlDataSource dataSource, Action<string> log, CancellationToken cancellationToken) =>
+        // Evolve is synchronous: keep it off the caller's thread.
+        Task.Run(() =>
+        {
+            using var connection = dataSource.CreateConnection();
+            var evolve = new Evolve(connection, log)
+            {
+                EmbeddedResourceAssemblies = [typeof(PostgresSchema).Assembly],
+                EmbeddedResourceFilters = [ResourcePrefix],
+                MetadataTableName = ChangelogTable,
+                TransactionMode = TransactionKind.CommitAll,
+                EnableClusterMode = true,
+                IsEraseDisabled = true,
+                // No ${...} substitution: the scripts are plain SQL.
+                PlaceholderPrefix = "\u0001{",
+            };
+            evolve.Migrate();
+        }, cancellationToken);
+}

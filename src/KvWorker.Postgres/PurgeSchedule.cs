@@ -1,0 +1,27 @@
+using Npgsql;
+
+namespace KvWorker.Postgres;
+
+/// <summary>
+/// A deployment-wide interval kept in PostgreSQL (<c>kv_schedule</c>): whichever
+/// replica moves a job's next run forward claims the current interval, so the job
+/// is started once per interval however many replicas ask.
+/// </summary>
+public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
+{
+    /// <summary>True when this caller claimed the interval that has come due for <paramref name="job"/>; the next one is due <paramref name="interval"/> from now.</summary>
+    public async Task<bool> TryClaimAsync(string job, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        // A competing replica waits on the row lock, then sees next_run_at in the future.
+        const string sql = """
+            INSERT INTO kv_schedule AS s (name, next_run_at) VALUES ($1, now() + $2 * interval '1 second')
+            ON CONFLICT (name) DO UPDATE SET next_run_at = excluded.next_run_at
+             WHERE s.next_run_at <= now()
+            RETURNING true
+            """;
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job });
+        command.Parameters.Add(new NpgsqlParameter<double> { TypedValue = interval.TotalSeconds });
+        return await command.ExecuteScalarAsync(cancellationToken) is true;
+    }
+}

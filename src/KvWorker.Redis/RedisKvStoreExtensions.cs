@@ -1,0 +1,24 @@
+using KvWorker.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Redis;
+
+public static class RedisKvStoreExtensions
+{
+    /// <summary>
+    /// The <c>redis</c> provider with its validated options (<c>tools:kv_store:adapters:redis</c>),
+    /// registered only when <paramref name="configuration"/> names a Redis server there.
+    /// </summary>
+    public static IServiceCollection AddRedisKvStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (!RedisAdapterOptions.IsConfigured(configuration)) return services;
+        services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section)
+            .ValidateEach(options => options.Validate());
+        services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
+            provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
+            provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits));
+        return services;
+    }
+}

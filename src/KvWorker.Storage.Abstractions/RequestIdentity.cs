@@ -1,0 +1,23 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using KvWorker.Contracts;
+
+namespace KvWorker.Storage;
+
+/// <summary>
+/// A mutation's identity, the request's message_id, together with what it
+/// identified: the operation, namespace, key and a hash of the whole request.
+/// Adapters store all of it with the mutation's first answer; a later request
+/// with the same message_id is a replay when everything matches, and a reuse
+/// of the identity for something else (an error) when anything differs.
+/// Identities are scoped to their namespace.
+/// </summary>
+public sealed record RequestIdentity(string MessageId, string Operation, string Namespace, string Key, string RequestHash)
+{
+    /// <summary>The identity of <paramref name="request"/>, a mutation of <paramref name="key"/> sent with <paramref name="messageId"/>.</summary>
+    public static RequestIdentity Of(string messageId, KvOperation operation, string ns, string key, IKvRequest request)
+    {
+        var body = JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType);
+        return new RequestIdentity(messageId, operation.Name, ns, key, Convert.ToHexStringLower(SHA256.HashData(body)));
+    }
+}

@@ -1,0 +1,11 @@
+using KvWorker.Storage;
+using MassTransit;
+
+namespace KvWorker.Events;
+
+/// <summary>Publishes adapters' events through the bus, as plain JSON on their fanout exchanges (see <see cref="Extensions.ConfigureKvEvents"/>).</summary>
+public sealed class MassTransitEventPublisher(IBus bus) : IKvEventPublisher
+{
+    public Task PublishAsync(object @event, CancellationToken cancellationToken) =>
+        bus.Publish(@event, @event.GetType(), cancellationToken);
+}

@@ -1,0 +1,97 @@
+using KvWorker.Contracts;
+using KvWorker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Pipeline;
+
+/// <summary>A validated request, ready to run on an adapter (retried as a whole on transient faults).</summary>
+public sealed record KvCommand(string? Namespace, string? Key, Func<IKvStoreAdapter, CancellationToken, Task<object>> RunAsync);
+
+/// <summary>
+/// How each operation's request is checked and run: the one place that knows, per
+/// operation, which fields to validate against <c>tools:kv_store:limits</c> and
+/// which adapter method serves it. A mutation sent with a message_id carries its
+/// <see cref="RequestIdentity"/> to the adapter.
+/// </summary>
+public sealed class KvCommands(IOptions<KvLimits> options)
+{
+    private KvLimits Limits => options.Value;
+
+    /// <summary>Throws <c>KeyValueStoreError</c> (or <c>ValueSerializationError</c> for a value) for an invalid request.</summary>
+    public KvCommand Prepare(IKvRequest request, string? messageId)
+    {
+        switch (request)
+        {
+            case KvGet get:
+                CheckKey(get.Namespace, get.Key);
+                return new(get.Namespace, get.Key, (adapter, ct) => Box(adapter.GetAsync(get, ct)));
+            case KvSet set:
+            {
+                CheckKey(set.Namespace, set.Key);
+                CheckTtl(set.TtlSeconds);
+                var value = StoredValue.From(set.Value, Limits.MaxValueDepth);
+                var identity = Identity(messageId, KvOperations.Set, set.Namespace, set.Key, set);
+                return new(set.Namespace, set.Key, (adapter, ct) => Box(adapter.SetAsync(set, value, identity, ct)));
+            }
+            case KvDelete delete:
+            {
+                CheckKey(delete.Namespace, delete.Key);
+                var identity = Identity(messageId, KvOperations.Delete, delete.Namespace, delete.Key, delete);
+                return new(delete.Namespace, delete.Key, (adapter, ct) => Box(adapter.DeleteAsync(delete, identity, ct)));
+            }
+            case KvIncrement increment:
+            {
+                CheckKey(increment.Namespace, increment.Key);
+                CheckTtl(increment.TtlSeconds);
+                var identity = Identity(messageId, KvOperations.Increment, increment.Namespace, increment.Key, increment);
+                return new(increment.Namespace, increment.Key, (adapter, ct) => Box(adapter.IncrementAsync(increment, identity, ct)));
+            }
+            case KvUsage usage:
+                CheckName(usage.Namespace, "namespace", Limits.MaxNamespaceLength);
+                return new(usage.Namespace, null, (adapter, ct) => Box(adapter.UsageAsync(usage, ct)));
+            case PurgeExpiredEntries purge:
+                if (purge.Namespace is not null) CheckName(purge.Namespace, "namespace", Limits.MaxNamespaceLength);
+                return new(purge.Namespace, null, (adapter, ct) => Box(adapter.PurgeExpiredAsync(purge, ct)));
+            default:
+                throw new InvalidOperationException($"no command is defined for {request.GetType().Name}");
+        }
+    }
+
+    private static RequestIdentity? Identity(string? messageId, KvOperation operation, string ns, string key, IKvRequest request) =>
+        messageId is null ? null : RequestIdentity.Of(messageId, operation, ns, key, request);
+
+    private static async Task<object> Box<T>(Task<T> task) where T : class => await task;
+
+    private void CheckKey(string? ns, string? key)
+    {
+        CheckName(ns, "namespace", Limits.MaxNamespaceLength);
+        CheckName(key, "key", Limits.MaxKeyLength);
+    }
+
+    private static void CheckName(string? value, string field, int maxLength)
+    {
+        if (string.IsNullOrEmpty(value))
+            throw KvStoreException.InvalidRequest($"{field} must be a non-empty string");
+        if (value.Length > maxLength)
+            throw KvStoreException.InvalidRequest($"{field} is longer than {maxLength} characters");
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (char.IsControl(c))
+                throw KvStoreException.InvalidRequest($"{field} must not contain control characters (U+{(int)c:X4} at {i})");
+            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+                i++;
+            else if (char.IsSurrogate(c))
+                throw KvStoreException.InvalidRequest($"{field} is not valid Unicode (lone surrogate at {i})");
+        }
+    }
+
+    private void CheckTtl(double? ttlSeconds)
+    {
+        if (ttlSeconds is not { } ttl) return;
+        if (!double.IsFinite(ttl) || ttl <= 0)
+            throw KvStoreException.InvalidRequest("ttl_seconds must be a positive, finite number of seconds");
+        if (ttl > Limits.MaxTtlSeconds)
+            throw KvStoreException.InvalidRequest($"ttl_seconds must not exceed {Limits.MaxTtlSeconds} seconds");
+    }
+}
