@@ -789,4 +789,72 @@ public abstract class KvStoreAdapterConformanceTests : IAsyncLifetime
 
         Assert.Equal("2", second.Value.GetRawText());
     }
+
+    /// <summary>
+    /// Runs <paramref name="reuse"/>, which sends a different request under <paramref name="requestId"/>,
+    /// and checks that it fails with KeyValueStoreError naming the id and changes nothing.
+    /// </summary>
+    private static async Task AssertRefusedAsReusedIdentityAsync(
+        IKvStoreAdapter adapter, string ns, string requestId, Func<Task> reuse, params (string Key, string? Raw)[] unchanged)
+    {
+        var error = await Assert.ThrowsAnyAsync<KvStoreException>(reuse);
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error.Code);
+        Assert.Contains(requestId, error.Message);
+        foreach (var (key, raw) in unchanged)
+            Assert.Equal(raw, await RawAsync(adapter, ns, key));
+    }
+
+    [Fact]
+    public async Task A_request_id_reused_for_another_key_is_refused_and_changes_nothing()
+    {
+        var adapter = await AdapterAsync();
+        var ns = NewNamespace();
+        var requestId = NewRequestId();
+        await adapter.SetAsync(ns, "first", Value("1"), null, requestId, None);
+
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, requestId,
+            () => adapter.SetAsync(ns, "second", Value("1"), null, requestId, None),
+            ("first", "1"), ("second", null));
+        Assert.Equal((1L, 1L), await UsageAsync(adapter, ns));
+    }
+
+    [Fact]
+    public async Task A_request_id_reused_for_another_operation_is_refused_and_changes_nothing()
+    {
+        var adapter = await AdapterAsync();
+        var ns = NewNamespace();
+        var requestId = NewRequestId();
+        await adapter.SetAsync(ns, "k", Value("7"), null, null, None);
+        var deleted = await adapter.DeleteAsync(ns, "gone", requestId, None);
+        Assert.False(deleted.Deleted);
+
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, requestId,
+            () => adapter.IncrementAsync(ns, "gone", 1, 0, null, requestId, None),
+            ("gone", null));
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, requestId,
+            () => adapter.SetAsync(ns, "gone", Value("1"), null, requestId, None),
+            ("gone", null));
+        // The first request itself is still answered as before.
+        Assert.False((await adapter.DeleteAsync(ns, "gone", requestId, None)).Deleted);
+        Assert.Equal("7", await RawAsync(adapter, ns, "k"));
+    }
+
+    [Fact]
+    public async Task A_request_id_reused_with_other_arguments_is_refused_and_changes_nothing()
+    {
+        var adapter = await AdapterAsync();
+        var ns = NewNamespace();
+        var setId = NewRequestId();
+        var incrementId = NewRequestId();
+        await adapter.SetAsync(ns, "k", Value("\"first\""), 60, setId, None);
+        await adapter.IncrementAsync(ns, "c", 5, 0, null, incrementId, None);
+
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, setId,
+            () => adapter.SetAsync(ns, "k", Value("\"second\""), 60, setId, None), ("k", "\"first\""));
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, setId,
+            () => adapter.SetAsync(ns, "k", Value("\"first\""), 30, setId, None), ("k", "\"first\""));
+        await AssertRefusedAsReusedIdentityAsync(adapter, ns, incrementId,
+            () => adapter.IncrementAsync(ns, "c", 6, 0, null, incrementId, None), ("c", "5"));
+        Assert.InRange((await adapter.GetAsync(ns, "k", None)).TtlSeconds!.Value, 55, 60);
+    }
 }

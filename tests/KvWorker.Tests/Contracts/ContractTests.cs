@@ -1,6 +1,5 @@
 using System.Text.Json;
 using KvWorker.Contracts;
-using KvWorker.Pipeline;
 
 namespace KvWorker.Tests.Contracts;
 
@@ -39,22 +38,42 @@ public sealed class ContractTests
     }
 
     [Fact]
-    public void The_manifest_describes_the_four_operations_with_their_flags()
+    public void The_manifest_has_a_tool_for_each_tool_operation_matching_its_descriptor_and_request_record()
     {
         using var manifest = JsonDocument.Parse(KvStoreManifest.Json);
-        var tools = manifest.RootElement.GetProperty("tools").EnumerateArray()
-            .ToDictionary(t => t.GetProperty("name").GetString()!, t => t.Clone());
+        var tools = KvOperations.All.Where(operation => operation.Tool is not null).ToList();
 
-        Assert.Equal([KvOperations.Delete.Queue, KvOperations.Get.Queue, KvOperations.Increment.Queue, KvOperations.Set.Queue], tools.Keys.Order());
-        Assert.Equal(KvStoreManifest.ReadFlag, tools[KvOperations.Get.Queue].GetProperty("requires_flags")[0].GetString());
-        foreach (var write in new[] { KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue })
-            Assert.Equal(KvStoreManifest.WriteFlag, tools[write].GetProperty("requires_flags")[0].GetString());
+        Assert.Equal(["kv_delete", "kv_get", "kv_increment", "kv_set"], tools.Select(operation => operation.Name).Order());
+        Assert.Equal(manifest.RootElement.GetProperty("tools").GetArrayLength(), tools.Count);
+        foreach (var operation in tools)
+        {
+            var tool = operation.Tool!.Value;
+            Assert.Equal([operation.RequiredFlag], tool.GetProperty("requires_flags").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal(operation.Queue, manifest.RootElement.GetProperty("transport").GetProperty("queues").GetProperty(operation.Name).GetString());
 
-        string[] Required(string tool) => tools[tool].GetProperty("parameters").GetProperty("required").EnumerateArray().Select(e => e.GetString()!).ToArray();
-        Assert.Equal(["namespace", "key", "value"], Required(KvOperations.Set.Queue));
-        Assert.Equal(["namespace", "key"], Required(KvOperations.Increment.Queue));
+            // The tool's parameters are the request record's wire fields (persona and provider are the runtime's, not the model's).
+            var parameters = tool.GetProperty("parameters");
+            var fields = operation.RequestType.GetProperties()
+                .Select(p => p.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), false)
+                    .Cast<System.Text.Json.Serialization.JsonPropertyNameAttribute>().Single())
+                .Select(a => a.Name).Where(name => name is not ("persona" or "provider"));
+            Assert.Equal(fields.Order(), parameters.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
+            var required = operation.RequestType.GetProperties()
+                .Where(p => p.GetCustomAttributes(typeof(System.Runtime.CompilerServices.RequiredMemberAttribute), false).Length > 0)
+                .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name));
+            Assert.Equal(required.Order(), parameters.GetProperty("required").EnumerateArray().Select(e => e.GetString()!).Order());
+        }
         var errors = manifest.RootElement.GetProperty("errors").EnumerateArray().Select(e => e.GetString()).ToHashSet();
         Assert.Equal(typeof(KvErrorCodes).GetFields().Select(f => (string?)f.GetValue(null)).ToHashSet(), errors);
+    }
+
+    [Fact]
+    public void Each_request_record_belongs_to_exactly_one_operation_named_like_its_queue()
+    {
+        Assert.Equal(KvOperations.All.Count, KvOperations.All.Select(o => o.RequestType).Distinct().Count());
+        Assert.Equal(KvOperations.All.Count, KvOperations.All.Select(o => o.Queue).Distinct().Count());
+        Assert.All(KvOperations.All, operation => Assert.Same(operation, KvOperations.ForRequest(operation.RequestType)));
+        Assert.All(KvOperations.All, operation => Assert.StartsWith("kv_", operation.Queue));
     }
 
     [Fact]

@@ -31,6 +31,35 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task A_message_id_reused_for_a_set_of_another_key_is_refused_naming_it_and_writes_nothing()
+    {
+        var ns = NewNamespace();
+        await using var client = await worker.RawClientAsync();
+        var messageId = Guid.NewGuid().ToString();
+        await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Body(new { @namespace = ns, key = "a", value = 1 }), messageId);
+
+        var reused = await client.CallRawAsync(KvOperations.Set.Queue, Body(new { @namespace = ns, key = "b", value = 2 }), messageId);
+
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, reused.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains(messageId, reused.GetProperty("error").GetProperty("message").GetString());
+        Assert.False((await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "b" })).GetProperty("found").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_message_id_of_a_delete_reused_for_an_increment_is_refused_and_counts_nothing()
+    {
+        var ns = NewNamespace();
+        await using var client = await worker.RawClientAsync();
+        var messageId = Guid.NewGuid().ToString();
+        await client.CallWithPropertiesAsync(KvOperations.Delete.Queue, Body(new { @namespace = ns, key = "c" }), messageId);
+
+        var reused = await client.CallRawAsync(KvOperations.Increment.Queue, Body(new { @namespace = ns, key = "c" }), messageId);
+
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, reused.GetProperty("error").GetProperty("code").GetString());
+        Assert.False((await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "c" })).GetProperty("found").GetBoolean());
+    }
+
+    [Fact]
     public async Task A_retried_delete_answers_as_the_first_time_even_after_the_key_came_back()
     {
         var ns = NewNamespace();

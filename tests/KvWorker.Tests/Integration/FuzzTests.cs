@@ -31,7 +31,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
 {
     private const int RequestsPerQueue = 10_000;
     private const int MaxInFlight = 2_000;
-    private static readonly string[] Queues = [KvOperations.Get.Queue, KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue];
+    private static readonly string[] Queues = [.. KvOperations.All.Select(operation => operation.Queue)];
 
     /// <summary>Fixed so a failure can be replayed; KV_FUZZ_SEED picks another.</summary>
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("KV_FUZZ_SEED"), CultureInfo.InvariantCulture, out var seed) ? seed : 20_261_125;

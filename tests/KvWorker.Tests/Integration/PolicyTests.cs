@@ -71,6 +71,23 @@ public sealed class PolicyTests(PolicyFixture fixture)
     }
 
     [Fact]
+    public async Task Purging_needs_the_write_flag_and_a_confined_persona_may_purge_only_its_own_namespaces()
+    {
+        await using var reader = await fixture.ClientAsync(fixture.Reader);
+        await using var writer = await fixture.ClientAsync(fixture.Writer);
+        await using var stranger = await fixture.ClientAsync(fixture.Stranger);
+
+        AssertDenied(await reader.CallAsync(KvOperations.Purge.Queue, new { }), "lacks type.system.kv_store_write");
+        AssertDenied(await stranger.CallAsync(KvOperations.Purge.Queue, new { }), "is not granted any persona");
+        AssertDenied(await writer.CallAsync(KvOperations.Purge.Queue, new { persona = "team-a" }), "may only use the namespaces it is granted");
+        AssertDenied(await writer.CallAsync(KvOperations.Purge.Queue, new { @namespace = "team-b-x", persona = "team-a" }), "may not use namespace 'team-b-x'");
+
+        var purged = await writer.CallAsync(KvOperations.Purge.Queue, new { @namespace = NewNamespace("team-a-"), persona = "team-a" });
+        Assert.False(purged.TryGetProperty("error", out _), purged.GetRawText());
+        Assert.True((await writer.CallAsync(KvOperations.Purge.Queue, new { })).TryGetProperty("ran", out _));
+    }
+
+    [Fact]
     public async Task A_reader_persona_can_read_but_not_write()
     {
         await using var writer = await fixture.ClientAsync(fixture.Writer);

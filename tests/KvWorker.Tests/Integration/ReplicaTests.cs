@@ -27,7 +27,7 @@ public sealed class TwoReplicasFixture : BrokerFixture
         var replicas = new[] { StartWorkerProcess(settings), StartWorkerProcess(settings) };
         try
         {
-            foreach (var queue in new[] { KvOperations.Get.Queue, KvOperations.Set.Queue, KvOperations.Delete.Queue, KvOperations.Increment.Queue })
+            foreach (var queue in KvOperations.All.Select(operation => operation.Queue))
                 await WaitForConsumersAsync(queue, 2, TimeSpan.FromSeconds(60));
         }
         catch (TimeoutException ex)

@@ -1,0 +1,24 @@
+using KvWorker.Postgres;
+using KvWorker.Tests.Infrastructure;
+
+namespace KvWorker.Tests.Storage;
+
+/// <summary>The deployment-wide purge schedule: one claim per interval, however many replicas ask.</summary>
+[Collection(DatabaseCollection.Name)]
+public sealed class PurgeScheduleTests(DatabaseFixture db)
+{
+    [Fact]
+    public async Task Of_many_replicas_asking_at_once_exactly_one_claims_each_interval()
+    {
+        var job = "test-" + Guid.NewGuid().ToString("N");
+        var interval = TimeSpan.FromSeconds(1.5);
+        var replicas = Enumerable.Range(0, 8).Select(_ => new PurgeSchedule(db.DataSource)).ToList();
+
+        Task<bool[]> AskAllAsync() => Task.WhenAll(replicas.Select(replica => Task.Run(() => replica.TryClaimAsync(job, interval, CancellationToken.None))));
+
+        Assert.Single(await AskAllAsync(), claimed => claimed); // the first interval starts now
+        Assert.DoesNotContain(true, await AskAllAsync());     // still within it
+        await Task.Delay(interval + TimeSpan.FromMilliseconds(300));
+        Assert.Single(await AskAllAsync(), claimed => claimed); // the next one
+    }
+}
