@@ -126,6 +126,8 @@ wait_for_port "$AMQP_PORT" rabbitmq
 listening "$REDIS_PORT" || start_redis
 wait_for_port "$REDIS_PORT" redis
 
-/usr/bin/python3 -c "import pika" 2>/dev/null || apt_install python3-pika
+# python3-pika, python3-aio-pika, python3-pytest, python3-pip, python3-setuptools and python3-venv,
+# for the Python package and its tests (scripts/python-tests.sh), when absent.
+bash "$REPO_ROOT/scripts/python-deps.sh"
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose  # scripts/test.sh validates docker-compose.yml with it
 say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT"

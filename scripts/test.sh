@@ -18,7 +18,7 @@ trap 'rm -rf "$results"' EXIT
 dotnet test KvWorker.sln -c Release --logger "trx" --logger "console;verbosity=normal" "-p:KvTestResultsRoot=$results" "$@"
 status=$?
 
-# The Python client's tests, against a worker of their own; they add a TRX file to $results.
+# The Python package's tests, against a worker of their own; they add a TRX file to $results/python.
 bash scripts/python-tests.sh "$results" || status=1
 
 # docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
@@ -28,8 +28,9 @@ if docker-compose config -q; then echo "docker-compose.yml is valid"; else echo 
 fault_passed=0 fault_failed=0
 if bash scripts/fault-test.sh; then fault_passed=1; else fault_failed=1; status=1; fi
 
-# The test projects of the solution: those that reference the test SDK.
-projects=$(grep -l 'Microsoft.NET.Test.Sdk' tests/*/*.csproj | xargs -n1 basename | sed 's/\.csproj$//')
+# The test projects of the solution: those that reference the test SDK; and "python", whose
+# TRX file scripts/python-tests.sh writes into "$results/python".
+projects="$(grep -l 'Microsoft.NET.Test.Sdk' tests/*/*.csproj | xargs -n1 basename | sed 's/\.csproj$//') python"
 
 # Sum the counters of every project's TRX files; a project that wrote none counts as a failure.
 read -r passed failed skipped < <(

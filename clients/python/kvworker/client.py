@@ -1,0 +1,153 @@
+"""The blocking client, on pika: one connection, one request at a time."""
+import os
+import re
+import time
+import uuid
+
+import pika
+import pika.exceptions
+
+from . import _protocol
+from ._protocol import DEFAULT_TIMEOUT, install_operations
+from .errors import KvConnectionError
+
+
+def describe(error):
+    """A readable reason from a pika, aiormq or pamqp exception (some have an empty str())."""
+    closing = next((arg for arg in error.args if hasattr(arg, "reply_code") and hasattr(arg, "reply_text")), None)
+    if closing is not None:  # a Connection.Close or Channel.Close frame
+        text = f"({closing.reply_code}) {closing.reply_text}"
+    else:
+        text = str(error) or ", ".join(str(arg) or repr(arg) for arg in error.args)
+    name = type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
+# The reply codes of the exceptions aiormq raises for a channel the broker closed.
+_CHANNEL_CODES = {"ChannelAccessRefused": 403, "ChannelNotFoundEntity": 404, "ChannelLockedResource": 405,
+                  "ChannelPreconditionFailed": 406}
+
+
+def reply_code_of(error):
+    """The AMQP reply code behind a pika, aiormq or pamqp exception, when there is one."""
+    code = getattr(error, "reply_code", None) or _CHANNEL_CODES.get(type(error).__name__)
+    if code is None:
+        found = re.search(r"\((\d{3})\)", describe(error))
+        code = int(found.group(1)) if found else None
+    return code
+
+
+class KvStoreClient:
+    """The store's operations as blocking calls; results are the original tool's dictionaries.
+
+    ``url`` defaults to $KV_RABBITMQ_URL, else the local broker as guest. ``persona`` and
+    ``provider`` are sent with every request unless a call names others. Every call takes
+    the keyword-only options ``persona``, ``provider``, ``message_id`` (the request's
+    identity: pass the one of a failed call to retry it safely) and ``timeout`` (seconds,
+    default the client's). Requests carry the connection's user name as AMQP ``user_id``
+    (RabbitMQ checks it, so the worker can trust it) and their time-out as ``expiration``.
+
+    Error replies raise the exception named by their code; an unreachable broker raises
+    KvConnectionError, a missing worker WorkerUnavailableError, no reply in time KvTimeoutError.
+    A client holds one connection, reopened when it was closed or lost (a call interrupted by
+    a lost connection is sent again once, with the same ``message_id``). It is not thread-safe
+    (pika's BlockingConnection is not): give each thread its own.
+    """
+
+    def __init__(self, url=None, persona=None, timeout=DEFAULT_TIMEOUT, provider=None, connection_name=None):
+        self.url = _protocol.resolve_url(url)
+        self._parameters = pika.URLParameters(self.url)
+        self._parameters.client_properties = {
+            "connection_name": connection_name or f"kvworker-python pid {os.getpid()}"}
+        self.user_id = _protocol.user_of(self.url)
+        self.persona = persona
+        self.provider = provider
+        self.timeout = timeout
+        self._connection = None
+        self._channel = None
+        self._awaiting = None
+        self._reply = None
+        self._open()
+
+    def close(self):
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def _open(self):
+        if self._connection is None or not self._connection.is_open:
+            try:
+                self._connection = pika.BlockingConnection(self._parameters)
+            except (pika.exceptions.AMQPConnectionError, OSError) as error:
+                raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)}: {describe(error)}",
+                                        reply_code_of(error)) from error
+            self._channel = None
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._connection.channel()
+            # Confirms make a publish wait for the broker's verdict: an unknown queue
+            # or a refused request (e.g. a wrong user_id) is reported at once.
+            self._channel.confirm_delivery()
+            self._reply_queue = self._channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+            self._channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True)
+
+    def _on_reply(self, _channel, _method, properties, body):
+        if properties.correlation_id == self._awaiting:
+            self._reply = body
+
+    def _call(self, queue, request, *, persona=None, provider=None, message_id=None, timeout=None):
+        body = _protocol.encode(request, persona or self.persona, provider or self.provider)
+        message_id = message_id or _protocol.new_message_id()
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        for attempt in (1, 2):
+            try:
+                self._open()
+                return self._send_and_wait(queue, body, message_id, timeout, deadline)
+            except pika.exceptions.AMQPConnectionError as error:
+                # The connection was lost; the retry (same message_id) is answered without a second application.
+                if attempt == 2 or time.monotonic() >= deadline:
+                    raise KvConnectionError(
+                        f"lost the connection to RabbitMQ during {queue}: {describe(error)}; the request may or may not "
+                        f"have been applied: retry with message_id {message_id}", reply_code_of(error), message_id) from error
+            except pika.exceptions.AMQPChannelError as error:
+                raise KvConnectionError(f"RabbitMQ closed the channel during {queue}: {describe(error)}",
+                                        reply_code_of(error), message_id) from error
+
+    def _send_and_wait(self, queue, body, message_id, timeout, deadline):
+        correlation_id = str(uuid.uuid4())
+        self._awaiting, self._reply = correlation_id, None
+        try:
+            self._channel.basic_publish("", queue, body, pika.BasicProperties(
+                content_type="application/json",
+                reply_to=self._reply_queue,
+                correlation_id=correlation_id,
+                message_id=message_id,
+                user_id=self.user_id,
+                # RabbitMQ drops the request once its caller has given up on it.
+                expiration=str(_protocol.expiration_ms(max(deadline - time.monotonic(), 0.001))),
+            ), mandatory=True)
+        except pika.exceptions.UnroutableError:
+            raise _protocol.no_queue(queue) from None
+        while self._reply is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._awaiting = None
+                raise _protocol.timed_out(queue, timeout, message_id)
+            self._connection.process_data_events(time_limit=min(remaining, 1))
+        reply, self._awaiting, self._reply = self._reply, None, None
+        return _protocol.decode(reply)
+
+
+def _blocking_method(operation):
+    def method(self, *args, **kwargs):
+        request, options = operation.bind(args, kwargs)
+        return self._call(operation.queue, request, **options)
+    return method
+
+
+install_operations(KvStoreClient, _blocking_method)

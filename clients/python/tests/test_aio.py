@@ -1,0 +1,157 @@
+"""The asyncio client, AsyncKvStoreClient, against the worker."""
+import asyncio
+import uuid
+
+import aio_pika
+import pika
+import pytest
+
+from conftest import CLOSED_PORT_URL, URL, close_connection_named, run_async
+from kvworker import (AccessDeniedError, AsyncKvStoreClient, InvalidValueTypeError, KeyValueStoreError,
+                      KvConnectionError, KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError,
+                      WorkerUnavailableError)
+
+
+@run_async
+async def test_the_operations_answer_with_the_original_tools_dictionaries(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        written = await kv.set(ns, "plan", {"steps": ["search"]}, ttl_seconds=60)
+        assert (written["namespace"], written["key"], written["value"], written["ttl_seconds"]) == \
+            (ns, "plan", {"steps": ["search"]}, 60)
+        got = await kv.get(ns, "plan")
+        assert got["found"] and got["value"] == {"steps": ["search"]} and 0 < got["ttl_seconds"] <= 60
+        assert (await kv.increment(ns, "turns", delta=2, initial_value=10))["value"] == 12
+        usage = await kv.usage(ns)
+        assert usage["entries"] == 2 and usage["used_bytes"] > 0
+        assert await kv.delete(ns, "plan") == {"namespace": ns, "key": "plan", "deleted": True}
+        assert await kv.get(ns, "plan") == {"namespace": ns, "key": "plan", "found": False}
+
+
+@run_async
+async def test_eight_tasks_of_fifty_increments_on_one_key_over_one_connection_count_exactly_400(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        connection = kv._connection
+
+        async def worker():
+            for _ in range(50):
+                await kv.increment(ns, "counter")
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+        assert (await kv.get(ns, "counter"))["value"] == 400
+        assert kv._connection is connection
+
+
+@run_async
+async def test_many_requests_in_flight_each_get_their_own_reply(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        await asyncio.gather(*(kv.set(ns, f"k{i}", i) for i in range(100)))
+        replies = await asyncio.gather(*(kv.get(ns, f"k{i}") for i in range(100)))
+        assert [(reply["key"], reply["value"]) for reply in replies] == [(f"k{i}", i) for i in range(100)]
+
+
+@run_async
+async def test_error_replies_raise_the_exceptions_named_by_their_codes(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        await kv.set(ns, "text", "not a number")
+        with pytest.raises(InvalidValueTypeError) as raised:
+            await kv.increment(ns, "text")
+        assert raised.value.code == "InvalidValueTypeError"
+        quota = (await kv.usage(ns))["quota_bytes"]
+        with pytest.raises(NamespaceQuotaExceededError):
+            await kv.set(ns, "big", "x" * quota)
+        with pytest.raises(KeyValueStoreError) as raised:
+            await kv.set(ns, "k", 1, ttl_seconds=0)
+        assert type(raised.value) is KeyValueStoreError
+        with pytest.raises(ValueSerializationError):
+            await kv.set(ns, "k", float("inf"))
+        with pytest.raises(AccessDeniedError):
+            await kv.increment(ns, "c", persona="reader")
+        # The failures did not disturb the connection.
+        assert (await kv.increment(ns, "c"))["value"] == 1
+
+
+@run_async
+async def test_a_retry_with_the_same_message_id_gets_the_first_answer_and_is_not_applied_twice(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        message_id = str(uuid.uuid4())
+        first, again = await asyncio.gather(kv.increment(ns, "c", message_id=message_id),
+                                            kv.increment(ns, "c", message_id=message_id))
+        assert first == again
+        assert await kv.increment(ns, "c", message_id=message_id) == first
+        assert (await kv.get(ns, "c"))["value"] == 1
+
+
+@run_async
+async def test_a_request_nobody_answers_times_out_with_its_message_id_and_expires_in_its_queue(ns):
+    async with AsyncKvStoreClient(URL, timeout=2.0) as kv:
+        connection = await aio_pika.connect(URL)
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(f"py-unanswered-{uuid.uuid4().hex}")
+            call = asyncio.create_task(kv._call(queue.name, {"namespace": ns}, message_id="retry-me"))
+            message = None
+            for _ in range(40):
+                message = await queue.get(no_ack=True, fail=False)
+                if message is not None:
+                    break
+                await asyncio.sleep(0.05)
+            with pytest.raises(KvTimeoutError) as raised:
+                await call
+            assert isinstance(raised.value, WorkerUnavailableError) and raised.value.message_id == "retry-me"
+            assert "may or may not have been applied" in raised.value.message
+            assert message is not None and message.message_id == "retry-me"
+            assert 1000 <= int(message.properties.expiration) <= 2000
+            assert (message.content_type, message.user_id) == ("application/json", pika.URLParameters(URL).credentials.username)
+
+            # Unconsumed, a request is gone from the queue once its time-out has passed.
+            with pytest.raises(KvTimeoutError):
+                await kv._call(queue.name, {"namespace": ns}, timeout=0.3)
+            for _ in range(50):
+                if (await channel.declare_queue(queue.name, passive=True)).declaration_result.message_count == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await channel.declare_queue(queue.name, passive=True)).declaration_result.message_count == 0
+            await queue.delete(if_unused=False, if_empty=False)
+        finally:
+            await connection.close()
+
+
+@run_async
+async def test_an_operation_without_a_queue_raises_worker_unavailable_error_at_once(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        with pytest.raises(WorkerUnavailableError) as raised:
+            await kv._call("kv_no_such_operation", {"namespace": ns})
+        assert "there is no queue kv_no_such_operation" in raised.value.message
+        assert (await kv.increment(ns, "c"))["value"] == 1
+
+
+@run_async
+async def test_an_unreachable_broker_raises_kv_connection_error_naming_it(ns):
+    kv = AsyncKvStoreClient(CLOSED_PORT_URL)
+    with pytest.raises(KvConnectionError) as raised:
+        await kv.get(ns, "k")
+    assert "cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/" in raised.value.message
+    assert "Connect call failed" in raised.value.message
+    with pytest.raises(KvConnectionError):
+        async with AsyncKvStoreClient(CLOSED_PORT_URL):
+            pass
+
+
+@run_async
+async def test_a_user_id_the_broker_refuses_fails_that_call_only(ns):
+    async with AsyncKvStoreClient(URL) as kv:
+        kv.user_id = "someone-else"
+        with pytest.raises(KvConnectionError) as raised:
+            await kv.get(ns, "k")
+        assert raised.value.reply_code == 406 and "user_id" in raised.value.message
+        kv.user_id = pika.URLParameters(URL).credentials.username
+        assert (await kv.get(ns, "k"))["found"] is False
+
+
+@run_async
+async def test_a_connection_the_broker_closed_is_opened_again(ns):
+    name = f"kvworker-test {uuid.uuid4()}"
+    async with AsyncKvStoreClient(URL, connection_name=name) as kv:
+        assert (await kv.increment(ns, "c"))["value"] == 1
+        await asyncio.to_thread(close_connection_named, name)
+        assert (await kv.increment(ns, "c"))["value"] == 2

@@ -1,0 +1,251 @@
+"""The blocking client, KvStoreClient, against the worker."""
+import importlib.util
+import inspect
+import threading
+import time
+import uuid
+
+import pika
+import pytest
+
+import kvworker
+from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, close_connection_named
+from kvworker import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvConnectionError, KvStoreClient,
+                      KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError, VersionConflictError,
+                      WorkerUnavailableError)
+
+WIRE_CODES = ["KeyValueStoreError", "NamespaceQuotaExceededError", "GlobalQuotaExceededError", "InvalidValueTypeError",
+              "ValueSerializationError", "AccessDeniedError", "StoreUnavailableError", "VersionConflictError"]
+
+
+def test_every_wire_error_code_has_an_exception_of_that_name():
+    for code in WIRE_CODES:
+        assert kvworker.ERRORS[code].__name__ == code
+        assert issubclass(kvworker.ERRORS[code], KeyValueStoreError)
+        assert getattr(kvworker, code) is kvworker.ERRORS[code]
+
+
+def test_a_version_conflict_reply_carries_the_current_version_or_none():
+    conflict = kvworker.errors.error_from_reply(
+        {"code": "VersionConflictError", "message": "version 3 expected", "current_version": 4})
+    assert (type(conflict), conflict.current_version, conflict.message) == (VersionConflictError, 4, "version 3 expected")
+    assert kvworker.errors.error_from_reply({"code": "VersionConflictError", "message": "absent"}).current_version is None
+
+
+def test_client_side_errors_are_key_value_store_errors():
+    for cls in (WorkerUnavailableError, KvTimeoutError, KvConnectionError):
+        assert issubclass(cls, KeyValueStoreError)
+    assert issubclass(KvTimeoutError, WorkerUnavailableError)
+
+
+def test_both_clients_have_a_method_per_operation_of_the_table():
+    for operation in kvworker.OPERATIONS:
+        for client in (KvStoreClient, kvworker.AsyncKvStoreClient):
+            method = getattr(client, operation.method)
+            parameters = inspect.signature(method).parameters
+            assert list(parameters)[:len(operation.fields) + 1] == ["self", *operation.fields]
+            for option in ("persona", "provider", "message_id", "timeout"):
+                assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+    assert inspect.iscoroutinefunction(kvworker.AsyncKvStoreClient.get)
+
+
+def test_set_get_delete_round_trip_any_json(kv, ns):
+    value = {"persona": "researcher", "notes": ["a", "ü"], "score": 0.5, "nul": "x\u0000y", "big": 2 ** 70}
+
+    written = kv.set(ns, "k", value, ttl_seconds=60)
+    assert {k: written[k] for k in ("namespace", "key", "value", "ttl_seconds")} == \
+        {"namespace": ns, "key": "k", "value": value, "ttl_seconds": 60}
+    got = kv.get(ns, "k")
+    assert got["found"] and got["value"] == value
+    assert 0 < got["ttl_seconds"] <= 60
+    assert kv.delete(ns, "k") == {"namespace": ns, "key": "k", "deleted": True}
+    assert kv.get(ns, "k") == {"namespace": ns, "key": "k", "found": False}
+    assert kv.delete(ns, "k")["deleted"] is False
+
+
+def test_set_without_ttl_is_persistent(kv, ns):
+    kv.set(ns, "k", None)
+    got = kv.get(ns, "k")
+    assert (got["found"], got["value"], "ttl_seconds" in got) == (True, None, False)
+
+
+def test_increment_defaults_and_options(kv, ns):
+    assert kv.increment(ns, "c")["value"] == 1
+    assert kv.increment(ns, "c", delta=41)["value"] == 42
+    counter = kv.increment(ns, "d", delta=5, initial_value=100, ttl_seconds=30)
+    assert (counter["value"], counter["ttl_seconds"]) == (105, 30)
+
+
+def test_usage_counts_bytes_and_entries(kv, ns):
+    kv.set(ns, "a", "12345678")  # 10 bytes of compact JSON
+    kv.set(ns, "b", [1, 2, 3])   # 7 bytes
+    usage = kv.usage(ns)
+    assert (usage["used_bytes"], usage["entries"]) == (17, 2)
+    assert usage["quota_bytes"] > 0
+
+
+def test_increment_of_text_raises_invalid_value_type_error(kv, ns):
+    kv.set(ns, "text", "not a number")
+    with pytest.raises(InvalidValueTypeError) as raised:
+        kv.increment(ns, "text")
+    assert raised.value.code == "InvalidValueTypeError"
+    assert "not an integer" in raised.value.message
+
+
+def test_a_value_over_the_quota_raises_namespace_quota_exceeded_error_and_changes_nothing(kv, ns):
+    quota = kv.usage(ns)["quota_bytes"]
+    with pytest.raises(NamespaceQuotaExceededError):
+        kv.set(ns, "big", "x" * quota)
+    assert kv.get(ns, "big")["found"] is False
+
+
+def test_an_invalid_request_raises_key_value_store_error(kv, ns):
+    with pytest.raises(KeyValueStoreError) as raised:
+        kv.set(ns, "k", 1, ttl_seconds=-5)
+    assert type(raised.value) is KeyValueStoreError
+
+
+def test_a_value_that_is_not_json_raises_value_serialization_error_before_sending(kv, ns):
+    for value in (float("nan"), {"when": object()}):
+        with pytest.raises(ValueSerializationError):
+            kv.set(ns, "k", value)
+    assert kv.get(ns, "k")["found"] is False
+
+
+def test_the_persona_given_to_the_client_or_a_call_is_the_one_the_policy_judges(kv, ns):
+    # scripts/python-tests.sh lets the broker user act as "tester" (read and write) or "reader" (read only).
+    with KvStoreClient(URL, persona="reader") as reader:
+        assert reader.user_id == pika.URLParameters(URL).credentials.username
+        assert reader.get(ns, "c")["found"] is False
+        with pytest.raises(AccessDeniedError):
+            reader.increment(ns, "c")
+        assert reader.increment(ns, "c", persona="tester")["value"] == 1
+    with pytest.raises(AccessDeniedError):
+        kv.get(ns, "c", persona="somebody-else")
+
+
+def test_a_provider_given_to_the_client_or_a_call_picks_the_worker_adapter(ns):
+    with KvStoreClient(URL, provider="redis") as on_redis:
+        on_redis.set(ns, "k", "in redis")
+        assert on_redis.get(ns, "k")["value"] == "in redis"
+        assert on_redis.get(ns, "k", provider="postgres")["found"] is False
+        with pytest.raises(KeyValueStoreError, match="nosuch"):
+            on_redis.get(ns, "k", provider="nosuch")
+
+
+def test_a_retry_with_the_same_message_id_gets_the_first_answer_and_is_not_applied_twice(kv, ns):
+    message_id = str(uuid.uuid4())
+    first = kv.increment(ns, "c", delta=5, message_id=message_id)
+    assert kv.increment(ns, "c", delta=5, message_id=message_id) == first
+    assert kv.increment(ns, "c")["value"] == 6
+
+
+def test_the_broker_rejects_a_user_id_that_is_not_the_connections_user_and_the_client_recovers(ns):
+    # Proof that user_id really is sent: RabbitMQ validates it and closes the channel.
+    with KvStoreClient(URL) as kv:
+        kv.user_id = "someone-else"
+        with pytest.raises(KvConnectionError) as raised:
+            kv.get(ns, "k")
+        assert raised.value.reply_code == 406
+        assert "user_id" in raised.value.message
+        kv.user_id = pika.URLParameters(URL).credentials.username
+        assert kv.get(ns, "k")["found"] is False
+
+
+def test_a_request_nobody_answers_raises_kv_timeout_error_with_its_message_id(kv, ns):
+    with unanswered_queue() as queue:
+        with pytest.raises(KvTimeoutError) as raised:
+            kv._call(queue, {"namespace": ns}, timeout=0.5, message_id="retry-me")
+    assert isinstance(raised.value, WorkerUnavailableError)
+    assert raised.value.message_id == "retry-me"
+    assert "no reply" in raised.value.message and "may or may not have been applied" in raised.value.message
+
+
+def test_a_request_expires_in_its_queue_when_its_caller_gives_up(kv, ns):
+    with unanswered_queue() as queue, pika.BlockingConnection(pika.URLParameters(URL)) as connection:
+        channel = connection.channel()
+        outcome = []
+
+        def call():
+            try:
+                kv._call(queue, {"namespace": ns}, timeout=2.0)
+            except Exception as error:
+                outcome.append(error)
+        caller = threading.Thread(target=call)
+        caller.start()
+        message = None
+        for _ in range(40):
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                message = properties
+                break
+            time.sleep(0.05)
+        caller.join()
+        assert len(outcome) == 1 and isinstance(outcome[0], KvTimeoutError)
+        assert message is not None and 1000 <= int(message.expiration) <= 2000
+        assert message.content_type == "application/json" and message.message_id and message.user_id
+
+        # Unconsumed, a request is gone from the queue once its time-out has passed.
+        with pytest.raises(KvTimeoutError):
+            kv._call(queue, {"namespace": ns}, timeout=0.3)
+        deadline = time.monotonic() + 5
+        while channel.queue_declare(queue, passive=True).method.message_count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert channel.queue_declare(queue, passive=True).method.message_count == 0
+
+
+def test_an_operation_without_a_queue_raises_worker_unavailable_error_at_once(kv, ns):
+    with pytest.raises(WorkerUnavailableError) as raised:
+        kv._call("kv_no_such_operation", {"namespace": ns})
+    assert "there is no queue kv_no_such_operation" in raised.value.message
+
+
+def test_an_unreachable_broker_raises_kv_connection_error_naming_it():
+    with pytest.raises(KvConnectionError) as raised:
+        KvStoreClient(CLOSED_PORT_URL)
+    assert "cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/" in raised.value.message
+    assert "Connection refused" in raised.value.message
+    assert raised.value.reply_code is None
+
+
+def test_refused_credentials_raise_kv_connection_error_with_the_reply_code():
+    parameters = pika.URLParameters(URL)
+    with pytest.raises(KvConnectionError) as raised:
+        KvStoreClient(f"amqp://{parameters.credentials.username}:wrong-password@{parameters.host}:{parameters.port}/")
+    assert raised.value.reply_code == 403
+    assert "wrong-password" not in raised.value.message
+
+
+def test_a_connection_the_broker_closed_is_opened_again(ns):
+    name = f"kvworker-test {uuid.uuid4()}"
+    with KvStoreClient(URL, connection_name=name) as kv:
+        assert kv.increment(ns, "c")["value"] == 1
+        close_connection_named(name)
+        assert kv.increment(ns, "c")["value"] == 2
+
+
+def test_the_example_runs_and_leaves_nothing_behind(kv):
+    spec = importlib.util.spec_from_file_location("kv_example", REPO_ROOT / "clients/python/example.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    output = []
+    namespace = example.main(URL, output=output.append)
+    text = "\n".join(output)
+    assert "turns: 3" in text
+    assert "cannot count a plan: InvalidValueTypeError" in text
+    assert "notes rejected: NamespaceQuotaExceededError" in text
+    assert kv.usage(namespace)["entries"] == 0
+
+
+class unanswered_queue:
+    """A queue of the test's own that no worker consumes."""
+
+    def __enter__(self):
+        self.connection = pika.BlockingConnection(pika.URLParameters(URL))
+        self.name = f"py-unanswered-{uuid.uuid4().hex}"
+        self.connection.channel().queue_declare(self.name)
+        return self.name
+
+    def __exit__(self, *_):
+        self.connection.channel().queue_delete(self.name)
+        self.connection.close()
