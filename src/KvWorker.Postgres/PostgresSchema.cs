@@ -26,6 +26,15 @@ public static class PostgresSchema
         .OrderBy(name => name[0] == 'R').ThenBy(name => name, StringComparer.Ordinal)
         .ToList();
 
+    /// <summary>The text of one of <see cref="Scripts"/>.</summary>
+    public static string Script(string name)
+    {
+        using var stream = typeof(PostgresSchema).Assembly.GetManifestResourceStream(ResourcePrefix + name)
+            ?? throw new ArgumentException($"no schema script is named {name}", nameof(name));
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
     /// <summary>Brings the database up to date; <paramref name="log"/> receives Evolve's progress lines.</summary>
     public static Task MigrateAsync(NpgsqlDataSource dataSource, Action<string> log, CancellationToken cancellationToken) =>
         // Evolve is synchronous: keep it off the caller's thread.

@@ -1,5 +1,3 @@
-using KvWorker.Adapters.Conformance;
-using KvWorker.Storage;
 
 namespace KvWorker.Redis.Tests;
 

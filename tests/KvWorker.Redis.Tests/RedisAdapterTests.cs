@@ -1,6 +1,3 @@
-using KvWorker.Adapters.Conformance;
-using System.Text.Json;
-using KvWorker.Storage;
 using StackExchange.Redis;
 
 namespace KvWorker.Redis.Tests;

@@ -1,4 +1,3 @@
-using KvWorker.Adapters.Conformance;
 using KvWorker.Redis;
 using StackExchange.Redis;
 using Testcontainers.Redis;

@@ -1,7 +1,3 @@
-using System.Text.Json;
-using KvWorker.Adapters.Conformance;
-using KvWorker.Contracts;
-using KvWorker.Storage;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.Configuration;

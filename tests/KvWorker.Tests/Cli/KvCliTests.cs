@@ -1,6 +1,3 @@
-using System.Text.Json;
-using KvWorker.Contracts;
-using KvWorker.Tests.Infrastructure;
 using RabbitMQ.Client;
 
 namespace KvWorker.Tests.Cli;

@@ -1,7 +1,4 @@
-using KvWorker.Postgres;
 using KvWorker.Configuration;
-using KvWorker.Storage;
-using KvWorker.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

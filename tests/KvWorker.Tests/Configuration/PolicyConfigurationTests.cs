@@ -1,5 +1,4 @@
 using KvWorker.Configuration;
-using KvWorker.Contracts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

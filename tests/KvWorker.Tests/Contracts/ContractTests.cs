@@ -1,5 +1,3 @@
-using System.Text.Json;
-using KvWorker.Contracts;
 
 namespace KvWorker.Tests.Contracts;
 

@@ -1,7 +1,4 @@
-using KvWorker.Storage;
-using KvWorker.Contracts;
 using KvWorker.Configuration;
-using KvWorker.Postgres;
 using Npgsql;
 
 namespace KvWorker.Tests.Infrastructure;

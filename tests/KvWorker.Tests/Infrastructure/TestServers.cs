@@ -1,4 +1,3 @@
-using KvWorker.Postgres;
 using System.Diagnostics;
 using Npgsql;
 using Testcontainers.PostgreSql;

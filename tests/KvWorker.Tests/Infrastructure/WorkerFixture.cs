@@ -1,5 +1,3 @@
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

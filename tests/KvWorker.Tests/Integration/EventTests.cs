@@ -1,7 +1,3 @@
-using KvWorker.Contracts;
-using System.Text.Json;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
 

@@ -1,7 +1,3 @@
-using System.Text.Json;
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 using MassTransit;
 
 namespace KvWorker.Tests.Integration;

@@ -1,11 +1,7 @@
-using KvWorker.Contracts;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Xunit.Abstractions;

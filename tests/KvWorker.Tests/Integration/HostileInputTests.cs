@@ -1,7 +1,4 @@
-using KvWorker.Contracts;
 using System.Text;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
 

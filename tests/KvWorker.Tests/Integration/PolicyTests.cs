@@ -1,9 +1,5 @@
 using KvWorker.Amqp;
 using System.Text;
-using System.Text.Json;
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 using MassTransit;
 using RabbitMQ.Client;
 

@@ -1,6 +1,3 @@
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Integration;
 

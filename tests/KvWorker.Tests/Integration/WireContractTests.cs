@@ -1,10 +1,6 @@
 using KvWorker.Amqp;
 using System.Diagnostics;
 using System.Text;
-using System.Text.Json;
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
-using KvWorker.Tests.Infrastructure;
 using MassTransit;
 
 namespace KvWorker.Tests.Integration;

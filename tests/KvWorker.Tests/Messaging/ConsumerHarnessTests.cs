@@ -1,10 +1,5 @@
-using System.Text.Json;
 using KvWorker.Configuration;
-using KvWorker.Contracts;
-using KvWorker.Postgres;
 using Microsoft.Extensions.Configuration;
-using KvWorker.Storage;
-using KvWorker.Tests.Infrastructure;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,6 +1,4 @@
 using KvWorker.Amqp;
-using KvWorker.Contracts;
-using System.Text.Json;
 using Serilog.Events;
 using Serilog.Parsing;
 

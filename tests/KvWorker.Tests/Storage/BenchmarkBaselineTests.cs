@@ -1,7 +1,4 @@
-using KvWorker.Adapters.Conformance;
 using KvWorker.Bench;
-using KvWorker.Contracts;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Storage;
 

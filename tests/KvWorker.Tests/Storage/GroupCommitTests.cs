@@ -1,10 +1,4 @@
-using KvWorker.Adapters.Conformance;
-using KvWorker.Contracts;
-using System.Text.Json;
 using KvWorker.Configuration;
-using KvWorker.Storage;
-using KvWorker.Postgres;
-using KvWorker.Tests.Infrastructure;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;

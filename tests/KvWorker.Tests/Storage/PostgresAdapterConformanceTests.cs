@@ -1,9 +1,4 @@
-using KvWorker.Contracts;
-using KvWorker.Adapters.Conformance;
 using KvWorker.Configuration;
-using KvWorker.Storage;
-using KvWorker.Postgres;
-using KvWorker.Tests.Infrastructure;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;

@@ -1,9 +1,3 @@
-using KvWorker.Contracts;
-using System.Text.Json;
-using KvWorker.Storage;
-using KvWorker.Postgres;
-using KvWorker.Tests.Infrastructure;
-using KvWorker.Adapters.Conformance;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;

@@ -1,5 +1,3 @@
-using KvWorker.Postgres;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Storage;
 

@@ -1,7 +1,3 @@
-using KvWorker.Adapters.Conformance;
-using KvWorker.Postgres;
-using KvWorker.Storage;
-using KvWorker.Tests.Infrastructure;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;
@@ -71,17 +67,23 @@ public sealed class SchemaMigratorTests
     [Fact]
     public Task A_database_made_by_the_earlier_scripts_upgrades_in_place_keeping_its_data() => WithEmptyDatabaseAsync(async dataSource =>
     {
-        // The earlier runner's four scripts, as they last stood, with its record of them and some data
-        // written through the earlier functions: a value, a counter and a request identity.
-        var earlier = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Storage", "Fixtures", "schema-before-evolve.sql"));
-        await using (var command = dataSource.CreateCommand(earlier)) await command.ExecuteNonQueryAsync();
-        const string data = """
+        // The earlier numbered scripts left: the tables of V1 (they are those tables), the runner's
+        // record of its four scripts, functions with the earlier signatures (their bodies do not
+        // matter: they are all replaced), and data, including an identity recorded without what it identified.
+        var tables = PostgresSchema.Script("V1__tables.sql");
+        const string earlier = """
             CREATE TABLE kv_schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
             INSERT INTO kv_schema_migrations (name) VALUES ('001_tables.sql'), ('002_functions.sql'), ('003_exactly_once_and_events.sql'), ('004_group_commit.sql');
-            SELECT * FROM kv_set('old', 'plan', '{"step":1}', 10, NULL, 1048576, NULL, ARRAY[0.8, 1.0], 'set-before');
-            SELECT * FROM kv_increment('old', 'turns', 5, 0, NULL, 1048576, NULL, ARRAY[0.8, 1.0], 1000, 'increment-before');
+            CREATE FUNCTION kv_set(text, text, text, bigint, double precision, bigint, bigint, double precision[], text) RETURNS void LANGUAGE sql AS 'SELECT NULL';
+            CREATE FUNCTION kv_increment(text, text, numeric, numeric, double precision, bigint, bigint, double precision[], integer, text) RETURNS void LANGUAGE sql AS 'SELECT NULL';
+            CREATE FUNCTION kv_delete(text, text, boolean, text) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+            CREATE FUNCTION kv_claim_request(text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+            CREATE FUNCTION kv_purge_expired(integer, boolean) RETURNS void LANGUAGE sql AS 'SELECT NULL';
+            INSERT INTO kv_entries (namespace, key, value, size_bytes) VALUES ('old', 'plan', '{"step":1}', 10), ('old', 'turns', '5', 1);
+            INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count) VALUES ('old', 11, 2);
+            INSERT INTO kv_processed_requests (request_id, result) VALUES ('increment-before', '5');
             """;
-        await using (var command = dataSource.CreateCommand(data)) await command.ExecuteNonQueryAsync();
+        await using (var command = dataSource.CreateCommand(tables + ";" + earlier)) await command.ExecuteNonQueryAsync();
 
         await MigrateAsync(dataSource);
 
@@ -98,7 +100,7 @@ public sealed class SchemaMigratorTests
         Assert.Equal(6, (await adapter.GetAsync("old", "turns", none)).Value!.Value.GetInt64());
 
         Assert.Equal(0, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_tables WHERE tablename = 'kv_schema_migrations'"));
-        foreach (var function in new[] { "kv_set", "kv_increment", "kv_delete", "kv_reserve" })
+        foreach (var function in new[] { "kv_set", "kv_increment", "kv_delete", "kv_claim_request", "kv_purge_expired" })
             Assert.Equal(1, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_proc WHERE proname = '{function}'"));
     });
 }

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using KvWorker.Contracts;
-using KvWorker.Storage;
 
 namespace KvWorker.Tests.Storage;
 

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Telemetry;
 

@@ -1,11 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using KvWorker.Configuration;
-using KvWorker.Contracts;
-using KvWorker.Pipeline;
-using KvWorker.Postgres;
 using KvWorker.Telemetry;
-using KvWorker.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

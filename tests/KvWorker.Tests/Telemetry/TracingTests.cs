@@ -1,10 +1,6 @@
-using KvWorker.Postgres;
-using KvWorker.Contracts;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using KvWorker.Pipeline;
 using KvWorker.Telemetry;
-using KvWorker.Tests.Infrastructure;
 
 namespace KvWorker.Tests.Telemetry;
 
