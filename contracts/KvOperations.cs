@@ -35,6 +35,9 @@ public static class KvOperations
     public static readonly KvOperation<KvSet, KvSetResult> Set = new("kv_set", KvStoreManifest.WriteFlag);
     public static readonly KvOperation<KvDelete, KvDeleteResult> Delete = new("kv_delete", KvStoreManifest.WriteFlag);
     public static readonly KvOperation<KvIncrement, KvIncrementResult> Increment = new("kv_increment", KvStoreManifest.WriteFlag);
+    public static readonly KvOperation<KvList, KvListResult> List = new("kv_list", KvStoreManifest.ReadFlag);
+    public static readonly KvOperation<KvTouch, KvTouchResult> Touch = new("kv_touch", KvStoreManifest.WriteFlag);
+    public static readonly KvOperation<KvGetMany, KvGetManyResult> GetMany = new("kv_get_many", KvStoreManifest.ReadFlag);
 
     /// <summary>Operator query, not a tool: what a namespace holds against its quota.</summary>
     public static readonly KvOperation<KvUsage, KvUsageResult> Usage = new("kv_usage", KvStoreManifest.ReadFlag);
@@ -42,7 +45,7 @@ public static class KvOperations
     /// <summary>Operator command, not a tool: remove expired entries now (also sent once per interval by the worker).</summary>
     public static readonly KvOperation<PurgeExpiredEntries, KvPurgeResult> Purge = new("kv_purge", KvStoreManifest.WriteFlag);
 
-    public static IReadOnlyList<KvOperation> All { get; } = [Get, Set, Delete, Increment, Usage, Purge];
+    public static IReadOnlyList<KvOperation> All { get; } = [Get, Set, Delete, Increment, List, Touch, GetMany, Usage, Purge];
 
     private static readonly Dictionary<Type, KvOperation> ByRequestType = All.ToDictionary(operation => operation.RequestType);
 

@@ -16,6 +16,9 @@ public record KvGetResult
     /// <summary>Remaining seconds; present only when the entry has a TTL.</summary>
     [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? TtlSeconds { get; init; }
+    /// <summary>The entry's version, when found.</summary>
+    [JsonPropertyName("version"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? Version { get; init; }
 }
 
 public record KvSetResult
@@ -25,6 +28,8 @@ public record KvSetResult
     [JsonPropertyName("value")] public JsonElement Value { get; init; }
     [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? TtlSeconds { get; init; }
+    /// <summary>The version the write gave the entry.</summary>
+    [JsonPropertyName("version")] public long Version { get; init; }
 }
 
 public record KvDeleteResult
@@ -42,6 +47,45 @@ public record KvIncrementResult
     [JsonPropertyName("value")] public JsonElement Value { get; init; }
     [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? TtlSeconds { get; init; }
+    /// <summary>The version the write gave the entry.</summary>
+    [JsonPropertyName("version")] public long Version { get; init; }
+}
+
+public record KvListResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("keys")] public required IReadOnlyList<KvListedKey> Keys { get; init; }
+    /// <summary>Pass it as <c>cursor</c> for the next page; absent on the last page.</summary>
+    [JsonPropertyName("next_cursor"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? NextCursor { get; init; }
+}
+
+public record KvListedKey
+{
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("size_bytes")] public long SizeBytes { get; init; }
+    [JsonPropertyName("version")] public long Version { get; init; }
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TtlSeconds { get; init; }
+}
+
+public record KvTouchResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    /// <summary>False for a missing or expired key: nothing was changed.</summary>
+    [JsonPropertyName("found")] public bool Found { get; init; }
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? TtlSeconds { get; init; }
+    [JsonPropertyName("version"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? Version { get; init; }
+}
+
+public record KvGetManyResult
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    /// <summary>One kv_get result per requested key, in request order.</summary>
+    [JsonPropertyName("entries")] public required IReadOnlyList<KvGetResult> Entries { get; init; }
 }
 
 public record KvUsageResult
@@ -81,6 +125,9 @@ public record KvErrorDetail
     /// <summary>One of <see cref="KvErrorCodes"/>.</summary>
     [JsonPropertyName("code")] public required string Code { get; init; }
     [JsonPropertyName("message")] public required string Message { get; init; }
+    /// <summary>With <c>VersionConflictError</c>: the live entry's version, absent when the key is.</summary>
+    [JsonPropertyName("current_version"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? CurrentVersion { get; init; }
 }
 
 /// <summary>Error codes: the original tool's exception names, so callers can map them back.</summary>
@@ -97,4 +144,6 @@ public static class KvErrorCodes
     public const string AccessDeniedError = nameof(AccessDeniedError);
     /// <summary>Storage unreachable after retries.</summary>
     public const string StoreUnavailableError = nameof(StoreUnavailableError);
+    /// <summary>An <c>if_version</c> that does not match the live entry; the error carries <c>current_version</c>.</summary>
+    public const string VersionConflictError = nameof(VersionConflictError);
 }

@@ -30,6 +30,8 @@ public record KvSet : IKvRequest
     [JsonPropertyName("value")] public required JsonElement Value { get; init; }
     /// <summary>Seconds until expiry; null makes the entry persistent.</summary>
     [JsonPropertyName("ttl_seconds")] public double? TtlSeconds { get; init; }
+    /// <summary>Compare-and-set: write only if the live entry has this version; 0 only if the key is absent or expired.</summary>
+    [JsonPropertyName("if_version")] public long? IfVersion { get; init; }
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
@@ -38,6 +40,8 @@ public record KvDelete : IKvRequest
 {
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
+    /// <summary>Delete only if the live entry has this version; 0 only if the key is absent or expired.</summary>
+    [JsonPropertyName("if_version")] public long? IfVersion { get; init; }
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }
@@ -51,6 +55,41 @@ public record KvIncrement : IKvRequest
     [JsonPropertyName("initial_value")] public long InitialValue { get; init; }
     /// <summary>Seconds until expiry; null keeps the entry's current TTL.</summary>
     [JsonPropertyName("ttl_seconds")] public double? TtlSeconds { get; init; }
+    [JsonPropertyName("persona")] public string? Persona { get; init; }
+    [JsonPropertyName("provider")] public string? Provider { get; init; }
+}
+
+/// <summary>A page of a namespace's live keys, in key byte order.</summary>
+public record KvList : IKvRequest
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    /// <summary>Only keys that start with this text.</summary>
+    [JsonPropertyName("prefix")] public string? Prefix { get; init; }
+    /// <summary>Keys per page: 1 to 1000, default 100.</summary>
+    [JsonPropertyName("limit")] public int? Limit { get; init; }
+    /// <summary>The <c>next_cursor</c> of the previous page; absent for the first.</summary>
+    [JsonPropertyName("cursor")] public string? Cursor { get; init; }
+    [JsonPropertyName("persona")] public string? Persona { get; init; }
+    [JsonPropertyName("provider")] public string? Provider { get; init; }
+}
+
+/// <summary>A new TTL for a live entry, without rewriting its value.</summary>
+public record KvTouch : IKvRequest
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    /// <summary>Seconds until expiry, counted from now; null makes the entry persistent. Required, so that forgetting it never makes an entry persistent.</summary>
+    [JsonPropertyName("ttl_seconds")] public required double? TtlSeconds { get; init; }
+    [JsonPropertyName("persona")] public string? Persona { get; init; }
+    [JsonPropertyName("provider")] public string? Provider { get; init; }
+}
+
+/// <summary>Several keys of one namespace, read in one snapshot.</summary>
+public record KvGetMany : IKvRequest
+{
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    /// <summary>At most 100 keys; duplicates are answered once per mention.</summary>
+    [JsonPropertyName("keys")] public required IReadOnlyList<string> Keys { get; init; }
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }

@@ -1,173 +1,352 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace KvWorker.Postgres;
 
 /// <summary>
-/// Group commit: commands that arrive while a transaction is in flight are
-/// sent together as one <see cref="NpgsqlBatch"/>, which PostgreSQL runs as one
-/// implicit transaction with one commit, in one round trip. Each command keeps
-/// its own result, delivered only after the commit. The kv functions report
-/// rule violations (quota, type) as a status instead of raising, so those never
-/// touch their neighbours; if a group fails for any other reason, each of its
-/// commands is run again alone, so only the faulty one fails.
+/// Group commit, set-based: the commands that arrive while a transaction is in
+/// flight form the next group, which runs in one transaction of two round trips.
+/// The first locks the namespaces the group writes (advisory locks, in hash order,
+/// so groups and purges cannot deadlock) and reads, set-based, everything its
+/// commands need: their entries, namespace counters, the global counter and
+/// request identities. <see cref="GroupSimulation"/> then applies the commands
+/// one by one in arrival order, in memory. The second round trip writes the end
+/// result, a statement per table over arrays (entries upserted in one, deleted in
+/// one, each namespace's counters once, identities and their answers in one,
+/// events in one), and commits. Each command gets its own outcome, only after
+/// the commit. A group that fails for any reason but a transient one is run again
+/// command by command, so only the faulty command fails.
 /// </summary>
 public sealed class GroupCommit
 {
     /// <summary>The spans of groups (source <c>KvWorker.Postgres</c>), each linked to the requests it served.</summary>
     public static readonly ActivitySource Tracing = new("KvWorker.Postgres");
 
+    /// <summary>The first key of the advisory locks on namespaces (the second is the namespace's hashtext): "kv".</summary>
+    public const int NamespaceLockClass = 0x6b76;
+
     private readonly NpgsqlDataSource _dataSource;
+    private readonly GroupSettings _settings;
     private readonly int _maxCommands;
-    private readonly bool _lockNamespacesFirst;
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly Channel<(GroupCommand Command, CancellationToken CancellationToken)> _queue =
+        Channel.CreateUnbounded<(GroupCommand, CancellationToken)>();
     private long _groups;
 
     /// <param name="transactions">Groups in flight at once; while they run, the next group gathers.</param>
-    /// <param name="lockNamespacesFirst">
-    /// Lock every namespace a group writes, in sorted order, before its commands run. Needed
-    /// when a command also locks the global usage row: otherwise a group holding that row
-    /// could wait for a namespace another group holds while that group waits for the row.
-    /// </param>
-    public GroupCommit(NpgsqlDataSource dataSource, int maxCommands, int transactions, bool lockNamespacesFirst)
+    public GroupCommit(NpgsqlDataSource dataSource, GroupSettings settings, int maxCommands, int transactions)
     {
         _dataSource = dataSource;
+        _settings = settings;
         _maxCommands = maxCommands;
-        _lockNamespacesFirst = lockNamespacesFirst;
         for (var i = 0; i < transactions; i++) _ = Task.Run(RunGroupsAsync);
     }
 
     /// <summary>Groups executed so far.</summary>
     public long Groups => Interlocked.Read(ref _groups);
 
-    /// <summary>
-    /// Runs one command in the next group. <paramref name="command"/> builds it (again, if the
-    /// group fails and it runs alone); <paramref name="read"/> reads its single result row.
-    /// Commands of one namespace run in the order they arrived; those that
-    /// <paramref name="writes"/> have their namespace locked first when the group asks for it.
-    /// </summary>
-    public Task<T> RunAsync<T>(string ns, bool writes, Func<NpgsqlBatchCommand> command, Func<NpgsqlDataReader, T> read,
-        CancellationToken cancellationToken)
+    /// <summary>Runs <paramref name="command"/> in the next group; a caller that gives up stops waiting, but a command already sent still completes.</summary>
+    public Task<CommandOutcome> RunAsync(GroupCommand command, CancellationToken cancellationToken)
     {
-        var pending = new Pending<T>(ns, writes, command, read, cancellationToken);
-        if (!_queue.Writer.TryWrite(pending))
+        if (!_queue.Writer.TryWrite((command, cancellationToken)))
             throw new InvalidOperationException("group commit is not accepting commands");
-        // A caller that gives up stops waiting; a command already sent still completes.
-        return pending.Task.WaitAsync(cancellationToken);
+        return command.Outcome.WaitAsync(cancellationToken);
     }
 
     private async Task RunGroupsAsync()
     {
-        var group = new List<Pending>(_maxCommands);
+        var group = new List<GroupCommand>(_maxCommands);
         while (await _queue.Reader.WaitToReadAsync())
         {
             while (group.Count < _maxCommands && _queue.Reader.TryRead(out var pending))
             {
-                if (pending.CancellationToken.IsCancellationRequested) pending.Cancel();
-                else group.Add(pending);
+                if (pending.CancellationToken.IsCancellationRequested) pending.Command.Cancel(pending.CancellationToken);
+                else group.Add(pending.Command);
             }
             if (group.Count == 0) continue;
-            try
-            {
-                await ExecuteAsync(group);
-            }
-            catch when (group.Count > 1)
-            {
-                // Reported by whichever command caused it, when it runs alone.
-                foreach (var pending in group) await ExecuteAloneAsync(pending);
-            }
-            catch (Exception ex)
-            {
-                group[0].Fail(ex);
-            }
+            await ExecuteWithFallbackAsync(group);
             group.Clear();
         }
     }
 
-    private async Task ExecuteAloneAsync(Pending pending)
+    private async Task ExecuteWithFallbackAsync(List<GroupCommand> group)
     {
         try
         {
-            await ExecuteAsync([pending]);
+            await ExecuteAsync(group);
+        }
+        catch (Exception ex) when (group.Count > 1 && PostgresFaults.Translate(ex) == ex)
+        {
+            // Not transient: reported by whichever command caused it, when it runs alone.
+            foreach (var command in group) await ExecuteWithFallbackAsync([command]);
         }
         catch (Exception ex)
         {
-            pending.Fail(ex);
+            foreach (var command in group) command.Fail(ex);
         }
     }
 
-    private async Task ExecuteAsync(List<Pending> group)
+    private async Task ExecuteAsync(List<GroupCommand> group)
     {
-        // Sorting by namespace (stable, so one namespace's commands keep their order)
-        // makes every group take namespace locks in the same order: groups cannot deadlock.
-        var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Namespace, StringComparer.Ordinal)];
-        using var span = StartSpan(ordered);
-        await using var batch = _dataSource.CreateBatch();
-        var namespaces = ordered.Where(p => p.Writes).Select(p => p.Namespace).Distinct().ToArray();
-        var lockFirst = _lockNamespacesFirst && namespaces.Length > 1;
-        if (lockFirst)
-        {
-            const string lockSql = "SELECT kv_lock_namespaces($1)";
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(lockSql) { Parameters = { new NpgsqlParameter<string[]> { TypedValue = namespaces } } });
-        }
-        foreach (var pending in ordered) batch.BatchCommands.Add(pending.CreateCommand());
-
+        using var span = StartSpan(group);
         Interlocked.Increment(ref _groups);
-        await using (var reader = await batch.ExecuteReaderAsync(CancellationToken.None))
+        await using var connection = await _dataSource.OpenConnectionAsync();
+        var writes = group.Any(command => command.Writes);
+        for (var attempt = 1; ; attempt++)
         {
-            if (lockFirst) await reader.NextResultAsync();
-            for (var i = 0; i < ordered.Count; i++)
+            try
             {
-                if (i > 0) await reader.NextResultAsync();
-                if (!await reader.ReadAsync())
-                    throw new InvalidOperationException("a grouped command returned no row");
-                ordered[i].Read(reader);
+                var snapshot = await ReadAsync(connection, group, writes);
+                var (simulation, outcomes) = Simulate(group, snapshot);
+                if (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded)
+                    (simulation, outcomes) = Simulate(group, await ReadExpiredAsync(connection, group, snapshot, simulation));
+                if (writes) await WriteAsync(connection, group, simulation);
+                for (var i = 0; i < group.Count; i++) group[i].Complete(outcomes[i]);
+                return;
+            }
+            catch (PostgresException ex) when (ex is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: "kv_processed_requests_pkey" } && attempt < 3)
+            {
+                // A replica applied one of these requests meanwhile: read its record and run again.
+                await RollBackAsync(connection);
+            }
+            catch
+            {
+                await RollBackAsync(connection);
+                throw;
             }
         }
-        // The reader has consumed the end of the implicit transaction: it committed.
-        foreach (var pending in ordered) pending.Complete();
     }
+
+    private (GroupSimulation Simulation, CommandOutcome[] Outcomes) Simulate(List<GroupCommand> group, GroupSnapshot snapshot)
+    {
+        var simulation = new GroupSimulation(snapshot, _settings);
+        var outcomes = new CommandOutcome[group.Count];
+        for (var i = 0; i < group.Count; i++) outcomes[i] = simulation.Apply(group[i]);
+        return (simulation, outcomes);
+    }
+
+    /// <summary>
+    /// The first round trip. A group that writes begins its transaction, locks its namespaces
+    /// and reads their counters, the global counter (locked, when a global quota is kept) and
+    /// its identities; every group reads its keys' entries.
+    /// </summary>
+    private async Task<GroupSnapshot> ReadAsync(NpgsqlConnection connection, List<GroupCommand> group, bool writes)
+    {
+        var keys = group.Select(command => (command.Namespace, command.Key)).Distinct().ToArray();
+        var namespaces = group.Where(command => command.Writes).Select(command => command.Namespace).Distinct().ToArray();
+        var identities = group.Where(command => command.Identity is not null).Select(command => command.Identity!.MessageId).Distinct().ToArray();
+        var global = writes && _settings.GlobalQuotaBytes is not null;
+
+        await using var batch = new NpgsqlBatch(connection);
+        if (writes)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+            batch.BatchCommands.Add(Command("SELECT kv_lock_namespaces($1)", Array(namespaces)));
+            batch.BatchCommands.Add(Command("""
+                SELECT namespace, used_bytes, entry_count, last_version FROM kv_namespace_usage WHERE namespace = ANY($1)
+                """, Array(namespaces)));
+            if (global) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT used_bytes, entry_count FROM kv_global_usage FOR UPDATE"));
+            if (identities.Length > 0)
+                batch.BatchCommands.Add(Command("""
+                    SELECT request_id, operation, namespace, key, request_hash, result, ttl_seconds, version
+                      FROM kv_processed_requests WHERE request_id = ANY($1)
+                    """, Array(identities)));
+        }
+        batch.BatchCommands.Add(Command("""
+            SELECT now(), e.namespace, e.key, e.value, e.size_bytes, extract(epoch FROM e.expires_at - now())::float8, e.version
+              FROM (SELECT now()) AS t
+              LEFT JOIN (kv_entries e JOIN unnest($1::text[], $2::text[]) AS k(namespace, key)
+                         ON e.namespace = k.namespace AND e.key = k.key) ON true
+            """, Array(keys.Select(k => k.Namespace)), Array(keys.Select(k => k.Key))));
+
+        var counters = new Dictionary<string, (long, long, long)>(StringComparer.Ordinal);
+        var records = new Dictionary<string, IdentityRecord>(StringComparer.Ordinal);
+        var entries = new Dictionary<(string, string), StoredEntry>();
+        (long, long) globalCounters = default;
+        var now = DateTimeOffset.MinValue;
+        await using var reader = await batch.ExecuteReaderAsync();
+        if (writes)
+        {
+            await reader.NextResultAsync(); // past the locks (BEGIN has no result)
+            while (await reader.ReadAsync())
+                counters[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
+            if (global)
+            {
+                await reader.NextResultAsync();
+                await reader.ReadAsync();
+                globalCounters = (reader.GetInt64(0), reader.GetInt64(1));
+            }
+            if (identities.Length > 0)
+            {
+                await reader.NextResultAsync();
+                while (await reader.ReadAsync())
+                    records[reader.GetString(0)] = new IdentityRecord(
+                        NullableString(reader, 1), NullableString(reader, 2), NullableString(reader, 3), NullableString(reader, 4),
+                        NullableString(reader, 5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.IsDBNull(7) ? null : reader.GetInt64(7));
+            }
+            await reader.NextResultAsync();
+        }
+        while (await reader.ReadAsync())
+        {
+            now = reader.GetFieldValue<DateTimeOffset>(0);
+            if (reader.IsDBNull(1)) continue;
+            entries[(reader.GetString(1), reader.GetString(2))] = new StoredEntry(
+                reader.GetString(3), reader.GetInt64(4), reader.IsDBNull(5) ? null : reader.GetDouble(5), reader.GetInt64(6));
+        }
+        return new GroupSnapshot(now, entries, counters, globalCounters, records);
+    }
+
+    /// <summary>
+    /// Rarely, a second read: what the expired entries the group did not read add up to, in
+    /// the namespaces whose quota refused a write, and anywhere when the global quota did.
+    /// </summary>
+    private async Task<GroupSnapshot> ReadExpiredAsync(
+        NpgsqlConnection connection, List<GroupCommand> group, GroupSnapshot snapshot, GroupSimulation simulation)
+    {
+        await using var batch = new NpgsqlBatch(connection);
+        batch.BatchCommands.Add(Command($"""
+            SELECT e.namespace, coalesce(sum(e.size_bytes), 0)::bigint, count(*)
+              FROM kv_entries e
+             WHERE e.namespace = ANY($1) AND e.expires_at <= now() AND {NotTouched(2)}
+             GROUP BY e.namespace
+            """, [Array(simulation.ReclaimablesNeeded), .. Touched(group)]));
+        if (simulation.GlobalExpiredNeeded)
+            batch.BatchCommands.Add(Command($"""
+                SELECT coalesce(sum(e.size_bytes), 0)::bigint FROM kv_entries e WHERE e.expires_at <= now() AND {NotTouched(1)}
+                """, Touched(group)));
+
+        var reclaimables = simulation.ReclaimablesNeeded.ToDictionary(ns => ns, _ => (0L, 0L), StringComparer.Ordinal);
+        long? globalExpired = null;
+        await using var reader = await batch.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) reclaimables[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2));
+        if (simulation.GlobalExpiredNeeded && await reader.NextResultAsync() && await reader.ReadAsync())
+            globalExpired = reader.GetInt64(0);
+        return snapshot with { Reclaimables = reclaimables, GlobalExpiredBytes = globalExpired ?? 0 };
+    }
+
+    /// <summary>
+    /// An entry <c>e</c> other than those the group read (whose fate the simulation decided),
+    /// given as parameters <paramref name="first"/> (namespaces) and the one after it (keys).
+    /// </summary>
+    private static string NotTouched(int first) =>
+        $"NOT EXISTS (SELECT 1 FROM unnest(${first}::text[], ${first + 1}::text[]) AS t(namespace, key) WHERE t.namespace = e.namespace AND t.key = e.key)";
+
+    /// <summary>The second round trip: the group's end result, a statement per table over arrays, and the commit.</summary>
+    private async Task WriteAsync(NpgsqlConnection connection, List<GroupCommand> group, GroupSimulation simulation)
+    {
+        await using var batch = new NpgsqlBatch(connection);
+        if (simulation.Reclaimed.Count > 0)
+        {
+            batch.BatchCommands.Add(Command($"""
+                DELETE FROM kv_entries e WHERE e.namespace = ANY($1) AND e.expires_at <= now() AND {NotTouched(2)}
+                """, [Array(simulation.Reclaimed), .. Touched(group)]));
+        }
+
+        var changed = simulation.ChangedKeys.ToList();
+        var written = changed.Where(c => c.Entry is not null).ToList();
+        if (written.Count > 0)
+            batch.BatchCommands.Add(Command("""
+                INSERT INTO kv_entries AS e (namespace, key, value, size_bytes, expires_at, version, updated_at)
+                SELECT w.namespace, w.key, w.value, w.size_bytes, now() + w.ttl * interval '1 second', w.version, now()
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::bigint[])
+                       AS w(namespace, key, value, size_bytes, ttl, version)
+                ON CONFLICT (namespace, key) DO UPDATE
+                   SET value = excluded.value, size_bytes = excluded.size_bytes, expires_at = excluded.expires_at,
+                       version = excluded.version, updated_at = excluded.updated_at
+                """,
+                Array(written.Select(w => w.Key.Namespace)), Array(written.Select(w => w.Key.Key)),
+                Array(written.Select(w => w.Entry!.Value)), Array(written.Select(w => w.Entry!.SizeBytes)),
+                Array(written.Select(w => w.Entry!.TtlSeconds)), Array(written.Select(w => w.Entry!.Version))));
+
+        var removed = changed.Where(c => c.Entry is null).ToList();
+        if (removed.Count > 0)
+            batch.BatchCommands.Add(Command("""
+                DELETE FROM kv_entries e USING unnest($1::text[], $2::text[]) AS d(namespace, key)
+                 WHERE e.namespace = d.namespace AND e.key = d.key
+                """, Array(removed.Select(r => r.Key.Namespace)), Array(removed.Select(r => r.Key.Key))));
+
+        var namespaces = simulation.ChangedNamespaces.ToList();
+        if (namespaces.Count > 0)
+            batch.BatchCommands.Add(Command("""
+                INSERT INTO kv_namespace_usage AS u (namespace, used_bytes, entry_count, last_version)
+                SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                ON CONFLICT (namespace) DO UPDATE
+                   SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count, last_version = excluded.last_version
+                """,
+                Array(namespaces.Select(n => n.Namespace)), Array(namespaces.Select(n => n.UsedBytes)),
+                Array(namespaces.Select(n => n.Entries)), Array(namespaces.Select(n => n.LastVersion))));
+
+        if (_settings.GlobalQuotaBytes is not null)
+            batch.BatchCommands.Add(Command("UPDATE kv_global_usage SET used_bytes = $1, entry_count = $2",
+                new NpgsqlParameter<long> { TypedValue = simulation.Global.UsedBytes },
+                new NpgsqlParameter<long> { TypedValue = simulation.Global.Entries }));
+
+        var recorded = simulation.Recorded;
+        if (recorded.Count > 0)
+        {
+            var answers = recorded.Select(r => IdentityRecord.Of(r.Command, r.Outcome)).ToList();
+            // A plain INSERT: an identity that another replica recorded meanwhile fails the group, which runs again.
+            batch.BatchCommands.Add(Command("""
+                INSERT INTO kv_processed_requests (request_id, operation, namespace, key, request_hash, result, ttl_seconds, version)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::bigint[])
+                """,
+                Array(recorded.Select(r => r.Command.Identity!.MessageId)), Array(recorded.Select(r => r.Command.Operation)),
+                Array(recorded.Select(r => r.Command.Namespace)), Array(recorded.Select(r => r.Command.Key)),
+                Array(recorded.Select(r => r.Command.Identity!.RequestHash)), Array(answers.Select(a => a.Result)),
+                Array(answers.Select(a => a.TtlSeconds)), Array(answers.Select(a => a.Version))));
+        }
+
+        if (simulation.Events.Count > 0)
+            batch.BatchCommands.Add(Command("INSERT INTO kv_outbox (event_type, payload) SELECT * FROM unnest($1::text[], $2::text[])",
+                Array(simulation.Events.Select(e => e.Type)), Array(simulation.Events.Select(e => e.Payload))));
+
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        await batch.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The group's keys, as the two parameters <see cref="NotTouched"/> reads: namespaces, then keys.</summary>
+    private static NpgsqlParameter[] Touched(List<GroupCommand> group) =>
+        [Array(group.Select(c => c.Namespace)), Array(group.Select(c => c.Key))];
+
+    /// <summary>Ends a failed group's transaction, when the connection still has one.</summary>
+    private static async Task RollBackAsync(NpgsqlConnection connection)
+    {
+        if (connection.State != System.Data.ConnectionState.Open) return;
+        await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+        await rollback.ExecuteNonQueryAsync();
+    }
+
+    private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.AddRange(parameters);
+        return command;
+    }
+
+    private static NpgsqlParameter Array(IEnumerable<string?> values) =>
+        new NpgsqlParameter<string?[]> { TypedValue = [.. values], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text };
+
+    private static NpgsqlParameter Array(IEnumerable<long> values) => new NpgsqlParameter<long[]> { TypedValue = [.. values] };
+
+    private static NpgsqlParameter Array(IEnumerable<long?> values) =>
+        new NpgsqlParameter<long?[]> { TypedValue = [.. values], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint };
+
+    private static NpgsqlParameter Array(IEnumerable<double?> values) =>
+        new NpgsqlParameter<double?[]> { TypedValue = [.. values], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Double };
+
+    private static string? NullableString(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 
     /// <summary>
     /// A root span for one group, linked to the spans of the requests its commands
     /// came from. It clears the ambient span of the calling async flow, which belongs
     /// to no single request.
     /// </summary>
-    private static Activity? StartSpan(List<Pending> group)
+    private static Activity? StartSpan(List<GroupCommand> group)
     {
         Activity.Current = null;
         return Tracing.StartActivity("kv group commit", ActivityKind.Internal, parentContext: default,
             tags: [new("kv.group.commands", group.Count)],
-            links: group.Select(p => p.RequestSpan).Where(context => context != default).Select(context => new ActivityLink(context)));
-    }
-
-    private abstract class Pending(string ns, bool writes, CancellationToken cancellationToken)
-    {
-        public string Namespace { get; } = ns;
-        public bool Writes { get; } = writes;
-        public CancellationToken CancellationToken { get; } = cancellationToken;
-        /// <summary>The span of the request this command serves, for the group's span to link to.</summary>
-        public ActivityContext RequestSpan { get; } = Activity.Current?.Context ?? default;
-        public abstract NpgsqlBatchCommand CreateCommand();
-        public abstract void Read(NpgsqlDataReader reader);
-        public abstract void Complete();
-        public abstract void Fail(Exception ex);
-        public abstract void Cancel();
-    }
-
-    private sealed class Pending<T>(
-        string ns, bool writes, Func<NpgsqlBatchCommand> command, Func<NpgsqlDataReader, T> read, CancellationToken cancellationToken)
-        : Pending(ns, writes, cancellationToken)
-    {
-        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private T? _result;
-
-        public Task<T> Task => _completion.Task;
-        public override NpgsqlBatchCommand CreateCommand() => command();
-        public override void Read(NpgsqlDataReader reader) => _result = read(reader);
-        public override void Complete() => _completion.TrySetResult(_result!);
-        public override void Fail(Exception ex) => _completion.TrySetException(PostgresFaults.Translate(ex));
-        public override void Cancel() => _completion.TrySetCanceled(CancellationToken);
+            links: group.Select(c => c.RequestSpan).Where(context => context != default).Select(context => new ActivityLink(context)));
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using KvWorker.Contracts;
 using KvWorker.Storage;
 using Npgsql;
@@ -6,12 +7,10 @@ using NpgsqlTypes;
 namespace KvWorker.Postgres;
 
 /// <summary>
-/// The built-in <c>postgres</c> provider. Each operation is one statement —
-/// a mutation is one call of a function from the Schema scripts, which claims
-/// the request's identity, locks the namespace's usage row, checks quotas
-/// against the stored counters and writes — and concurrent operations share
-/// transactions through <see cref="GroupCommit"/>. Time is always the
-/// database's <c>now()</c>.
+/// The built-in <c>postgres</c> provider. Gets and mutations go through
+/// <see cref="GroupCommit"/>: concurrent commands share a transaction, read and
+/// written set-based, each with its own outcome. Listing, bulk reads and usage
+/// are one statement each. Time is always the database's <c>now()</c>.
 /// </summary>
 public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
 {
@@ -26,84 +25,116 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         _dataSource = dataSource;
         _options = options;
         _limits = limits;
-        _group = new GroupCommit(dataSource, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions,
-            lockNamespacesFirst: options.GlobalQuotaBytes is not null);
+        var settings = new GroupSettings(options.NamespaceQuotaBytes, options.GlobalQuotaBytes, options.EffectiveQuotaThresholds, limits.MaxIntegerDigits);
+        _group = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions);
         _purge = new PostgresPurge(dataSource, options);
     }
 
-    private long? GlobalQuota => _options.GlobalQuotaBytes;
-
-    /// <summary>Transactions this adapter has committed its commands in (each holding one or more).</summary>
+    /// <summary>Transactions this adapter has run its commands in (each holding one or more).</summary>
     public long Groups => _group.Groups;
 
     public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken)
     {
-        // Always one row, so a grouped read has a result like every other command.
-        const string sql = """
-            SELECT e.value, extract(epoch FROM e.expires_at - now())::double precision
-              FROM (SELECT 1) AS one
-              LEFT JOIN kv_entries e
-                ON e.namespace = $1 AND e.key = $2 AND (e.expires_at IS NULL OR e.expires_at > now())
-            """;
-        var (ns, key) = (request.Namespace, request.Key);
-        var (value, ttl) = await _group.RunAsync(ns, writes: false,
-            () => Command(sql, [Text(ns), Text(key)]),
-            reader => (reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? (double?)null : reader.GetDouble(1)),
-            cancellationToken);
-        return value is null
-            ? new KvGetResult { Namespace = ns, Key = key, Found = false }
-            : new KvGetResult { Namespace = ns, Key = key, Found = true, Value = StoredValue.Parse(value), TtlSeconds = ttl };
+        var outcome = await _group.RunAsync(new GetCommand(request.Namespace, request.Key), cancellationToken);
+        return Found(request.Namespace, request.Key, outcome.Entry);
     }
 
     public async Task<KvSetResult> SetAsync(KvSet request, StoredValue value, RequestIdentity? identity, CancellationToken cancellationToken)
     {
         var (ns, key) = (request.Namespace, request.Key);
-        QuotaExceededException.ThrowIfLargerThanQuota(ns, value.SizeBytes, _options.NamespaceQuotaBytes, GlobalQuota);
-        const string sql = "SELECT status, used_bytes, quota_bytes FROM kv_set($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-        var outcome = await _group.RunAsync(ns, writes: true,
-            () => Command(sql, [Text(ns), Text(key), Text(value.Json), new NpgsqlParameter<long> { TypedValue = value.SizeBytes },
-                Seconds(request.TtlSeconds), NamespaceQuota(), GlobalQuotaParameter(), Thresholds(), .. Identity(identity)]),
-            ReadOutcome,
-            cancellationToken);
-        outcome.ThrowIfRefused(ns, key, value.SizeBytes, identity, _limits.MaxIntegerDigits);
-        return new KvSetResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = request.TtlSeconds };
+        var outcome = await RunAsync(new SetCommand(ns, key, value, request.TtlSeconds, request.IfVersion, identity), request.IfVersion, cancellationToken);
+        return new KvSetResult
+        {
+            Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = request.TtlSeconds, Version = outcome.Entry!.Version,
+        };
     }
 
     public async Task<KvDeleteResult> DeleteAsync(KvDelete request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var (ns, key) = (request.Namespace, request.Key);
-        const string sql = "SELECT status, deleted FROM kv_delete($1, $2, $3, $4, $5)";
-        var (outcome, deleted) = await _group.RunAsync(ns, writes: true,
-            () => Command(sql, [Text(ns), Text(key), new NpgsqlParameter<bool> { TypedValue = GlobalQuota is not null }, .. Identity(identity)]),
-            reader => (new KvOutcome(reader.GetString(0)), !reader.IsDBNull(1) && reader.GetBoolean(1)),
-            cancellationToken);
-        outcome.ThrowIfRefused(ns, key, 0, identity, _limits.MaxIntegerDigits);
-        return new KvDeleteResult { Namespace = ns, Key = key, Deleted = deleted };
+        var outcome = await RunAsync(new DeleteCommand(request.Namespace, request.Key, request.IfVersion, identity), request.IfVersion, cancellationToken);
+        return new KvDeleteResult { Namespace = request.Namespace, Key = request.Key, Deleted = outcome.Found };
     }
 
     public async Task<KvIncrementResult> IncrementAsync(KvIncrement request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var (ns, key) = (request.Namespace, request.Key);
-        const string sql = """
-            SELECT status, used_bytes, quota_bytes, value, ttl_seconds
-              FROM kv_increment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            """;
-        var (outcome, value, ttl) = await _group.RunAsync(ns, writes: true,
-            () => Command(sql, [Text(ns), Text(key),
-                new NpgsqlParameter<decimal> { TypedValue = request.Delta, NpgsqlDbType = NpgsqlDbType.Numeric },
-                new NpgsqlParameter<decimal> { TypedValue = request.InitialValue, NpgsqlDbType = NpgsqlDbType.Numeric },
-                Seconds(request.TtlSeconds), NamespaceQuota(), GlobalQuotaParameter(), Thresholds(),
-                new NpgsqlParameter<int> { TypedValue = _limits.MaxIntegerDigits }, .. Identity(identity)]),
-            reader => (ReadOutcome(reader), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? (double?)null : reader.GetDouble(4)),
-            cancellationToken);
-        outcome.ThrowIfRefused(ns, key, System.Text.Encoding.UTF8.GetByteCount(value ?? ""), identity, _limits.MaxIntegerDigits);
-        return new KvIncrementResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value!), TtlSeconds = ttl };
+        var command = new IncrementCommand(request.Namespace, request.Key, new BigInteger(request.Delta), new BigInteger(request.InitialValue),
+            request.TtlSeconds, identity);
+        var entry = (await RunAsync(command, null, cancellationToken)).Entry!;
+        return new KvIncrementResult
+        {
+            Namespace = request.Namespace, Key = request.Key, Value = StoredValue.Parse(entry.Value), TtlSeconds = entry.TtlSeconds, Version = entry.Version,
+        };
     }
 
-    public Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken) =>
-        PostgresFaults.RunAsync(() => ReadUsageAsync(request, cancellationToken));
+    public async Task<KvTouchResult> TouchAsync(KvTouch request, RequestIdentity? identity, CancellationToken cancellationToken)
+    {
+        var outcome = await RunAsync(new TouchCommand(request.Namespace, request.Key, request.TtlSeconds, identity), null, cancellationToken);
+        return new KvTouchResult
+        {
+            Namespace = request.Namespace, Key = request.Key, Found = outcome.Found,
+            TtlSeconds = outcome.Found ? outcome.Entry!.TtlSeconds : null, Version = outcome.Found ? outcome.Entry!.Version : null,
+        };
+    }
 
-    private async Task<KvUsageResult> ReadUsageAsync(KvUsage request, CancellationToken cancellationToken)
+    public Task<KvGetManyResult> GetManyAsync(KvGetMany request, CancellationToken cancellationToken) => PostgresFaults.RunAsync(async () =>
+    {
+        const string sql = """
+            SELECT e.key, e.value, extract(epoch FROM e.expires_at - now())::float8, e.version
+              FROM kv_entries e
+             WHERE e.namespace = $1 AND e.key = ANY($2) AND (e.expires_at IS NULL OR e.expires_at > now())
+            """;
+        await using var command = _dataSource.CreateCommand(sql);
+        command.Parameters.Add(Text(request.Namespace));
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. request.Keys.Distinct()] });
+        var found = new Dictionary<string, StoredEntry>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+                found[reader.GetString(0)] = new StoredEntry(reader.GetString(1), 0, reader.IsDBNull(2) ? null : reader.GetDouble(2), reader.GetInt64(3));
+        }
+        return new KvGetManyResult
+        {
+            Namespace = request.Namespace,
+            Entries = [.. request.Keys.Select(key => Found(request.Namespace, key, found.GetValueOrDefault(key)))],
+        };
+    });
+
+    public Task<KvListResult> ListAsync(KvList request, CancellationToken cancellationToken) => PostgresFaults.RunAsync(async () =>
+    {
+        // An index range scan of (namespace, key COLLATE "C"): [prefix, the first text after every
+        // text that starts with it), after the cursor's key; limit + 1 rows say whether more follow.
+        const string sql = """
+            SELECT e.key, e.size_bytes, e.version, extract(epoch FROM e.expires_at - now())::float8
+              FROM kv_entries e
+             WHERE e.namespace = $1 AND e.key >= $2 AND ($3::text IS NULL OR e.key < $3) AND ($4::text IS NULL OR e.key > $4)
+               AND (e.expires_at IS NULL OR e.expires_at > now())
+             ORDER BY e.key
+             LIMIT $5
+            """;
+        var limit = request.Limit ?? ListCursor.DefaultLimit;
+        var prefix = request.Prefix ?? "";
+        await using var command = _dataSource.CreateCommand(sql);
+        command.Parameters.Add(Text(request.Namespace));
+        command.Parameters.Add(Text(prefix));
+        command.Parameters.Add(NullableText(PrefixEnd(prefix)));
+        command.Parameters.Add(NullableText(request.Cursor is null ? null : ListCursor.Decode(request.Cursor)));
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit + 1 });
+        var keys = new List<KvListedKey>(limit + 1);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+                keys.Add(new KvListedKey
+                {
+                    Key = reader.GetString(0), SizeBytes = reader.GetInt64(1), Version = reader.GetInt64(2),
+                    TtlSeconds = reader.IsDBNull(3) ? null : reader.GetDouble(3),
+                });
+        }
+        var more = keys.Count > limit;
+        if (more) keys.RemoveAt(limit);
+        return new KvListResult { Namespace = request.Namespace, Keys = keys, NextCursor = more ? ListCursor.Encode(keys[^1].Key) : null };
+    });
+
+    public Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken) => PostgresFaults.RunAsync(async () =>
     {
         const string sql = "SELECT used_bytes, entry_count FROM kv_namespace_usage WHERE namespace = $1";
         await using var command = _dataSource.CreateCommand(sql);
@@ -116,39 +147,42 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
             UsedBytes = found ? reader.GetInt64(0) : 0,
             Entries = found ? reader.GetInt64(1) : 0,
             QuotaBytes = _options.NamespaceQuotaBytes,
-            GlobalQuotaBytes = GlobalQuota,
+            GlobalQuotaBytes = _options.GlobalQuotaBytes,
         };
-    }
+    });
 
     public Task<KvPurgeResult> PurgeExpiredAsync(PurgeExpiredEntries request, CancellationToken cancellationToken) =>
         PostgresFaults.RunAsync(() => _purge.RunAsync(request.Namespace, cancellationToken));
 
-    private static KvOutcome ReadOutcome(NpgsqlDataReader reader) => new(
-        reader.GetString(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.IsDBNull(2) ? 0 : reader.GetInt64(2));
-
-    private static NpgsqlBatchCommand Command(string sql, NpgsqlParameter[] parameters)
+    /// <summary>Runs a mutation in the next group; a refusal becomes the error the caller gets.</summary>
+    private async Task<CommandOutcome> RunAsync(GroupCommand command, long? ifVersion, CancellationToken cancellationToken)
     {
-        var command = new NpgsqlBatchCommand(sql);
-        command.Parameters.AddRange(parameters);
-        return command;
+        var outcome = await _group.RunAsync(command, cancellationToken);
+        outcome.ToKvOutcome().ThrowIfRefused(command.Namespace, command.Key, outcome.AttemptedBytes, command.Identity, _limits.MaxIntegerDigits, ifVersion);
+        return outcome;
     }
 
-    private NpgsqlParameter NamespaceQuota() => new NpgsqlParameter<long> { TypedValue = _options.NamespaceQuotaBytes };
+    private static KvGetResult Found(string ns, string key, StoredEntry? entry) => entry is null
+        ? new KvGetResult { Namespace = ns, Key = key, Found = false }
+        : new KvGetResult { Namespace = ns, Key = key, Found = true, Value = StoredValue.Parse(entry.Value), TtlSeconds = entry.TtlSeconds, Version = entry.Version };
 
-    private NpgsqlParameter GlobalQuotaParameter() =>
-        new() { Value = (object?)GlobalQuota ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint };
-
-    private NpgsqlParameter Thresholds() => new NpgsqlParameter<double[]> { TypedValue = _options.EffectiveQuotaThresholds };
-
-    /// <summary>The request id and the hash of the request, both null for a request without identity.</summary>
-    private static NpgsqlParameter[] Identity(RequestIdentity? identity) =>
-        [NullableText(identity?.MessageId), NullableText(identity?.RequestHash)];
-
-    private static NpgsqlParameter NullableText(string? value) =>
-        new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+    /// <summary>
+    /// The first text after every text that starts with <paramref name="prefix"/>, in code point
+    /// (so UTF-8 byte) order: the prefix with its last code point raised by one, the ones past
+    /// the highest dropped; null when there is none (an empty prefix, or only U+10FFFF).
+    /// </summary>
+    public static string? PrefixEnd(string prefix)
+    {
+        var codePoints = prefix.EnumerateRunes().Select(rune => rune.Value).ToList();
+        while (codePoints.Count > 0 && codePoints[^1] == 0x10FFFF) codePoints.RemoveAt(codePoints.Count - 1);
+        if (codePoints.Count == 0) return null;
+        var last = codePoints[^1] + 1;
+        codePoints[^1] = last == 0xD800 ? 0xE000 : last; // surrogates are not code points of text
+        return string.Concat(codePoints.Select(c => new System.Text.Rune(c).ToString()));
+    }
 
     private static NpgsqlParameter Text(string value) => new NpgsqlParameter<string> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text };
 
-    private static NpgsqlParameter Seconds(double? seconds) =>
-        new() { Value = (object?)seconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double };
+    private static NpgsqlParameter NullableText(string? value) =>
+        new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
 }

@@ -109,6 +109,15 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         };
     }
 
+    public Task<KvListResult> ListAsync(KvList request, CancellationToken cancellationToken) =>
+        throw new NotImplementedException("kv_list on Redis");
+
+    public Task<KvTouchResult> TouchAsync(KvTouch request, RequestIdentity? identity, CancellationToken cancellationToken) =>
+        throw new NotImplementedException("kv_touch on Redis");
+
+    public Task<KvGetManyResult> GetManyAsync(KvGetMany request, CancellationToken cancellationToken) =>
+        throw new NotImplementedException("kv_get_many on Redis");
+
     public async Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken)
     {
         var ns = request.Namespace!;

@@ -7,7 +7,7 @@ public class KvStoreException(string code, string message) : Exception(message)
 {
     public string Code { get; } = code;
 
-    public KvError ToReply() => new() { Error = new KvErrorDetail { Code = Code, Message = Message } };
+    public virtual KvError ToReply() => new() { Error = new KvErrorDetail { Code = Code, Message = Message } };
 
     public static KvStoreException InvalidRequest(string message) => new(KvErrorCodes.KeyValueStoreError, message);
 
@@ -22,6 +22,21 @@ public class KvStoreException(string code, string message) : Exception(message)
     /// <summary>An increment whose result would be longer than <c>limits:max_integer_digits</c>.</summary>
     public static KvStoreException TooManyDigits(string ns, string key, int maxDigits) => new(KvErrorCodes.InvalidValueTypeError,
         $"incrementing '{key}' in namespace '{ns}' would exceed {maxDigits} digits");
+}
+
+/// <summary>An <c>if_version</c> that did not match: nothing was changed; the reply tells the version there is.</summary>
+public sealed class VersionConflictException(string ns, string key, long expectedVersion, long? currentVersion)
+    : KvStoreException(KvErrorCodes.VersionConflictError,
+        $"'{key}' in namespace '{ns}' " + (currentVersion is { } current ? $"has version {current}" : "does not exist")
+        + (expectedVersion == 0 ? ", but if_version 0 asks for it to be absent" : $", not the if_version {expectedVersion} asked for"))
+{
+    /// <summary>The live entry's version; null when the key is absent or expired.</summary>
+    public long? CurrentVersion { get; } = currentVersion;
+
+    public override KvError ToReply() => new()
+    {
+        Error = new KvErrorDetail { Code = Code, Message = Message, CurrentVersion = CurrentVersion },
+    };
 }
 
 /// <summary>A write rejected by the namespace or global quota, with the figures subscribers are told.</summary>

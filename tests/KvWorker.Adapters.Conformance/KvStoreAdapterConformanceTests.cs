@@ -32,7 +32,7 @@ public sealed record AdapterSettings
 /// Expiry is tested with real, short TTLs (a fraction of a second) measured on
 /// the store's clock, so an adapter needs no test hook to age its entries.
 /// </remarks>
-public abstract class KvStoreAdapterConformanceTests : IAsyncLifetime
+public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
 {
     public const long DefaultNamespaceQuotaBytes = 1024 * 1024;
 

@@ -1,8 +1,8 @@
 -- Removes up to p_limit expired entries (of one namespace, or of all when
 -- p_namespace is null), earliest expiry first, in the caller's short
--- transaction, and queues one KvEntriesExpired per namespace. Namespace rows
--- are locked in sorted order before the global row, the order every writer
--- uses, so purges and writes cannot deadlock.
+-- transaction, and queues one KvEntriesExpired per namespace. It locks the
+-- namespaces, then the global row, as every writer does, so purges and writes
+-- cannot deadlock.
 SELECT kv_drop_functions('kv_purge_expired');
 
 CREATE FUNCTION kv_purge_expired(p_limit integer, p_maintain_global boolean, p_namespace text)
@@ -18,7 +18,7 @@ BEGIN
     IF v_namespaces IS NULL THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM kv_namespace_usage u WHERE u.namespace = ANY (v_namespaces) ORDER BY u.namespace COLLATE "C" FOR UPDATE;
+    PERFORM kv_lock_namespaces(v_namespaces);
     IF p_maintain_global THEN
         PERFORM 1 FROM kv_global_usage FOR UPDATE;
     END IF;

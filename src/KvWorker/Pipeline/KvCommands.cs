@@ -15,6 +15,9 @@ public sealed record KvCommand(string? Namespace, string? Key, Func<IKvStoreAdap
 /// </summary>
 public sealed class KvCommands(IOptions<KvLimits> options)
 {
+    /// <summary>The most keys one kv_get_many may read.</summary>
+    public const int MaxGetManyKeys = 100;
+
     private KvLimits Limits => options.Value;
 
     /// <summary>Throws <c>KeyValueStoreError</c> (or <c>ValueSerializationError</c> for a value) for an invalid request.</summary>
@@ -29,6 +32,7 @@ public sealed class KvCommands(IOptions<KvLimits> options)
             {
                 CheckKey(set.Namespace, set.Key);
                 CheckTtl(set.TtlSeconds);
+                CheckVersion(set.IfVersion);
                 var value = StoredValue.From(set.Value, Limits.MaxValueDepth);
                 var identity = Identity(messageId, KvOperations.Set, set.Namespace, set.Key, set);
                 return new(set.Namespace, set.Key, (adapter, ct) => Box(adapter.SetAsync(set, value, identity, ct)));
@@ -36,6 +40,7 @@ public sealed class KvCommands(IOptions<KvLimits> options)
             case KvDelete delete:
             {
                 CheckKey(delete.Namespace, delete.Key);
+                CheckVersion(delete.IfVersion);
                 var identity = Identity(messageId, KvOperations.Delete, delete.Namespace, delete.Key, delete);
                 return new(delete.Namespace, delete.Key, (adapter, ct) => Box(adapter.DeleteAsync(delete, identity, ct)));
             }
@@ -46,6 +51,26 @@ public sealed class KvCommands(IOptions<KvLimits> options)
                 var identity = Identity(messageId, KvOperations.Increment, increment.Namespace, increment.Key, increment);
                 return new(increment.Namespace, increment.Key, (adapter, ct) => Box(adapter.IncrementAsync(increment, identity, ct)));
             }
+            case KvTouch touch:
+            {
+                CheckKey(touch.Namespace, touch.Key);
+                CheckTtl(touch.TtlSeconds);
+                var identity = Identity(messageId, KvOperations.Touch, touch.Namespace, touch.Key, touch);
+                return new(touch.Namespace, touch.Key, (adapter, ct) => Box(adapter.TouchAsync(touch, identity, ct)));
+            }
+            case KvList list:
+                CheckName(list.Namespace, "namespace", Limits.MaxNamespaceLength);
+                if (!string.IsNullOrEmpty(list.Prefix)) CheckName(list.Prefix, "prefix", Limits.MaxKeyLength);
+                if (list.Limit is not (null or (>= 1 and <= ListCursor.MaxLimit)))
+                    throw KvStoreException.InvalidRequest($"limit must be between 1 and {ListCursor.MaxLimit}, not {list.Limit}");
+                if (list.Cursor is not null) ListCursor.Decode(list.Cursor);
+                return new(list.Namespace, null, (adapter, ct) => Box(adapter.ListAsync(list, ct)));
+            case KvGetMany getMany:
+                CheckName(getMany.Namespace, "namespace", Limits.MaxNamespaceLength);
+                if (getMany.Keys.Count > MaxGetManyKeys)
+                    throw KvStoreException.InvalidRequest($"keys must name at most {MaxGetManyKeys} keys, not {getMany.Keys.Count}");
+                foreach (var key in getMany.Keys) CheckName(key, "every key", Limits.MaxKeyLength);
+                return new(getMany.Namespace, null, (adapter, ct) => Box(adapter.GetManyAsync(getMany, ct)));
             case KvUsage usage:
                 CheckName(usage.Namespace, "namespace", Limits.MaxNamespaceLength);
                 return new(usage.Namespace, null, (adapter, ct) => Box(adapter.UsageAsync(usage, ct)));
@@ -84,6 +109,12 @@ public sealed class KvCommands(IOptions<KvLimits> options)
             else if (char.IsSurrogate(c))
                 throw KvStoreException.InvalidRequest($"{field} is not valid Unicode (lone surrogate at {i})");
         }
+    }
+
+    private static void CheckVersion(long? ifVersion)
+    {
+        if (ifVersion < 0)
+            throw KvStoreException.InvalidRequest($"if_version must be a version (1 or more) or 0 for \"only if absent\", not {ifVersion}");
     }
 
     private void CheckTtl(double? ttlSeconds)

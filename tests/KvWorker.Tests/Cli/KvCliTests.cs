@@ -46,7 +46,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var incr = await Kv("incr", ns, "c", "--by", "5", "--initial", "10", "--ttl", "60", "--json");
         var get = await Kv("get", ns, "k", "--json");
 
-        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":[1,2]}""", set.Output.Trim());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":[1,2],"version":1}""", set.Output.Trim());
         var counter = ParseLine(incr.Output);
         Assert.Equal(15, counter.GetProperty("value").GetInt64());
         Assert.Equal(60, counter.GetProperty("ttl_seconds").GetDouble());

@@ -11,9 +11,28 @@ public sealed class ContractTests
     {
         var value = JsonDocument.Parse("1").RootElement;
         Assert.Equal(["namespace", "key", "persona", "provider"], Names(new KvGet { Namespace = "n", Key = "k" }));
-        Assert.Equal(["namespace", "key", "value", "ttl_seconds", "persona", "provider"], Names(new KvSet { Namespace = "n", Key = "k", Value = value }));
-        Assert.Equal(["namespace", "key", "persona", "provider"], Names(new KvDelete { Namespace = "n", Key = "k" }));
+        Assert.Equal(["namespace", "key", "value", "ttl_seconds", "if_version", "persona", "provider"], Names(new KvSet { Namespace = "n", Key = "k", Value = value }));
+        Assert.Equal(["namespace", "key", "if_version", "persona", "provider"], Names(new KvDelete { Namespace = "n", Key = "k" }));
         Assert.Equal(["namespace", "key", "delta", "initial_value", "ttl_seconds", "persona", "provider"], Names(new KvIncrement { Namespace = "n", Key = "k" }));
+        Assert.Equal(["namespace", "prefix", "limit", "cursor", "persona", "provider"], Names(new KvList { Namespace = "n" }));
+        Assert.Equal(["namespace", "key", "ttl_seconds", "persona", "provider"], Names(new KvTouch { Namespace = "n", Key = "k", TtlSeconds = null }));
+        Assert.Equal(["namespace", "keys", "persona", "provider"], Names(new KvGetMany { Namespace = "n", Keys = ["k"] }));
+    }
+
+    [Fact]
+    public void A_version_conflict_reply_carries_the_current_version_only_when_there_is_one()
+    {
+        Assert.Equal("""{"error":{"code":"VersionConflictError","message":"m","current_version":7}}""",
+            JsonSerializer.Serialize(new KvError { Error = new KvErrorDetail { Code = KvErrorCodes.VersionConflictError, Message = "m", CurrentVersion = 7 } }));
+        Assert.Equal("""{"error":{"code":"VersionConflictError","message":"m"}}""",
+            JsonSerializer.Serialize(new KvError { Error = new KvErrorDetail { Code = KvErrorCodes.VersionConflictError, Message = "m" } }));
+    }
+
+    [Fact]
+    public void A_touch_without_ttl_seconds_is_malformed_but_with_null_means_persistent()
+    {
+        Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<KvTouch>("""{"namespace":"n","key":"k"}"""));
+        Assert.Null(JsonSerializer.Deserialize<KvTouch>("""{"namespace":"n","key":"k","ttl_seconds":null}""")!.TtlSeconds);
     }
 
     [Fact]
@@ -41,7 +60,7 @@ public sealed class ContractTests
         using var manifest = JsonDocument.Parse(KvStoreManifest.Json);
         var tools = KvOperations.All.Where(operation => operation.Tool is not null).ToList();
 
-        Assert.Equal(["kv_delete", "kv_get", "kv_increment", "kv_set"], tools.Select(operation => operation.Name).Order());
+        Assert.Equal(["kv_delete", "kv_get", "kv_get_many", "kv_increment", "kv_list", "kv_set", "kv_touch"], tools.Select(operation => operation.Name).Order());
         Assert.Equal(manifest.RootElement.GetProperty("tools").GetArrayLength(), tools.Count);
         foreach (var operation in tools)
         {

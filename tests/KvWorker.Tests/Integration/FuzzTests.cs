@@ -255,9 +255,10 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
 
     private string RandomField(string queue)
     {
-        string[] fields = queue == KvOperations.Set.Queue ? ["namespace", "key", "ttl_seconds", "persona", "provider"]
-            : queue == KvOperations.Increment.Queue ? ["namespace", "key", "delta", "initial_value", "ttl_seconds", "persona", "provider"]
-            : ["namespace", "key", "persona", "provider"];
+        // The request record's wire fields (value aside: any JSON is a value).
+        var fields = KvOperations.All.Single(operation => operation.Queue == queue).RequestType.GetProperties()
+            .SelectMany(p => p.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), false))
+            .Cast<System.Text.Json.Serialization.JsonPropertyNameAttribute>().Select(a => a.Name).Where(name => name != "value").ToArray();
         return fields[Random.Next(fields.Length)];
     }
 
@@ -275,6 +276,14 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             if (Random.Next(2) == 0) members.Add(("delta", Random.NextInt64(-1000, 1000).ToString(CultureInfo.InvariantCulture)));
             if (Random.Next(4) == 0) members.Add(("initial_value", Random.NextInt64(long.MinValue / 2, long.MaxValue / 2).ToString(CultureInfo.InvariantCulture)));
         }
+        if (queue == KvOperations.Touch.Queue)
+            members.Add(("ttl_seconds", Random.Next(3) == 0 ? "null" : (Random.NextDouble() * 600 + 0.5).ToString("R", CultureInfo.InvariantCulture)));
+        if (queue == KvOperations.GetMany.Queue)
+            members.Add(("keys", "[" + string.Join(",", Enumerable.Range(0, Random.Next(0, 5)).Select(_ => Quote(FuzzKey()))) + "]"));
+        if (queue == KvOperations.List.Queue && Random.Next(2) == 0)
+            members.Add(("limit", Random.Next(1, 50).ToString(CultureInfo.InvariantCulture)));
+        if (queue is "kv_set" or "kv_delete" && Random.Next(5) == 0)
+            members.Add(("if_version", Random.Next(0, 3).ToString(CultureInfo.InvariantCulture)));
         switch (Random.Next(10))
         {
             case 0: members.Add(("persona", Quote(WorkerFixture.TestPersona))); break;

@@ -14,6 +14,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
         var longName = new string('n', 129);
         var longKey = new string('k', 513);
         var hugeName = new string('n', 1024 * 1024);
+        var tooManyKeys = string.Join(",", Enumerable.Range(0, 101).Select(i => "\"k" + i + "\""));
         var data = new TheoryData<string, string, string, string?>
         {
             // Not JSON, or not a JSON object.
@@ -74,6 +75,25 @@ public sealed class HostileInputTests(WorkerFixture worker)
             { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":-9223372036854775809}""", Invalid, "application/json" },
             { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":1e400}""", Invalid, "application/json" },
             { KvOperations.Increment.Queue, """{"namespace":"{ns}","key":"k","delta":null}""", Invalid, "application/json" },
+            // Versions, listing, touch and bulk reads.
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"if_version":1.5}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":1,"if_version":"3"}""", Invalid, "application/json" },
+            { KvOperations.Delete.Queue, """{"namespace":"{ns}","key":"k","if_version":-1}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","limit":0}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","limit":100000}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","limit":"10"}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","cursor":"not a cursor!"}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","cursor":"_-8"}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","prefix":"a\u0000"}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"prefix":"a"}""", Invalid, "application/json" },
+            { KvOperations.Touch.Queue, """{"namespace":"{ns}","key":"k"}""", Invalid, "application/json" },
+            { KvOperations.Touch.Queue, """{"namespace":"{ns}","key":"k","ttl_seconds":0}""", Invalid, "application/json" },
+            { KvOperations.Touch.Queue, """{"namespace":"{ns}","key":"k","ttl_seconds":"soon"}""", Invalid, "application/json" },
+            { KvOperations.GetMany.Queue, $$"""{"namespace":"{ns}","keys":[{{tooManyKeys}}]}""", Invalid, "application/json" },
+            { KvOperations.GetMany.Queue, """{"namespace":"{ns}","keys":"k"}""", Invalid, "application/json" },
+            { KvOperations.GetMany.Queue, """{"namespace":"{ns}","keys":["a",""]}""", Invalid, "application/json" },
+            { KvOperations.GetMany.Queue, """{"namespace":"{ns}","keys":["a",null]}""", Invalid, "application/json" },
+            { KvOperations.GetMany.Queue, """{"namespace":"{ns}"}""", Invalid, "application/json" },
             // Values: deeper than the limit, deeper than any parser default, larger than the quota.
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", Invalid, "application/json" },
@@ -127,7 +147,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
         var reply = await client.CallRawAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes(
             $$"""{"namespace":"{{ns}}","key":"k","value":1,"tool_call_id":"call_1","arguments":{"nested":[1,2]},"ttl":5}"""));
 
-        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":1}""", reply.GetRawText());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","value":1,"version":1}""", reply.GetRawText());
     }
 
     [Fact]

@@ -67,6 +67,20 @@ public sealed class PolicyTests(PolicyFixture fixture)
     }
 
     [Fact]
+    public async Task Listing_and_bulk_reads_need_the_read_flag_and_touch_the_write_flag()
+    {
+        await using var reader = await fixture.ClientAsync(fixture.Reader);
+        await using var stranger = await fixture.ClientAsync(fixture.Stranger);
+        var ns = NewNamespace();
+
+        Assert.True((await reader.CallAsync(KvOperations.List.Queue, new { @namespace = ns })).TryGetProperty("keys", out _));
+        Assert.True((await reader.CallAsync(KvOperations.GetMany.Queue, new { @namespace = ns, keys = new[] { "a" } })).TryGetProperty("entries", out _));
+        AssertDenied(await reader.CallAsync(KvOperations.Touch.Queue, new { @namespace = ns, key = "a", ttl_seconds = 5 }), "lacks type.system.kv_store_write");
+        AssertDenied(await stranger.CallAsync(KvOperations.List.Queue, new { @namespace = ns }), "is not granted any persona");
+        AssertDenied(await stranger.CallAsync(KvOperations.GetMany.Queue, new { @namespace = ns, keys = new[] { "a" } }), "is not granted any persona");
+    }
+
+    [Fact]
     public async Task Purging_needs_the_write_flag_and_a_confined_persona_may_purge_only_its_own_namespaces()
     {
         await using var reader = await fixture.ClientAsync(fixture.Reader);

@@ -88,8 +88,42 @@ public sealed class WireContractTests(WorkerFixture worker)
 
         Assert.Equal("application/json", properties.ContentType);
         Assert.False(string.IsNullOrEmpty(properties.CorrelationId));
-        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]}}""", setReply);
-        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","found":true,"value":{"a":[1,true,null]}}""", getReply.GetRawText());
+        // The original tool's shapes, and the entry's version after them.
+        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","value":{"a":[1,true,null]},"version":1}""", setReply);
+        Assert.Equal($$$"""{"namespace":"{{{ns}}}","key":"k","found":true,"value":{"a":[1,true,null]},"version":1}""", getReply.GetRawText());
+    }
+
+    [Fact]
+    public async Task Versions_compare_and_set_listing_touch_and_bulk_reads_answer_in_their_documented_shapes()
+    {
+        await using var client = await worker.RawClientAsync();
+        var ns = NewNamespace();
+
+        var created = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = "v1", if_version = 0 });
+        var version = created.GetProperty("version").GetInt64();
+        var conflict = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = "v2", if_version = version + 1 });
+        var updated = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = ns, key = "plan", value = "v2", if_version = version });
+        await client.CallAsync(KvOperations.Increment.Queue, new { @namespace = ns, key = "steps" });
+        var touched = await client.CallAsync(KvOperations.Touch.Queue, new { @namespace = ns, key = "steps", ttl_seconds = 120 });
+        var missingTouch = await client.CallAsync(KvOperations.Touch.Queue, new { @namespace = ns, key = "none", ttl_seconds = (double?)null });
+        var page = await client.CallAsync(KvOperations.List.Queue, new { @namespace = ns, limit = 1 });
+        var rest = await client.CallAsync(KvOperations.List.Queue, new { @namespace = ns, cursor = page.GetProperty("next_cursor").GetString() });
+        var many = await client.CallAsync(KvOperations.GetMany.Queue, new { @namespace = ns, keys = new[] { "steps", "none", "plan" } });
+        var deleteConflict = await client.CallAsync(KvOperations.Delete.Queue, new { @namespace = ns, key = "gone", if_version = 3 });
+
+        Assert.Equal($$$"""{"error":{"code":"VersionConflictError","message":"'plan' in namespace '{{{ns}}}' has version {{{version}}}, not the if_version {{{version + 1}}} asked for","current_version":{{{version}}}}}""",
+            conflict.GetRawText());
+        Assert.True(updated.GetProperty("version").GetInt64() > version);
+        Assert.True(touched.GetProperty("found").GetBoolean());
+        Assert.Equal(120, touched.GetProperty("ttl_seconds").GetDouble(), precision: 0);
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"none","found":false}""", missingTouch.GetRawText());
+        Assert.Equal("plan", Assert.Single(page.GetProperty("keys").EnumerateArray()).GetProperty("key").GetString());
+        var last = Assert.Single(rest.GetProperty("keys").EnumerateArray());
+        Assert.Equal(["key", "size_bytes", "version", "ttl_seconds"], last.EnumerateObject().Select(p => p.Name));
+        Assert.False(rest.TryGetProperty("next_cursor", out _));
+        Assert.Equal([true, false, true], many.GetProperty("entries").EnumerateArray().Select(e => e.GetProperty("found").GetBoolean()));
+        Assert.Equal("VersionConflictError", deleteConflict.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(deleteConflict.GetProperty("error").TryGetProperty("current_version", out _));
     }
 
     [Fact]
@@ -108,8 +142,8 @@ public sealed class WireContractTests(WorkerFixture worker)
         Assert.Equal(15, counter.GetProperty("value").GetInt64());
         Assert.Equal(60, counter.GetProperty("ttl_seconds").GetDouble(), precision: 0);
         Assert.Equal($$"""{"namespace":"{{ns}}","key":"c","deleted":true}""", deleted.GetRawText());
-        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","value":null}""", storedNull.GetRawText());
-        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","found":true,"value":null}""", readNull.GetRawText());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","value":null,"version":2}""", storedNull.GetRawText());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"n","found":true,"value":null,"version":2}""", readNull.GetRawText());
     }
 
     [Fact]

@@ -12,19 +12,23 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     private static StoredValue Value(string json) => StoredValue.From(JsonDocument.Parse(json).RootElement.Clone(), maxDepth: 32);
 
     /// <summary>Holds a namespace's lock in a transaction of its own until disposed.</summary>
-    private async Task<NpgsqlTransaction> LockNamespaceAsync(string ns)
+    private Task<NpgsqlTransaction> LockNamespaceAsync(string ns) => LockNamespaceAsyncIn(db, ns);
+
+    private static async Task<NpgsqlTransaction> LockNamespaceAsyncIn(DatabaseFixture database, string ns)
     {
-        var connection = await db.DataSource.OpenConnectionAsync();
+        var connection = await database.DataSource.OpenConnectionAsync();
         var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("SELECT kv_lock_namespace($1)", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = ns });
+        await using var command = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
         await command.ExecuteNonQueryAsync();
         return transaction;
     }
 
-    private async Task WaitForALockWaiterAsync()
+    private Task WaitForALockWaiterAsync() => WaitForALockWaiterAsyncIn(db);
+
+    private static async Task WaitForALockWaiterAsyncIn(DatabaseFixture database)
     {
-        await using var command = db.DataSource.CreateCommand(
+        await using var command = database.DataSource.CreateCommand(
             "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()");
         for (var i = 0; i < 200 && (long)(await command.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
     }
@@ -65,26 +69,39 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     [Fact]
     public async Task A_command_that_fails_its_group_fails_alone_and_its_neighbours_succeed()
     {
-        var group = new GroupCommit(db.DataSource, maxCommands: 100, transactions: 1, lockNamespacesFirst: false);
-        var blocked = NewNamespace();
-        var holder = await LockNamespaceAsync(blocked);
-        var first = group.RunAsync(blocked, writes: true, () => new NpgsqlBatchCommand("SELECT kv_lock_namespace('" + blocked + "')"), _ => 0, None);
-        await WaitForALockWaiterAsync();
+        // A database of its own, where writing the key "boom" fails the transaction.
+        await using var isolated = new DatabaseFixture();
+        await isolated.InitializeAsync();
+        await using (var trigger = isolated.DataSource.CreateCommand("""
+            CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.key = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER boom BEFORE INSERT ON kv_entries FOR EACH ROW EXECUTE FUNCTION boom();
+            """))
+            await trigger.ExecuteNonQueryAsync();
+        var adapter = new PostgresKvStoreAdapter(isolated.DataSource,
+            new PostgresAdapterOptions { GroupCommit = new GroupCommitOptions { Transactions = 1 } }, new KvLimits());
+        var (blocked, ns) = (NewNamespace(), NewNamespace());
+        var groupsBefore = adapter.Groups;
+        var holder = await LockNamespaceAsyncIn(isolated, blocked);
+        var first = adapter.SetAsync(blocked, "k", Value("1"), null, null, None);
+        await WaitForALockWaiterAsyncIn(isolated);
 
-        Task<int> Query(string sql) => group.RunAsync("queries", writes: false, () => new NpgsqlBatchCommand(sql), r => r.GetInt32(0), None);
-        var one = Query("SELECT 1");
-        var broken = Query("SELECT 1 / 0");
-        var two = Query("SELECT 2");
+        var one = adapter.SetAsync(ns, "one", Value("1"), null, null, None);
+        var broken = adapter.SetAsync(ns, "boom", Value("2"), null, null, None);
+        var two = adapter.IncrementAsync(ns, "two", 2, 0, null, null, None);
         await holder.CommitAsync();
         await holder.Connection!.DisposeAsync();
 
         await first;
-        Assert.Equal(1, await one);
-        Assert.Equal(2, await two);
+        Assert.True((await one).Version > 0);
+        Assert.Equal(2, (await two).Value.GetInt64());
         var error = await Assert.ThrowsAsync<PostgresException>(() => broken);
-        Assert.Equal(PostgresErrorCodes.DivisionByZero, error.SqlState);
-        // The blocked group, the failed group of three, then each of the three alone.
-        Assert.Equal(5, group.Groups);
+        Assert.Equal("boom", error.MessageText);
+        Assert.False((await adapter.GetAsync(ns, "boom", None)).Found);
+        Assert.Equal((2L, 2L, 2L), await isolated.UsageAsync(ns));
+        // The blocked group, the failed group of three, each of the three alone, and the get.
+        Assert.Equal(6, adapter.Groups - groupsBefore);
+        await isolated.DisposeAsync();
     }
 
     [Fact]

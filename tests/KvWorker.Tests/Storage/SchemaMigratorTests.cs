@@ -46,22 +46,22 @@ public sealed class SchemaMigratorTests
         var applied = await AppliedAsync(dataSource);
         Assert.Equal(PostgresSchema.Scripts.Order(), applied.Order());
         Assert.Contains("V1__tables.sql", applied);
-        Assert.Contains("R__kv_increment.sql", applied);
+        Assert.Contains("R__kv_purge_expired.sql", applied);
     });
 
     [Fact]
     public Task A_function_file_whose_text_changed_is_applied_again() => WithEmptyDatabaseAsync(async dataSource =>
     {
         await MigrateAsync(dataSource);
-        // As if R__kv_delete.sql had been edited since it was applied.
-        await ScalarAsync(dataSource, $"UPDATE {PostgresSchema.ChangelogTable} SET checksum = 'edited' WHERE name = 'R__kv_delete.sql'");
+        // As if R__kv_purge_expired.sql had been edited since it was applied.
+        await ScalarAsync(dataSource, $"UPDATE {PostgresSchema.ChangelogTable} SET checksum = 'edited' WHERE name = 'R__kv_purge_expired.sql'");
 
         await MigrateAsync(dataSource);
 
         var applied = await AppliedAsync(dataSource);
-        Assert.Equal(2, applied.Count(name => name == "R__kv_delete.sql"));
-        Assert.Single(applied, name => name == "R__kv_set.sql");
-        Assert.Equal(1, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_delete'"));
+        Assert.Equal(2, applied.Count(name => name == "R__kv_purge_expired.sql"));
+        Assert.Single(applied, name => name == "R__kv_lock_namespaces.sql");
+        Assert.Equal(1, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_purge_expired'"));
     });
 
     [Fact]
@@ -100,7 +100,9 @@ public sealed class SchemaMigratorTests
         Assert.Equal(6, (await adapter.GetAsync("old", "turns", none)).Value!.Value.GetInt64());
 
         Assert.Equal(0, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_tables WHERE tablename = 'kv_schema_migrations'"));
-        foreach (var function in new[] { "kv_set", "kv_increment", "kv_delete", "kv_claim_request", "kv_purge_expired" })
-            Assert.Equal(1, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_proc WHERE proname = '{function}'"));
+        // The earlier per-command functions are gone; the purge's has its current signature only.
+        foreach (var function in new[] { "kv_set", "kv_increment", "kv_delete", "kv_claim_request" })
+            Assert.Equal(0, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_proc WHERE proname = '{function}'"));
+        Assert.Equal(1, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_purge_expired'"));
     });
 }
