@@ -79,7 +79,7 @@ public record KvTouch : IKvRequest
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
     /// <summary>Seconds until expiry, counted from now; null makes the entry persistent. Required, so that forgetting it never makes an entry persistent.</summary>
-    [JsonPropertyName("ttl_seconds")] public required double? TtlSeconds { get; init; }
+    [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.Never)] public required double? TtlSeconds { get; init; }
     [JsonPropertyName("persona")] public string? Persona { get; init; }
     [JsonPropertyName("provider")] public string? Provider { get; init; }
 }

@@ -1,96 +1,45 @@
-using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text;
+using KvWorker.Client;
 using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
 using RabbitMQ.Client.Exceptions;
 
 namespace KvWorker.Bench;
 
 /// <summary>
-/// A pipelined plain AMQP RPC client (RabbitMQ's RPC tutorial, no MassTransit):
-/// JSON to the default exchange, replies on an exclusive queue matched by
-/// correlation_id. Any number of calls may be outstanding at once. Every request
-/// carries a fresh message_id (mutations are exactly-once by it, and that cost
-/// belongs in the figures) and user_id equal to the connection's user.
+/// The worker (or the echo service) through the client library's low-level call:
+/// plain AMQP RPC, no MassTransit, any number of calls outstanding at once. Every
+/// request carries a fresh message_id (mutations are exactly-once by it, and that
+/// cost belongs in the figures) and user_id equal to the connection's user.
 /// </summary>
 public sealed class RpcClient : ILoadTarget, IAsyncDisposable
 {
-    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(60);
+    private static readonly KvRawCallOptions CallOptions = new() { Timeout = TimeSpan.FromSeconds(60) };
     private static readonly byte[] ErrorPrefix = "{\"error\""u8.ToArray();
 
-    private readonly IConnection _connection;
-    private readonly IChannel _channel;
-    private readonly string _replyQueue;
-    private readonly string _user;
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<string?>> _pending = new();
-    private readonly SemaphoreSlim _publishGate = new(1, 1);
-    private long _nextCorrelationId;
+    private readonly KvClient _client;
 
-    private RpcClient(string name, IConnection connection, IChannel channel, string replyQueue, string user)
+    private RpcClient(string name, KvClient client)
     {
         Name = name;
-        _connection = connection;
-        _channel = channel;
-        _replyQueue = replyQueue;
-        _user = user;
+        _client = client;
     }
 
     public string Name { get; }
 
-    public static async Task<RpcClient> ConnectAsync(string name, Uri amqpUri, CancellationToken cancellationToken)
-    {
-        var factory = new ConnectionFactory { Uri = amqpUri };
-        var connection = await factory.CreateConnectionAsync(cancellationToken);
-        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        var replyQueue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
-        var client = new RpcClient(name, connection, channel, replyQueue, factory.UserName);
-        var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += (_, delivery) =>
-        {
-            // The body is only valid inside this callback: decide here whether it is an error.
-            var body = delivery.Body.Span;
-            var error = body.StartsWith(ErrorPrefix) ? Encoding.UTF8.GetString(body) : null;
-            if (client._pending.TryRemove(delivery.BasicProperties.CorrelationId ?? "", out var waiter))
-                waiter.TrySetResult(error);
-            return Task.CompletedTask;
-        };
-        await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer, cancellationToken);
-        return client;
-    }
+    public static async Task<RpcClient> ConnectAsync(string name, Uri amqpUri, CancellationToken cancellationToken) =>
+        new(name, await KvClient.ConnectAsync(amqpUri, new KvClientOptions { ClientName = "kv-bench-" + name }, cancellationToken));
 
     /// <summary>Sends one request and waits for its reply; returns the reply when it is an error, else null.</summary>
     public async Task<string?> CallAsync(Request request, CancellationToken cancellationToken)
     {
-        var correlationId = Interlocked.Increment(ref _nextCorrelationId).ToString(CultureInfo.InvariantCulture);
-        var waiter = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[correlationId] = waiter;
-        var properties = new BasicProperties
-        {
-            ContentType = "application/json",
-            CorrelationId = correlationId,
-            ReplyTo = _replyQueue,
-            MessageId = Guid.NewGuid().ToString("N"),
-            UserId = _user,
-        };
-        var body = Workload.RequestBody(request);
-        await _publishGate.WaitAsync(cancellationToken);
         try
         {
-            await _channel.BasicPublishAsync("", Workload.Queue(request.Operation), mandatory: false, properties, body, cancellationToken);
+            var reply = await _client.CallRawAsync(Workload.Queue(request.Operation), Workload.RequestBody(request), CallOptions, cancellationToken);
+            return reply.Body.AsSpan().StartsWith(ErrorPrefix) ? Encoding.UTF8.GetString(reply.Body) : null;
         }
-        finally
+        catch (KvTimeoutException ex)
         {
-            _publishGate.Release();
-        }
-        try
-        {
-            return await waiter.Task.WaitAsync(CallTimeout, cancellationToken);
-        }
-        catch (TimeoutException)
-        {
-            _pending.TryRemove(correlationId, out _);
-            throw new TimeoutException($"{Name}: no reply to {request.Operation} on {request.Namespace}/{request.Key} within {CallTimeout.TotalSeconds} s");
+            throw new TimeoutException($"{Name}: no reply to {request.Operation} on {request.Namespace}/{request.Key} within {ex.Timeout.TotalSeconds} s", ex);
         }
     }
 
@@ -125,14 +74,9 @@ public sealed class RpcClient : ILoadTarget, IAsyncDisposable
 
     /// <summary>The broker's version, as it announces itself on connecting.</summary>
     public string ServerVersion =>
-        _connection.ServerProperties?.TryGetValue("version", out var version) == true && version is byte[] bytes
+        _client.Connection.ServerProperties?.TryGetValue("version", out var version) == true && version is byte[] bytes
             ? Encoding.UTF8.GetString(bytes)
             : "unknown";
 
-    public async ValueTask DisposeAsync()
-    {
-        await _channel.DisposeAsync();
-        await _connection.DisposeAsync();
-        _publishGate.Dispose();
-    }
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using KvWorker.Contracts;
@@ -16,19 +17,22 @@ public static class EventFollower
 {
     private static IReadOnlyList<string> Exchanges => KvEvents.Exchanges;
 
-    public static Command Command(Option<bool> jsonOutput)
+    public static Command Command()
     {
-        var count = new Option<int?>("--count") { Description = "Stop after this many events (default: follow until Ctrl+C)" };
-        var command = new Command("events", $"Follow the worker's events live: {string.Join(", ", Exchanges)}") { Options = { count } };
+        var json = new Option<bool>("--json") { Description = "Print each event as one line of JSON, {\"event\": ..., \"data\": {...}}, for scripts" };
+        var count = KvCommands.ParsedOption<int?>(
+            "--count", "Stop after this many events (default: follow until Ctrl+C)", "a positive number of events",
+            (string text, out int? events) => (events = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) ? number : null) > 0);
+        var command = new Command("events", $"Follow the worker's events live: {string.Join(", ", Exchanges)}") { Options = { json, count } };
         command.SetAction((parse, cancellationToken) => KvCommands.RunAsync(() =>
-            FollowAsync(KvCommands.BrokerUrl(parse), parse.GetValue(jsonOutput), parse.GetValue(count), cancellationToken)));
+            FollowAsync(parse, parse.GetValue(json), parse.GetValue(count), cancellationToken)));
         return command;
     }
 
-    private static async Task<int> FollowAsync(Uri url, bool asJson, int? limit, CancellationToken cancellationToken)
+    private static async Task<int> FollowAsync(ParseResult parse, bool asJson, int? limit, CancellationToken cancellationToken)
     {
-        await using var connection = (await KvClient.OpenConnectionAsync(url, cancellationToken)).Connection;
-        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await using var client = await KvCommands.ConnectAsync(parse, cancellationToken);
+        await using var channel = await client.Connection.CreateChannelAsync(cancellationToken: cancellationToken);
         var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true,
             cancellationToken: cancellationToken)).QueueName;
         foreach (var exchange in Exchanges)
@@ -48,7 +52,8 @@ public static class EventFollower
             return Task.CompletedTask;
         };
         await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
-        await Console.Error.WriteLineAsync($"following {string.Join(", ", Exchanges)} on {KvClient.Describe(url)} (Ctrl+C to stop)");
+        var until = limit is { } events ? $"until {events} {(events == 1 ? "event has" : "events have")} arrived" : "(Ctrl+C to stop)";
+        await Console.Error.WriteLineAsync($"following {string.Join(", ", Exchanges)} on {client.Broker} {until}");
 
         try
         {

@@ -6,7 +6,11 @@ var root = KvCommands.Build();
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0 && parse.Action is not HelpAction)
 {
-    foreach (var error in parse.Errors) await Console.Error.WriteLineAsync($"kv: {error.Message}");
+    // One line: the first error says enough, and an unknown command also makes "command not provided".
+    var message = parse.CommandResult.Command == root && parse.UnmatchedTokens is [var word, ..] && !word.StartsWith('-')
+        ? $"unknown command '{word}'"
+        : parse.Errors[0].Message;
+    await Console.Error.WriteLineAsync($"kv: {message}");
     await Console.Error.WriteLineAsync("Run 'kv --help' or 'kv <command> --help' for usage.");
     return ExitCodes.Usage;
 }

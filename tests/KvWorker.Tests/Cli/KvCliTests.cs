@@ -1,3 +1,4 @@
+using Npgsql;
 using RabbitMQ.Client;
 
 namespace KvWorker.Tests.Cli;
@@ -25,7 +26,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var deleteAgain = await Kv("delete", ns, "plan");
 
         Assert.True(set.ExitCode == 0, set.ToString());
-        Assert.Equal($"set {ns}/plan (expires in 600 s)", set.Output.Trim());
+        Assert.Equal($"set {ns}/plan, version 1 (expires in 600 s)", set.Output.Trim());
         Assert.True(get.ExitCode == 0, get.ToString());
         Assert.True(JsonElement.DeepEquals(ParseLine("""{"step":1,"note":"café"}"""), ParseLine(get.Output)), get.ToString());
         Assert.Contains("\n  \"step\": 1", get.Output); // indented for people
@@ -35,6 +36,39 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal($"deleted {ns}/plan", delete.Output.Trim());
         Assert.True(deleteAgain.ExitCode == 0, deleteAgain.ToString());
         Assert.Equal($"{ns}/plan not found: nothing deleted", deleteAgain.Output.Trim());
+    }
+
+    [Fact]
+    public async Task Compare_and_set_list_touch_and_mget_from_the_command_line()
+    {
+        var ns = NewNamespace();
+
+        var created = await Kv("set", ns, "plan", "\"v1\"", "--if-version", "0");
+        var conflict = await Kv("set", ns, "plan", "\"v2\"", "--if-version", "0");
+        var updated = await Kv("set", ns, "plan", "\"v2\"", "--if-version", "1");
+        await Kv("set", ns, "notes", "[]");
+        var touched = await Kv("touch", ns, "notes", "--ttl", "90");
+        var missing = await Kv("touch", ns, "none", "--persistent");
+        var noTtl = await Kv("touch", ns, "notes");
+        var firstPage = await Kv("list", ns, "--limit", "1");
+        var all = await Kv("list", ns, "--prefix", "p");
+        var many = await Kv("mget", ns, "plan", "none", "notes");
+        var staleDelete = await Kv("delete", ns, "plan", "--if-version", "1");
+
+        Assert.Equal($"set {ns}/plan, version 1", created.Output.Trim());
+        Assert.Equal(1, conflict.ExitCode);
+        Assert.Contains("VersionConflictError", conflict.Errors);
+        Assert.Equal($"set {ns}/plan, version 2", updated.Output.Trim());
+        Assert.Equal($"touched {ns}/notes, version 4 (expires in 90 s)", touched.Output.Trim());
+        Assert.Equal(4, missing.ExitCode);
+        Assert.Equal(2, noTtl.ExitCode);
+        Assert.Contains("--ttl SECONDS or --persistent", noTtl.Errors);
+        Assert.StartsWith("notes\t2 bytes\tversion 4\texpires in", firstPage.Output.Trim());
+        Assert.Contains($"kv list {ns} --cursor ", firstPage.Errors);
+        Assert.Equal("plan\t4 bytes\tversion 2", all.Output.Trim());
+        Assert.Equal(["plan\t\"v2\"", "none\t(not found)", "notes\t[]"], many.Output.Trim().Split('\n'));
+        Assert.Equal(1, staleDelete.ExitCode);
+        Assert.Contains("has version 2", staleDelete.Errors);
     }
 
     [Fact]
@@ -50,7 +84,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var counter = ParseLine(incr.Output);
         Assert.Equal(15, counter.GetProperty("value").GetInt64());
         Assert.Equal(60, counter.GetProperty("ttl_seconds").GetDouble());
-        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","found":true,"value":[1,2]}""", get.Output.Trim());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","found":true,"value":[1,2],"version":1}""", get.Output.Trim());
     }
 
     [Fact]
@@ -148,12 +182,203 @@ public sealed class KvCliTests(WorkerFixture worker)
     [Fact]
     public async Task Every_command_has_help()
     {
-        foreach (var command in new[] { "get", "set", "delete", "incr", "usage", "events" })
+        foreach (var command in new[] { "get", "set", "delete", "incr", "list", "touch", "mget", "usage", "purge", "events" })
         {
             var help = await Kv(command, "--help");
             Assert.True(help.ExitCode == 0, help.ToString());
             Assert.Contains($"kv {command}", help.Output);
             Assert.Contains("--json", help.Output);
+        }
+    }
+
+    [Fact]
+    public async Task Events_help_lists_only_the_options_that_apply_to_it()
+    {
+        var help = await Kv("events", "--help");
+
+        Assert.True(help.ExitCode == 0, help.ToString());
+        Assert.Contains("--count", help.Output);
+        Assert.Contains("--url", help.Output);
+        foreach (var option in new[] { "--persona", "--provider", "--timeout" }) Assert.DoesNotContain(option, help.Output);
+        Assert.DoesNotContain("reply", help.Output);
+    }
+
+    [Fact]
+    public async Task Incr_help_says_a_missing_counter_is_created_at_initial_plus_by()
+    {
+        var ns = NewNamespace();
+
+        var help = await Kv("incr", "--help");
+        var created = await Kv("incr", ns, "c", "--initial", "41");
+
+        Assert.Contains("created at --initial + --by", help.Output);
+        Assert.DoesNotContain("Starting value", help.Output);
+        Assert.Equal("42", created.Output.Trim());
+    }
+
+    [Theory]
+    [InlineData("--ttl must be a number of seconds, not 'abc'", "set", "n", "k", "1", "--ttl", "abc")]
+    [InlineData("--ttl must be a number of seconds, not 'NaN'", "incr", "n", "k", "--ttl", "NaN")]
+    [InlineData("--by must be a 64-bit integer, not 'x'", "incr", "n", "k", "--by", "x")]
+    [InlineData("--initial must be a 64-bit integer, not '1.5'", "incr", "n", "k", "--initial", "1.5")]
+    [InlineData("--timeout must be a positive number of seconds, not 'abc'", "get", "n", "k", "--timeout", "abc")]
+    [InlineData("--count must be a positive number of events, not 'x'", "events", "--count", "x")]
+    [InlineData("--count must be a positive number of events, not '0'", "events", "--count", "0")]
+    [InlineData("--count must be a positive number of events, not '-1'", "events", "--count", "-1")]
+    public async Task A_bad_option_value_exits_2_with_one_plain_line(string message, params string[] arguments)
+    {
+        var result = await Kv(arguments);
+
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Equal([$"kv: {message}", "Run 'kv --help' or 'kv <command> --help' for usage."], result.Errors.TrimEnd().Split('\n'));
+        Assert.Equal("", result.Output);
+    }
+
+    [Fact]
+    public async Task An_unknown_command_is_one_line_and_the_hint()
+    {
+        var result = await Kv("frobnicate");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal(["kv: unknown command 'frobnicate'", "Run 'kv --help' or 'kv <command> --help' for usage."], result.Errors.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public async Task A_refused_login_is_told_apart_from_an_unreachable_broker()
+    {
+        var url = new UriBuilder(worker.AmqpUri) { UserName = "kvtest-nobody", Password = "s3cret" }.Uri;
+
+        var result = await Kv("get", "n", "k", "--url", url.ToString());
+
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains($"kv: RabbitMQ at {new UriBuilder(url) { UserName = "", Password = "" }.Uri} refused the login of user 'kvtest-nobody'", result.Errors);
+        Assert.DoesNotContain("cannot reach", result.Errors);
+        Assert.DoesNotContain("s3cret", result.Errors);
+    }
+
+    [Fact]
+    public async Task Get_of_a_stored_null_prints_null()
+    {
+        var ns = NewNamespace();
+        await Kv("set", ns, "k", "null");
+
+        var human = await Kv("get", ns, "k");
+        var json = await Kv("get", ns, "k", "--json");
+
+        Assert.True(human.ExitCode == 0, human.ToString());
+        Assert.Equal("null", human.Output.Trim());
+        Assert.Equal($$"""{"namespace":"{{ns}}","key":"k","found":true,"value":null,"version":1}""", json.Output.Trim());
+    }
+
+    [Fact]
+    public async Task Purge_removes_a_namespaces_expired_entries_and_says_how_many()
+    {
+        // The worker's own scheduled purge may take the entries first; it runs once a minute, so another try will do.
+        KvCliResult? purged = null;
+        string ns = "";
+        for (var attempt = 0; attempt < 3 && purged?.Output.StartsWith("purged 2 expired entries", StringComparison.Ordinal) != true; attempt++)
+        {
+            ns = NewNamespace();
+            await Kv("set", ns, "a", "\"12345678\"", "--ttl", "0.2");
+            await Kv("set", ns, "b", "[1,2,3]", "--ttl", "0.2");
+            await Kv("set", ns, "kept", "1");
+            await Task.Delay(300);
+            purged = await Kv("purge", ns);
+        }
+        var json = await Kv("purge", ns, "--json");
+        var usage = await Kv("usage", ns);
+
+        Assert.True(purged!.ExitCode == 0, purged.ToString());
+        Assert.StartsWith("purged 2 expired entries (17 bytes) from 1 namespace; forgot ", purged.Output);
+        Assert.Contains($"\n  {ns}: 2 entries, 17 bytes", purged.Output);
+        Assert.Equal(ns, ParseLine(json.Output).GetProperty("namespace").GetString());
+        Assert.Equal(0, ParseLine(json.Output).GetProperty("entries").GetInt64());
+        Assert.Contains("entries       1", usage.Output);
+    }
+
+    [Fact]
+    public async Task Purge_says_so_when_another_purge_was_running()
+    {
+        // Every purge holds this advisory lock while it runs: holding it is "another purge running".
+        await using var connection = await worker.Database.DataSource.OpenConnectionAsync();
+        await PurgeLockAsync(connection, "SELECT pg_advisory_lock($1)");
+        try
+        {
+            var human = await Kv("purge");
+            var json = await Kv("purge", "--json");
+
+            Assert.True(human.ExitCode == 0, human.ToString());
+            Assert.Equal("another purge was running, so this one did nothing: try again once it has finished", human.Output.Trim());
+            Assert.False(ParseLine(json.Output).GetProperty("ran").GetBoolean());
+        }
+        finally
+        {
+            // Released here: a pooled connection would keep holding it.
+            await PurgeLockAsync(connection, "SELECT pg_advisory_unlock($1)");
+        }
+    }
+
+    private static async Task PurgeLockAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = PostgresPurge.PurgeLockKey });
+        await command.ExecuteScalarAsync();
+    }
+
+    [Fact]
+    public async Task A_timed_out_incr_expires_in_its_queue_and_a_worker_started_later_never_applies_it()
+    {
+        var virtualHost = "kvtest_" + Guid.NewGuid().ToString("N")[..12];
+        await TestServers.CreateVirtualHostAsync(virtualHost);
+        try
+        {
+            var settings = worker.WorkerSettings(new Dictionary<string, string?> { ["RabbitMq:VirtualHost"] = virtualHost });
+            var url = new UriBuilder(worker.Broker) { Path = "/" + virtualHost }.Uri;
+            var ns = NewNamespace();
+            using (var declaring = BrokerFixture.BuildWorker(settings))
+            {
+                // A worker declares the queues and stops: kv_increment exists, and nobody consumes it.
+                await declaring.StartAsync();
+                for (var deadline = DateTime.UtcNow.AddSeconds(30); (await QueueAsync(url, KvOperations.Increment.Queue))?.ConsumerCount is not > 0;)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "the worker did not start consuming kv_increment");
+                    await Task.Delay(100);
+                }
+                await declaring.StopAsync();
+            }
+
+            var timedOut = await KvCliProcess.RunAsync(url, "incr", ns, "c", "--timeout", "1");
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            var queued = await QueueAsync(url, KvOperations.Increment.Queue);
+            using var later = BrokerFixture.BuildWorker(settings);
+            await later.StartAsync();
+            var counter = await KvCliProcess.RunAsync(url, "incr", ns, "c");
+            await later.StopAsync();
+
+            Assert.Equal(3, timedOut.ExitCode);
+            Assert.Contains("no reply on kv_increment within 1 s", timedOut.Errors);
+            Assert.Equal((0u, 0u), (queued!.MessageCount, queued.ConsumerCount));
+            Assert.True(counter.ExitCode == 0, counter.ToString());
+            Assert.Equal("1", counter.Output.Trim()); // the timed-out increment was never applied
+        }
+        finally
+        {
+            await TestServers.DeleteVirtualHostAsync(virtualHost);
+        }
+    }
+
+    /// <summary>The queue's message and consumer counts, or null when nobody has declared it.</summary>
+    private static async Task<QueueDeclareOk?> QueueAsync(Uri url, string queue)
+    {
+        await using var connection = await new ConnectionFactory { Uri = url }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return await channel.QueueDeclarePassiveAsync(queue);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            return null;
         }
     }
 
@@ -212,6 +437,8 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal("KvEntriesExpired", lines[1].GetProperty("event").GetString());
         Assert.Equal(3, lines[1].GetProperty("data").GetProperty("count").GetInt64());
         Assert.Equal(0, humanResult.ExitCode);
+        Assert.Contains("until 1 event has arrived", humanResult.Errors);
+        Assert.DoesNotContain("Ctrl+C", humanResult.Errors + jsonResult.Errors);
         Assert.StartsWith($"NamespaceQuotaExceeded namespace={ns} key=plan quota_bytes=100 used_bytes=90 attempted_bytes=20 persona=researcher", humanResult.Output);
     }
 
@@ -220,7 +447,7 @@ public sealed class KvCliTests(WorkerFixture worker)
     {
         var ns = NewNamespace();
         using var events = KvCliProcess.Start(worker.AmqpUri, null, "events", "--json");
-        await events.WaitForErrorTextAsync("following", TimeSpan.FromSeconds(30));
+        await events.WaitForErrorTextAsync("(Ctrl+C to stop)", TimeSpan.FromSeconds(30));
 
         var rejected = await KvCliProcess.RunWithInputAsync(worker.AmqpUri, JsonSerializer.Serialize(new string('x', 1024 * 1024)), "set", ns, "big", "-");
 

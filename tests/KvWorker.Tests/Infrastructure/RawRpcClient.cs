@@ -1,53 +1,30 @@
 using System.Collections.Concurrent;
 using System.Text;
+using KvWorker.Client;
 using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
 
 namespace KvWorker.Tests.Infrastructure;
 
 /// <summary>
-/// A plain AMQP client following RabbitMQ's RPC tutorial: JSON body to the
-/// default exchange, reply_to an exclusive queue, matched by correlation_id.
-/// No MassTransit involved. Requests carry the connection's user as AMQP
-/// user_id (the identity the persona policy checks) unless told not to.
+/// A plain AMQP client following RabbitMQ's RPC tutorial (no MassTransit): the
+/// client library's low-level call, which sends any bytes and returns the reply
+/// as it came. Requests carry the connection's user as AMQP user_id (the
+/// identity the persona policy checks) unless told not to.
 /// </summary>
 public sealed class RawRpcClient : IAsyncDisposable
 {
-    private readonly IConnection _connection;
-    private readonly IChannel _channel;
-    private readonly string _replyQueue;
-    private readonly string? _userId;
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<(string Body, IReadOnlyBasicProperties Properties)>> _pending = new();
-    private readonly SemaphoreSlim _publishGate = new(1, 1);
+    private readonly KvClient _client;
+    private readonly bool _sendUserId;
 
-    private RawRpcClient(IConnection connection, IChannel channel, string replyQueue, string? userId)
+    private RawRpcClient(KvClient client, bool sendUserId)
     {
-        _connection = connection;
-        _channel = channel;
-        _replyQueue = replyQueue;
-        _userId = userId;
+        _client = client;
+        _sendUserId = sendUserId;
+        client.UnmatchedReply += reply => Unmatched.Add(Encoding.UTF8.GetString(reply.Body));
     }
 
-    public static async Task<RawRpcClient> ConnectAsync(Uri amqpUri, bool sendUserId = true)
-    {
-        var factory = new ConnectionFactory { Uri = amqpUri };
-        var connection = await factory.CreateConnectionAsync();
-        var channel = await connection.CreateChannelAsync();
-        var replyQueue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
-        var client = new RawRpcClient(connection, channel, replyQueue, sendUserId ? factory.UserName : null);
-        var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += (_, delivery) =>
-        {
-            var correlationId = delivery.BasicProperties.CorrelationId ?? "";
-            if (client._pending.TryRemove(correlationId, out var waiter))
-                waiter.TrySetResult((Encoding.UTF8.GetString(delivery.Body.Span), delivery.BasicProperties));
-            else
-                client.Unmatched.Add(Encoding.UTF8.GetString(delivery.Body.Span));
-            return Task.CompletedTask;
-        };
-        await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer);
-        return client;
-    }
+    public static async Task<RawRpcClient> ConnectAsync(Uri amqpUri, bool sendUserId = true) =>
+        new(await KvClient.ConnectAsync(amqpUri, new KvClientOptions { ClientName = "kvtest" }), sendUserId);
 
     /// <summary>Replies that matched no pending request (duplicates, or replies after a time-out).</summary>
     public ConcurrentBag<string> Unmatched { get; } = [];
@@ -66,35 +43,21 @@ public sealed class RawRpcClient : IAsyncDisposable
     public async Task<(string Body, IReadOnlyBasicProperties Properties)> CallWithPropertiesAsync(
         string queue, byte[] body, string? messageId = null, TimeSpan? timeout = null, string? contentType = "application/json")
     {
-        var correlationId = Guid.NewGuid().ToString("N");
-        var waiter = new TaskCompletionSource<(string, IReadOnlyBasicProperties)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[correlationId] = waiter;
-        var properties = new BasicProperties
+        var reply = await _client.CallRawAsync(queue, body, new KvRawCallOptions
         {
+            MessageId = messageId,
+            Timeout = timeout ?? KvCallOptions.DefaultTimeout,
             ContentType = contentType,
-            CorrelationId = correlationId,
-            ReplyTo = _replyQueue,
-            MessageId = messageId ?? Guid.NewGuid().ToString(),
-            UserId = _userId,
-        };
-        await _publishGate.WaitAsync();
-        try
-        {
-            await _channel.BasicPublishAsync("", queue, mandatory: false, properties, body);
-        }
-        finally
-        {
-            _publishGate.Release();
-        }
-        return await waiter.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(30));
+            SendUserId = _sendUserId,
+        });
+        return (Encoding.UTF8.GetString(reply.Body), reply.Properties);
     }
 
-    public async Task<uint> ConsumerCountAsync(string queue) =>
-        (await _channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
-
-    public async ValueTask DisposeAsync()
+    public async Task<uint> ConsumerCountAsync(string queue)
     {
-        await _channel.DisposeAsync();
-        await _connection.DisposeAsync();
+        await using var channel = await _client.Connection.CreateChannelAsync();
+        return (await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
     }
+
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
 }

@@ -1,0 +1,300 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using KvWorker.Contracts;
+using Polly;
+using Polly.Retry;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
+
+namespace KvWorker.Client;
+
+/// <summary>
+/// A client of the KvWorker wire contract over plain AMQP, RabbitMQ's RPC pattern:
+/// each request is a JSON body published to the default exchange with the
+/// operation's queue as routing key, answered on this client's exclusive reply
+/// queue and matched by <c>correlation_id</c>. Requests carry a <c>message_id</c>
+/// (their identity for exactly-once writes), the connection's user as
+/// <c>user_id</c> (RabbitMQ checks it, so the worker's persona policy can trust
+/// it) and their time-out as <c>expiration</c>. One client holds one connection
+/// and serves any number of calls from any number of tasks at once.
+/// </summary>
+public sealed class KvClient : IAsyncDisposable
+{
+    /// <summary>The content type of requests and replies.</summary>
+    public const string JsonContentType = "application/json";
+
+    private static readonly JsonSerializerOptions RequestJson = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
+    private readonly IChannel _channel;
+    private readonly string _replyQueue;
+    private readonly ResiliencePipeline? _retry;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<KvRawReply>> _pending = new();
+    private long _lastCorrelationId;
+
+    private KvClient(IConnection connection, IChannel channel, string replyQueue, string userName, string broker, ResiliencePipeline? retry)
+    {
+        Connection = connection;
+        _channel = channel;
+        _replyQueue = replyQueue;
+        UserName = userName;
+        Broker = broker;
+        _retry = retry;
+    }
+
+    /// <summary>The connection, for what this client does not wrap (declaring queues, following events, server properties).</summary>
+    public IConnection Connection { get; }
+
+    /// <summary>The connection's user: the <c>user_id</c> every request carries.</summary>
+    public string UserName { get; }
+
+    /// <summary>The broker's address without the password, as messages name it.</summary>
+    public string Broker { get; }
+
+    /// <summary>
+    /// Raised for a reply that matches no call in flight: a duplicate, or one that came
+    /// after its call timed out. Runs on the client's consumer: keep it short.
+    /// </summary>
+    public event Action<KvRawReply>? UnmatchedReply;
+
+    /// <summary>
+    /// Connects to RabbitMQ at <paramref name="url"/> (<c>amqp://user:password@host:5672/vhost</c>)
+    /// and declares the client's reply queue.
+    /// </summary>
+    /// <exception cref="KvBrokerUnreachableException">No connection could be made.</exception>
+    /// <exception cref="KvLoginRefusedException">RabbitMQ refused the user name or password.</exception>
+    /// <exception cref="KvBrokerException">RabbitMQ refused the virtual host, or the reply queue.</exception>
+    public static async Task<KvClient> ConnectAsync(Uri url, KvClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new KvClientOptions();
+        var factory = new ConnectionFactory { Uri = url };
+        var broker = new UriBuilder(url) { UserName = "", Password = "" }.Uri.ToString();
+        IConnection connection;
+        try
+        {
+            connection = await factory.CreateConnectionAsync(options.ClientName, cancellationToken);
+        }
+        catch (BrokerUnreachableException ex) when (ex.InnerException is AuthenticationFailureException)
+        {
+            throw new KvLoginRefusedException(broker, factory.UserName, ex);
+        }
+        catch (BrokerUnreachableException ex)
+        {
+            throw new KvBrokerUnreachableException(broker, ex);
+        }
+
+        try
+        {
+            var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            // Named by the client rather than the server, so it keeps its name when the
+            // connection recovers and replies to later calls still find it.
+            var replyQueue = $"{options.ClientName}.reply.{Guid.NewGuid():N}";
+            await channel.QueueDeclareAsync(replyQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+            var client = new KvClient(connection, channel, replyQueue, factory.UserName, broker, RetryPipeline(options.RetriesOnTimeout));
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += client.OnReplyAsync;
+            channel.BasicReturnAsync += client.OnReturnAsync;
+            await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer, cancellationToken);
+            return client;
+        }
+        catch (OperationInterruptedException ex)
+        {
+            await connection.DisposeAsync();
+            throw new KvBrokerException($"RabbitMQ at {broker} refused: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> to <paramref name="operation"/>'s queue and returns the typed result.
+    /// </summary>
+    /// <exception cref="KeyValueStoreException">The worker answered with an error (a subclass per code).</exception>
+    /// <exception cref="KvTimeoutException">No reply within the time-out (after any retries).</exception>
+    /// <exception cref="KvQueueNotFoundException">Nobody has declared the operation's queue.</exception>
+    /// <exception cref="KvBrokerException">RabbitMQ refused the request, or the connection is gone.</exception>
+    public async Task<TResult> CallAsync<TRequest, TResult>(
+        KvOperation<TRequest, TResult> operation, TRequest request, KvCallOptions? options = null, CancellationToken cancellationToken = default)
+        where TRequest : class, IKvRequest
+        where TResult : class =>
+        (await CallJsonAsync(operation, request, options, cancellationToken)).Deserialize<TResult>()
+        ?? throw new InvalidDataException($"the reply on {operation.Queue} is JSON null");
+
+    /// <summary>
+    /// Like <see cref="CallAsync{TRequest, TResult}"/>, but returns the result as the worker
+    /// sent it, fields this client's records do not know included: for callers that pass
+    /// results on, as an agent runtime hands a tool's result to a model.
+    /// </summary>
+    /// <inheritdoc cref="CallAsync{TRequest, TResult}" path="/exception"/>
+    public async Task<JsonElement> CallJsonAsync(
+        KvOperation operation, IKvRequest request, KvCallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (!operation.RequestType.IsInstanceOfType(request))
+            throw new ArgumentException($"{operation.Name} takes a {operation.RequestType.Name}, not a {request.GetType().Name}", nameof(request));
+        options ??= KvCallOptions.Default;
+        var body = JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, RequestJson);
+        var reply = await SendAsync(operation.Queue, body, options, KvRawCallOptions.Default, cancellationToken);
+        JsonElement result;
+        try
+        {
+            using var document = JsonDocument.Parse(reply.Body);
+            result = document.RootElement.Clone();
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"the reply on {operation.Queue} is not JSON: {ex.Message}", ex);
+        }
+        if (result.ValueKind == JsonValueKind.Object && result.TryGetProperty("error", out var error))
+            throw KeyValueStoreException.FromError(error);
+        return result;
+    }
+
+    /// <summary><c>kv_get</c>: the entry's value and remaining TTL, or <c>found: false</c>.</summary>
+    public Task<KvGetResult> GetAsync(KvGet request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Get, request, options, cancellationToken);
+
+    /// <summary><c>kv_set</c>: writes a JSON value, persistent unless it has a TTL.</summary>
+    public Task<KvSetResult> SetAsync(KvSet request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Set, request, options, cancellationToken);
+
+    /// <summary><c>kv_delete</c>: removes a key; <c>deleted: false</c> when it did not exist.</summary>
+    public Task<KvDeleteResult> DeleteAsync(KvDelete request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Delete, request, options, cancellationToken);
+
+    /// <summary><c>kv_increment</c>: adds to an integer atomically; a missing counter is created at initial value + delta.</summary>
+    public Task<KvIncrementResult> IncrementAsync(KvIncrement request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Increment, request, options, cancellationToken);
+
+    /// <summary><c>kv_list</c>: a page of a namespace's live keys in key byte order; pass <c>next_cursor</c> back for the next.</summary>
+    public Task<KvListResult> ListAsync(KvList request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.List, request, options, cancellationToken);
+
+    /// <summary><c>kv_touch</c>: a new TTL (null: persistent) for a live entry, keeping its value.</summary>
+    public Task<KvTouchResult> TouchAsync(KvTouch request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Touch, request, options, cancellationToken);
+
+    /// <summary><c>kv_get_many</c>: up to 100 keys of one namespace in one snapshot, a kv_get result each.</summary>
+    public Task<KvGetManyResult> GetManyAsync(KvGetMany request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.GetMany, request, options, cancellationToken);
+
+    /// <summary><c>kv_usage</c> (operators): a namespace's bytes and entries against its quota.</summary>
+    public Task<KvUsageResult> UsageAsync(KvUsage request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Usage, request, options, cancellationToken);
+
+    /// <summary><c>kv_purge</c> (operators): removes expired entries now, of one namespace or all.</summary>
+    public Task<KvPurgeResult> PurgeAsync(PurgeExpiredEntries request, KvCallOptions? options = null, CancellationToken cancellationToken = default) =>
+        CallAsync(KvOperations.Purge, request, options, cancellationToken);
+
+    /// <summary>
+    /// The low-level call, for tests that send what no typed request can: any bytes
+    /// to any queue, with the properties of <paramref name="options"/>. Returns the
+    /// reply as it arrived, whatever it holds; an error reply is not raised.
+    /// </summary>
+    /// <exception cref="KvTimeoutException">No reply within the time-out (after any retries).</exception>
+    /// <exception cref="KvQueueNotFoundException">Nobody has declared <paramref name="queue"/>.</exception>
+    /// <exception cref="KvBrokerException">RabbitMQ refused the request, or the connection is gone.</exception>
+    public Task<KvRawReply> CallRawAsync(string queue, ReadOnlyMemory<byte> body, KvRawCallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= KvRawCallOptions.Default;
+        return SendAsync(queue, body, options, options, cancellationToken);
+    }
+
+    private async Task<KvRawReply> SendAsync(
+        string queue, ReadOnlyMemory<byte> body, KvCallOptions call, KvRawCallOptions amqp, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(call.Timeout, TimeSpan.Zero, "Timeout");
+        var correlationId = Interlocked.Increment(ref _lastCorrelationId).ToString(CultureInfo.InvariantCulture);
+        var properties = new BasicProperties
+        {
+            ContentType = amqp.ContentType,
+            CorrelationId = correlationId,
+            ReplyTo = _replyQueue,
+            MessageId = call.MessageId ?? Guid.NewGuid().ToString(),
+            UserId = amqp.SendUserId ? amqp.UserId ?? UserName : null,
+            // Whole milliseconds, at least one: "0" would let RabbitMQ drop a request no consumer is waiting for.
+            Expiration = Math.Max(1, (long)Math.Ceiling(call.Timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture),
+        };
+        // One waiter for every attempt: a late reply to an earlier attempt answers the call too.
+        var reply = new TaskCompletionSource<KvRawReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[correlationId] = reply;
+        try
+        {
+            // Straight through when there is nothing to retry: the load generator's hot path.
+            if (_retry is null) return await AttemptAsync(queue, body, properties, reply.Task, call.Timeout, cancellationToken);
+            return await _retry.ExecuteAsync(
+                static (attempt, token) => attempt.Client.AttemptAsync(attempt.Queue, attempt.Body, attempt.Properties, attempt.Reply.Task, attempt.Timeout, token),
+                (Client: this, Queue: queue, Body: body, Properties: properties, Reply: reply, call.Timeout),
+                cancellationToken);
+        }
+        finally
+        {
+            _pending.TryRemove(correlationId, out _);
+        }
+    }
+
+    private async ValueTask<KvRawReply> AttemptAsync(
+        string queue, ReadOnlyMemory<byte> body, BasicProperties properties, Task<KvRawReply> reply, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // RabbitMQ.Client 7 writes each publish to the socket as one unit, so
+            // concurrent publishes on the channel need no lock of their own.
+            // Mandatory: a request to a queue nobody declared comes back at once (OnReturnAsync).
+            await _channel.BasicPublishAsync("", queue, mandatory: true, properties, body, cancellationToken);
+        }
+        catch (AlreadyClosedException ex)
+        {
+            throw new KvBrokerException($"the connection to RabbitMQ at {Broker} is closed: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
+        }
+        try
+        {
+            return await reply.WaitAsync(timeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            throw new KvTimeoutException(queue, properties.MessageId!, timeout, Broker);
+        }
+    }
+
+    private Task OnReplyAsync(object sender, BasicDeliverEventArgs delivery)
+    {
+        // The body's memory is the client library's, valid only during this callback.
+        var reply = new KvRawReply(delivery.Body.ToArray(), delivery.BasicProperties);
+        if (_pending.TryRemove(delivery.BasicProperties.CorrelationId ?? "", out var waiter))
+            waiter.TrySetResult(reply);
+        else
+            UnmatchedReply?.Invoke(reply);
+        return Task.CompletedTask;
+    }
+
+    private Task OnReturnAsync(object sender, BasicReturnEventArgs returned)
+    {
+        if (_pending.TryRemove(returned.BasicProperties.CorrelationId ?? "", out var waiter))
+            waiter.TrySetException(new KvQueueNotFoundException(returned.RoutingKey, Broker));
+        return Task.CompletedTask;
+    }
+
+    private static ResiliencePipeline? RetryPipeline(int retriesOnTimeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(retriesOnTimeout, nameof(KvClientOptions.RetriesOnTimeout));
+        if (retriesOnTimeout == 0) return null;
+        return new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<KvTimeoutException>(),
+                MaxRetryAttempts = retriesOnTimeout,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(100),
+            })
+            .Build();
+    }
+
+    /// <summary>Closes the channel and the connection; calls still in flight end with an <see cref="ObjectDisposedException"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _channel.DisposeAsync();
+        await Connection.DisposeAsync();
+        foreach (var waiter in _pending.Values) waiter.TrySetException(new ObjectDisposedException(nameof(KvClient)));
+    }
+}

@@ -1,0 +1,91 @@
+using KvWorker.Client;
+using VersionConflictException = KvWorker.Client.VersionConflictException;
+
+namespace KvWorker.Tests.Client;
+
+/// <summary>The client's error mapping, time-outs and retries, against a stub that answers as told.</summary>
+public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorker>
+{
+    private static KvGet Request(string key) => new() { Namespace = "n", Key = key };
+
+    public static TheoryData<string, Type> ErrorCodes => new()
+    {
+        { KvErrorCodes.KeyValueStoreError, typeof(KeyValueStoreException) },
+        { KvErrorCodes.NamespaceQuotaExceededError, typeof(NamespaceQuotaExceededException) },
+        { KvErrorCodes.GlobalQuotaExceededError, typeof(GlobalQuotaExceededException) },
+        { KvErrorCodes.InvalidValueTypeError, typeof(InvalidValueTypeException) },
+        { KvErrorCodes.ValueSerializationError, typeof(ValueSerializationException) },
+        { KvErrorCodes.AccessDeniedError, typeof(AccessDeniedException) },
+        { KvErrorCodes.StoreUnavailableError, typeof(StoreUnavailableException) },
+        { "VersionConflictError", typeof(VersionConflictException) },
+        { "SomeFutureError", typeof(KeyValueStoreException) },
+    };
+
+    [Theory]
+    [MemberData(nameof(ErrorCodes))]
+    public async Task Each_error_code_is_raised_as_its_own_exception_with_code_and_message(string code, Type exceptionType)
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+
+        var error = await Assert.ThrowsAnyAsync<KeyValueStoreException>(() => client.GetAsync(Request(code)));
+
+        Assert.Equal(exceptionType, error.GetType());
+        Assert.Equal(code, error.Code);
+        Assert.Equal($"stub says {code}", error.Message);
+        Assert.Equal(code, error.Error.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task A_version_conflict_carries_the_current_version()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+
+        var conflict = await Assert.ThrowsAsync<VersionConflictException>(() => client.GetAsync(Request("VersionConflictError")));
+
+        Assert.Equal(StubWorker.CurrentVersion, conflict.CurrentVersion);
+    }
+
+    [Fact]
+    public async Task A_time_out_names_the_message_id_to_retry_with()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+        var messageId = "retry-me-" + Guid.NewGuid().ToString("N");
+
+        var timedOut = await Assert.ThrowsAsync<KvTimeoutException>(() =>
+            client.GetAsync(Request(StubWorker.Silent), new KvCallOptions { MessageId = messageId, Timeout = TimeSpan.FromMilliseconds(300) }));
+
+        Assert.Equal(messageId, timedOut.MessageId);
+        Assert.Equal(KvOperations.Get.Queue, timedOut.Queue);
+        Assert.Contains(messageId, timedOut.Message);
+        Assert.IsAssignableFrom<TimeoutException>(timedOut);
+    }
+
+    [Fact]
+    public async Task Without_retries_the_client_sends_a_request_once()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+        var messageId = Guid.NewGuid().ToString();
+
+        await Assert.ThrowsAsync<KvTimeoutException>(() =>
+            client.GetAsync(Request(StubWorker.SecondDelivery), new KvCallOptions { MessageId = messageId, Timeout = TimeSpan.FromMilliseconds(500) }));
+        await Task.Delay(300);
+
+        Assert.Single(stub.Requests, request => request.MessageId == messageId);
+    }
+
+    [Fact]
+    public async Task A_retry_on_time_out_resends_with_the_same_message_id()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri, new KvClientOptions { RetriesOnTimeout = 2 });
+        var before = stub.Requests.Count;
+
+        var result = await client.GetAsync(Request(StubWorker.SecondDelivery), new KvCallOptions { Timeout = TimeSpan.FromMilliseconds(500) });
+
+        Assert.False(result.Found);
+        var attempts = stub.Requests.Skip(before).ToList();
+        Assert.Equal(2, attempts.Count);                                               // answered on the second delivery: no third
+        Assert.Single(attempts.Select(request => request.MessageId).Distinct());
+        Assert.Single(attempts.Select(request => request.CorrelationId).Distinct());   // one call, whichever attempt is answered
+        Assert.All(attempts, request => Assert.Equal("500", request.Expiration));
+    }
+}
