@@ -56,6 +56,19 @@ kvc__port_pids() {
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
+# kvc__session_pids SID: pids of the processes in session SID (from /proc, as
+# procps may be absent).
+kvc__session_pids() {
+  local f stat pid _s1 _s2 _s3 sid
+  for f in /proc/[0-9]*/stat; do
+    read -r stat 2>/dev/null <"$f" || continue   # the process may be gone already
+    pid=${stat%% *}
+    read -r _s1 _s2 _s3 sid _ <<<"${stat##*) }"   # state ppid pgrp session ...
+    [ "$sid" = "$1" ] && echo "$pid"
+  done
+  return 0
+}
+
 kvc__alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 # kvc__stop_pids GRACE PID...: SIGTERM, wait up to GRACE seconds, then SIGKILL.
@@ -106,8 +119,7 @@ kvc_install() {
   local missing=() policy_added=""
   [ -x "$KVC_RMQ_SBIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
   [ -x "$KVC_PG_BIN/postgres" ] || missing+=(postgresql-15)
-  [ -d /usr/share/postgresql/15/extension ] && ls /usr/share/postgresql/15/extension/pgautofailover.control >/dev/null 2>&1 \
-    || missing+=(postgresql-15-auto-failover)
+  [ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || missing+=(postgresql-15-auto-failover)
   command -v pg_autoctl >/dev/null 2>&1 || missing+=(pg-auto-failover-cli)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
@@ -195,10 +207,22 @@ kvc__rmq_prepare() {
   fi
   for ((i = 1; i <= KVC_RMQ_NODES; i++)); do
     mkdir -p "$r/kvc$i/mnesia" "$r/kvc$i/log"
+    # A fresh node seeds the test vhost and user (no guest, no "/"); nodes 2
+    # and 3 join kvc1 on their first boot (peer discovery from a fixed list)
+    # and take the cluster's users from it.
     cat >"$r/kvc$i/rabbitmq.conf" <<EOF
 listeners.tcp.1 = 127.0.0.1:$(kvc_rmq_port "$i")
 cluster_name = kvcluster
 cluster_partition_handling = pause_minority
+cluster_formation.peer_discovery_backend = classic_config
+cluster_formation.classic_config.nodes.1 = $(kvc_rmq_node 1)
+default_vhost = $KVC_RMQ_VHOST
+default_user = $KVC_RMQ_USER
+default_pass = $KVC_RMQ_PASS
+default_user_tags.administrator = true
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
 loopback_users = none
 disk_free_limit.absolute = 50MB
 log.console = false
@@ -235,17 +259,17 @@ kvc__rmq_boot() {
   echo $! >"$d/launcher.pid"
 }
 
-# Wait until node N runs the rabbit application.
+# kvc__rmq_await N: wait until node N accepts AMQP connections (its listener
+# opens at the end of the boot), failing early when its VM dies.
 kvc__rmq_await() {
   local n=$1 start=$SECONDS
-  # await_startup fails at once until the node has registered with epmd.
-  until kvc_rmq_ctl "$n" await_startup --timeout "$KVC_TIMEOUT" >/dev/null 2>&1; do
+  until kvc__listening "$(kvc_rmq_port "$n")"; do
     if ! kvc_rmq_node_pid "$n" >/dev/null; then
       kvc__log "node $(kvc_rmq_node "$n") died while booting; see $(kvc__rmq_dir)/kvc$n/log"
       return 1
     fi
     ((SECONDS - start < KVC_TIMEOUT)) || { kvc__log "node $(kvc_rmq_node "$n") did not start"; return 1; }
-    sleep 0.5
+    sleep 0.3
   done
 }
 
@@ -269,25 +293,30 @@ kvc_rmq_wait_clustered() {
 
 # kvc_rmq_up: (re)create the cluster from scratch: leftovers of an earlier run
 # are torn down first. Nodes kvc1..3@localhost, vhost $KVC_RMQ_VHOST, user
-# $KVC_RMQ_USER (all permissions there). Prints nothing on stdout.
+# $KVC_RMQ_USER (administrator, all permissions there). kvc1 boots first, then
+# kvc2 and kvc3 join it; join_cluster by hand if discovery did not do it.
 kvc_rmq_up() {
-  local start i; start=$(kvc__now)
+  local start i node; start=$(kvc__now)
   kvc_install || return 1
   kvc_rmq_down || return 1
   kvc__rmq_prepare || return 1
   kvc__rmq_start_epmd || return 1
-  for ((i = 1; i <= KVC_RMQ_NODES; i++)); do kvc__rmq_boot "$i"; done
-  for ((i = 1; i <= KVC_RMQ_NODES; i++)); do kvc__rmq_await "$i" || return 1; done
-  for ((i = 2; i <= KVC_RMQ_NODES; i++)); do
-    kvc_rmq_ctl "$i" stop_app >/dev/null &&
-      kvc_rmq_ctl "$i" join_cluster "$(kvc_rmq_node 1)" >/dev/null &&
-      kvc_rmq_ctl "$i" start_app >/dev/null || { kvc__log "node $(kvc_rmq_node "$i") could not join"; return 1; }
-  done
-  kvc_rmq_ctl 1 add_vhost "$KVC_RMQ_VHOST" >/dev/null &&
-    kvc_rmq_ctl 1 add_user "$KVC_RMQ_USER" "$KVC_RMQ_PASS" >/dev/null &&
-    kvc_rmq_ctl 1 set_user_tags "$KVC_RMQ_USER" administrator >/dev/null &&
-    kvc_rmq_ctl 1 set_permissions -p "$KVC_RMQ_VHOST" "$KVC_RMQ_USER" '.*' '.*' '.*' >/dev/null || return 1
-  kvc_rmq_wait_clustered || return 1
+  kvc__rmq_boot 1 && kvc__rmq_await 1 || return 1
+  for ((i = 2; i <= KVC_RMQ_NODES; i++)); do kvc__rmq_boot "$i"; done
+  for ((i = 2; i <= KVC_RMQ_NODES; i++)); do kvc__rmq_await "$i" || return 1; done
+  if ! kvc_rmq_wait_clustered 20; then
+    # Peer discovery left a node on its own: join it by hand.
+    for ((i = 2; i <= KVC_RMQ_NODES; i++)); do
+      node=$(kvc_rmq_node "$i")
+      kvc_rmq_running_nodes 1 | grep -qx "$node" && continue
+      kvc__log "joining $node to $(kvc_rmq_node 1) with join_cluster"
+      { kvc_rmq_ctl "$i" stop_app && kvc_rmq_ctl "$i" reset &&
+        kvc_rmq_ctl "$i" join_cluster "$(kvc_rmq_node 1)" &&
+        kvc_rmq_ctl "$i" start_app; } >>"$(kvc__rmq_dir)/join.log" 2>&1 ||
+        { kvc__log "$node could not join; see $(kvc__rmq_dir)/join.log"; return 1; }
+    done
+    kvc_rmq_wait_clustered || return 1
+  fi
   kvc__log "rabbitmq cluster up in $(kvc__since "$start") s: $(kvc_rmq_node 1)..$(kvc_rmq_node "$KVC_RMQ_NODES"), AMQP ports $(kvc_rmq_port 1)-$(kvc_rmq_port "$KVC_RMQ_NODES"), vhost $KVC_RMQ_VHOST"
 }
 
@@ -326,6 +355,11 @@ kvc_rmq_stop_node() {
   kvc_rmq_ctl "$n" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
   kvc__wait "$KVC_TIMEOUT" "$(kvc_rmq_node "$n") to stop" eval "! kvc__alive $pid"
 }
+
+# kvc_rmq_stop_app N / kvc_rmq_start_app N: stop or start the rabbit
+# application on node N, its VM staying up (rabbitmqctl stop_app / start_app).
+kvc_rmq_stop_app() { kvc_rmq_ctl "$1" stop_app >/dev/null; }
+kvc_rmq_start_app() { kvc_rmq_ctl "$1" start_app >/dev/null && kvc_rmq_wait_clustered; }
 
 # kvc_rmq_kill_node N: SIGKILL node N's VM (a crash).
 kvc_rmq_kill_node() {
@@ -565,7 +599,7 @@ kvc_pg_failover() {
 kvc__pg_session_pids() {
   local sid
   sid=$(cat "$(kvc__pg_dir)/logs/$(kvc__pg_name "$1").launcher.pid" 2>/dev/null) && [ -n "$sid" ] || return 0
-  ps -eo pid=,sid= | awk -v s="$sid" '$2 == s { print $1 }'
+  kvc__session_pids "$sid"
 }
 
 # kvc__pg_keeper_pid N: pid of pg_autoctl's supervisor for node N.
