@@ -56,6 +56,25 @@ kvc__port_pids() {
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
+# Every process the rig starts carries KVC_RIG=$KVC_BASE/<engine> in its
+# environment, and so do their children; a teardown sweeps whatever still
+# carries it, even when pid files are gone or a supervisor died and left its
+# helpers behind. Readable for the Erlang VM, epmd, pg_autoctl and its helpers
+# and PostgreSQL's postmaster; Redis and PostgreSQL's backends overwrite it with
+# their process titles, so for those the pid files and ports remain the way in.
+# kvc__rig_pids ENGINE: pids of live processes marked for ENGINE.
+kvc__rig_pids() {
+  grep -lzxF -- "KVC_RIG=$KVC_BASE/$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+  return 0
+}
+
+# kvc__sweep ENGINE: SIGTERM what is left of ENGINE's processes, SIGKILL after 5 s.
+kvc__sweep() {
+  local pids
+  pids=$(kvc__rig_pids "$1")
+  [ -z "$pids" ] || kvc__stop_pids 5 $pids
+}
+
 # kvc__session_pids SID: pids of the processes in session SID (from /proc, as
 # procps may be absent).
 kvc__session_pids() {
@@ -152,6 +171,13 @@ kvc_rmq_url() {
   printf 'amqp://%s:%s@127.0.0.1:%s/%s\n' "$KVC_RMQ_USER" "$KVC_RMQ_PASS" "$(kvc_rmq_port "$1")" "$KVC_RMQ_VHOST"
 }
 
+# kvc_rmq_hosts: "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3" (AMQP endpoints).
+kvc_rmq_hosts() {
+  local i out=()
+  for ((i = 1; i <= KVC_RMQ_NODES; i++)); do out+=("127.0.0.1:$(kvc_rmq_port "$i")"); done
+  (IFS=,; printf '%s\n' "${out[*]}")
+}
+
 # kvc_rmq_urls: the three AMQP URIs, one a line.
 kvc_rmq_urls() { local i; for ((i = 1; i <= KVC_RMQ_NODES; i++)); do kvc_rmq_url "$i"; done; }
 
@@ -161,7 +187,7 @@ kvc__rmq_dir() { printf '%s/rabbitmq\n' "$KVC_BASE"; }
 # our epmd, our cookie (in $HOME), our env file instead of /etc/rabbitmq's.
 kvc__rmq_env() {
   local r; r=$(kvc__rmq_dir)
-  env HOME="$r/home" \
+  env KVC_RIG="$KVC_BASE/rabbitmq" HOME="$r/home" \
     ERL_EPMD_PORT="$KVC_EPMD_PORT" ERL_EPMD_ADDRESS=127.0.0.1 \
     RABBITMQ_CONF_ENV_FILE="$r/rabbitmq-env.conf" \
     RABBITMQ_CTL_DIST_PORT_MIN="$KVC_RMQ_CTL_DIST_MIN" \
@@ -233,7 +259,7 @@ EOF
 
 kvc__rmq_start_epmd() {
   kvc__listening "$KVC_EPMD_PORT" && return 0
-  ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$KVC_EPMD_PORT" -daemon || return 1
+  KVC_RIG="$KVC_BASE/rabbitmq" ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$KVC_EPMD_PORT" -daemon || return 1
   kvc__wait 10 "epmd on $KVC_EPMD_PORT" kvc__listening "$KVC_EPMD_PORT"
 }
 
@@ -398,6 +424,7 @@ kvc_rmq_down() {
   for pid in $(kvc__port_pids "$KVC_EPMD_PORT"); do
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = epmd ] && kvc__stop_pids 5 "$pid"
   done
+  kvc__sweep rabbitmq
   rm -rf "$r"
 }
 
@@ -414,7 +441,7 @@ kvc__pg_name() { if [ "$1" -eq 0 ]; then echo monitor; else echo "node$1"; fi; }
 # configuration, state and pid files kept under $KVC_BASE/postgres/xdg.
 kvc_pg_autoctl() {
   local r; r=$(kvc__pg_dir)
-  (cd / && runuser -u postgres -- env XDG_CONFIG_HOME="$r/xdg/config" XDG_DATA_HOME="$r/xdg/data" \
+  (cd / && runuser -u postgres -- env KVC_RIG="$r" XDG_CONFIG_HOME="$r/xdg/config" XDG_DATA_HOME="$r/xdg/data" \
     XDG_RUNTIME_DIR="$r/xdg/run" PATH="$KVC_PG_BIN:$PATH" pg_autoctl "$@")
 }
 
@@ -463,7 +490,7 @@ kvc__pg_run() {
   local r name; r=$(kvc__pg_dir); name=$(kvc__pg_name "$1")
   (
     cd / || exit 1
-    setsid runuser -u postgres -- env XDG_CONFIG_HOME="$r/xdg/config" XDG_DATA_HOME="$r/xdg/data" \
+    setsid runuser -u postgres -- env KVC_RIG="$r" XDG_CONFIG_HOME="$r/xdg/config" XDG_DATA_HOME="$r/xdg/data" \
       XDG_RUNTIME_DIR="$r/xdg/run" PATH="$KVC_PG_BIN:$PATH" pg_autoctl run --pgdata "$r/$name" \
       </dev/null >>"$r/logs/$name.log" 2>&1 &
     echo $! >"$r/logs/$name.launcher.pid"
@@ -490,6 +517,16 @@ kvc__pg_create() {
   return "$rc"
 }
 
+# Short health checks on the monitor (see kvc_pg_up).
+kvc__pg_tune_monitor() {
+  local setting
+  for setting in health_check_period=1000 health_check_timeout=1000 health_check_retry_delay=500 \
+    health_check_max_retries=1 node_considered_unhealthy_timeout=3000 primary_demote_timeout=5000; do
+    kvc__pg_sql "$(kvc_pg_port 0)" pg_auto_failover "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}" || return 1
+  done
+  kvc__pg_sql "$(kvc_pg_port 0)" pg_auto_failover "SELECT pg_reload_conf()" >/dev/null
+}
+
 # kvc_pg_up: (re)create from scratch (leftovers are torn down first) a monitor
 # on port base+0, a primary and a synchronous secondary on base+1 and base+2,
 # trust authentication on 127.0.0.1, and the worker's role and database
@@ -504,14 +541,8 @@ kvc_pg_up() {
   kvc__pg_create 0 || return 1
   kvc__pg_run 0
   kvc__wait "$KVC_TIMEOUT" "the monitor" kvc__pg_sql "$(kvc_pg_port 0)" pg_auto_failover "SELECT 1" || return 1
-  local setting
-  if [ "$KVC_PG_FAST_FAILOVER" = 1 ]; then
-    for setting in health_check_period=1000 health_check_timeout=1000 health_check_retry_delay=500 \
-      health_check_max_retries=1 node_considered_unhealthy_timeout=3000 primary_demote_timeout=5000; do
-      kvc__pg_sql "$(kvc_pg_port 0)" pg_auto_failover "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}" || return 1
-    done
-    kvc__pg_sql "$(kvc_pg_port 0)" pg_auto_failover "SELECT pg_reload_conf()" >/dev/null || return 1
-  fi
+  # Retried: pg_autoctl may still restart the monitor's PostgreSQL right after start.
+  [ "$KVC_PG_FAST_FAILOVER" != 1 ] || kvc__wait "$KVC_TIMEOUT" "the monitor's settings" kvc__pg_tune_monitor || return 1
   kvc__pg_create 1 && kvc__pg_run 1 && kvc__pg_wait_state node1 single || return 1
   kvc__pg_create 2 && kvc__pg_run 2 && kvc_pg_wait_healthy || return 1
   kvc_pg_check_sync >/dev/null || return 1
@@ -661,6 +692,8 @@ kvc_pg_start_node() {
 kvc_pg_down() {
   local r n pids=() pid; r=$(kvc__pg_dir)
   kvc__pg_stop 2 1 0
+  # Before the ports: an orphaned pg_autoctl helper would restart PostgreSQL.
+  kvc__sweep postgres
   for n in 0 1 2; do
     for pid in $(kvc__port_pids "$(kvc_pg_port "$n")"); do
       [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ] && pids+=("$pid")
@@ -718,7 +751,7 @@ kvc_redis_wait_ok() { kvc__wait "${1:-$KVC_TIMEOUT}" "Redis Cluster state ok" kv
 # kvc__redis_start I: start node I (daemonized) with its own dir and nodes.conf.
 kvc__redis_start() {
   local d; d="$(kvc__redis_dir)/n$1"; mkdir -p "$d" || return 1
-  redis-server --port "$(kvc_redis_port "$1")" --bind 127.0.0.1 --cluster-enabled yes \
+  KVC_RIG="$KVC_BASE/redis" redis-server --port "$(kvc_redis_port "$1")" --bind 127.0.0.1 --cluster-enabled yes \
     --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 --cluster-replica-validity-factor 0 --dir "$d" \
     --save '' --appendonly no --repl-diskless-sync-delay 0 --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" &&
     kvc__wait 30 "redis on $(kvc_redis_port "$1")" redis-cli -h 127.0.0.1 -p "$(kvc_redis_port "$1")" ping
@@ -764,6 +797,7 @@ kvc_redis_down() {
     done
   done
   kvc__stop_pids 10 "${pids[@]}"
+  kvc__sweep redis
   rm -rf "$r"
 }
 
