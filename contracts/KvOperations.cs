@@ -54,3 +54,15 @@ public static class KvOperations
         ? operation
         : throw new ArgumentException($"{requestType.Name} is the request of no operation", nameof(requestType));
 }
+
+/// <summary>AMQP headers of the wire contract.</summary>
+public static class KvHeaders
+{
+    /// <summary>
+    /// When the caller stops waiting for the reply, in Unix milliseconds (UTC). A request
+    /// taken after it is dropped unapplied and unanswered. Send it beside the AMQP
+    /// <c>expiration</c> (the same time-out, in milliseconds), which makes RabbitMQ drop a
+    /// request still queued by then.
+    /// </summary>
+    public const string Deadline = "kv-deadline";
+}

@@ -27,6 +27,7 @@ public static class EchoServer
         builder.Services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section);
         builder.Services.AddMassTransit(bus =>
         {
+            bus.DisableUsageTelemetry();
             foreach (var operation in KvOperations.All) bus.AddConsumer(Consumer(operation));
             bus.UsingRabbitMq((context, rabbit) =>
             {

@@ -235,6 +235,10 @@ public sealed class KvClient : IAsyncDisposable
     private async ValueTask<KvRawReply> AttemptAsync(
         string queue, ReadOnlyMemory<byte> body, BasicProperties properties, Task<KvRawReply> reply, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        // Each attempt has the whole time-out again: the worker drops a request taken after its deadline.
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        properties.Headers = new Dictionary<string, object?> { [KvHeaders.Deadline] = deadline.ToUnixTimeMilliseconds() };
+        properties.Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
         try
         {
             // RabbitMQ.Client 7 writes each publish to the socket as one unit, so

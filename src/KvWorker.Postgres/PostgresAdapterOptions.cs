@@ -57,7 +57,7 @@ public sealed class PostgresAdapterOptions
     [ConfigurationKeyName("outbox_poll_interval_ms")]
     public int OutboxPollIntervalMs { get; set; } = 200;
 
-    /// <summary>Every failure as "key message", the key in full; the ATLAS variable is named where there is one.</summary>
+    /// <summary>Every failure as "key message", the key in full.</summary>
     public IEnumerable<string> Validate()
     {
         var failures = new List<string>();
@@ -65,11 +65,11 @@ public sealed class PostgresAdapterOptions
         {
             if (!ok) failures.Add($"{Section}:{key} {message}");
         }
-        Require(NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes (ATLAS_KV_NAMESPACE_QUOTA_BYTES)");
-        Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit (ATLAS_KV_GLOBAL_QUOTA_BYTES)");
-        Require(Pool.Size > 0, "pool:size", "must be positive (ATLAS_KV_POOL_SIZE)");
-        Require(Pool.MaxOverflow >= 0, "pool:max_overflow", "must be zero or more (ATLAS_KV_MAX_OVERFLOW)");
-        Require(Pool.Timeout > 0, "pool:timeout", "must be a positive number of seconds (ATLAS_KV_POOL_TIMEOUT)");
+        Require(NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes");
+        Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
+        Require(Pool.Size > 0, "pool:size", "must be positive");
+        Require(Pool.MaxOverflow >= 0, "pool:max_overflow", "must be zero or more");
+        Require(Pool.Timeout > 0, "pool:timeout", "must be a positive number of seconds");
         Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
         Require(PurgeIntervalSeconds > 0 && double.IsFinite(PurgeIntervalSeconds), "purge_interval_seconds", "must be a positive number of seconds");
         Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");

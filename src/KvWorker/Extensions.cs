@@ -35,6 +35,9 @@ public static class Extensions
         services.AddKvStore(builder.Configuration);
         services.AddMassTransit(bus =>
         {
+            // MassTransit would report usage to its vendor; the worker sends nothing anywhere unasked.
+            bus.DisableUsageTelemetry();
+            bus.AddReceiveEndpointObserver<ConsumingLog>();
             bus.AddKvRequestConsumers();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });

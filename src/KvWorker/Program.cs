@@ -1,4 +1,5 @@
 using KvWorker;
+using KvWorker.Configuration;
 using KvWorker.Health;
 using Microsoft.Extensions.Options;
 
@@ -7,13 +8,16 @@ if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsy
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddKvWorker();
+var host = builder.Build();
 try
 {
-    await builder.Build().RunAsync();
+    // Before the host starts, which would log the failure with a stack trace first.
+    host.Services.GetService<IStartupValidator>()?.Validate();
+    await host.RunAsync();
     return 0;
 }
-catch (OptionsValidationException ex)
+catch (Exception ex) when (ConfigurationErrors.Explain(ex, builder.Configuration) is { } failures)
 {
-    await Console.Error.WriteLineAsync("Invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+    await Console.Error.WriteLineAsync("Invalid configuration:\n  " + string.Join("\n  ", failures));
     return 2;
 }

@@ -71,7 +71,8 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
     /// <summary>
     /// Why the body could not be read as the queue's request: the JSON error, else
     /// MassTransit's SerializationException (a body labelled as an envelope that is
-    /// not one) or MessageNotConsumedException (an envelope of another message type).
+    /// not one) or MessageNotConsumedException (an envelope of another message type),
+    /// or a JSON <c>null</c> body, which MassTransit reports as an invalid operation.
     /// </summary>
     private static Exception? FindReadFailure(Exception? exception)
     {
@@ -80,6 +81,8 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         {
             if (exception is JsonException) return exception;
             if (exception is System.Runtime.Serialization.SerializationException or MessageNotConsumedException) unreadable ??= exception;
+            if (exception is InvalidOperationException && exception.TargetSite?.DeclaringType?.Name == "SystemTextJsonSerializerContext")
+                unreadable ??= new JsonException("the body is not a JSON object");
         }
         return unreadable;
     }

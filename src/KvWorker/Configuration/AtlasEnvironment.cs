@@ -37,6 +37,20 @@ public static class AtlasEnvironment
             .Select(pair => (pair.Value, environment(pair.Key)))
             .Where(pair => !string.IsNullOrEmpty(pair.Item2))
             .ToDictionary(pair => pair.Item1, pair => pair.Item2);
-        sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fallbacks });
+        sources.Insert(0, new Source(fallbacks));
+    }
+
+    /// <summary>The ATLAS_KV_* fallbacks as a configuration source of their own, so errors can name the variable that was set.</summary>
+    private sealed class Source(Dictionary<string, string?> values) : IConfigurationSource
+    {
+        public IConfigurationProvider Build(IConfigurationBuilder builder) => new Provider(values);
+    }
+
+    public sealed class Provider : ConfigurationProvider
+    {
+        public Provider(Dictionary<string, string?> values)
+        {
+            foreach (var (key, value) in values) Data[key] = value;
+        }
     }
 }

@@ -10,7 +10,7 @@ public static class HealthExtensions
     /// </summary>
     public static void AddKvHealth(this IServiceCollection services)
     {
-        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section).ValidateOnStart();
         services.AddHostedService<HealthEndpoint>();
     }
 

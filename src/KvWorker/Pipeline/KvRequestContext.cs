@@ -7,21 +7,28 @@ namespace KvWorker.Pipeline;
 /// <summary>
 /// One request as the pipeline sees it, built once per message: which operation,
 /// the request itself, who sent it (the broker-validated AMQP <c>user_id</c>), its
-/// identity (<c>message_id</c>, else MassTransit's MessageId), where the reply goes
-/// and by when it must be answered.
+/// identity (<c>message_id</c>, else MassTransit's MessageId), where the reply goes,
+/// when its caller stops waiting (<see cref="CallerDeadline"/>) and by when it must
+/// be answered (<see cref="Deadline"/>: that, or <c>request_timeout_seconds</c> from now).
 /// </summary>
 public sealed record KvRequestContext(
-    KvOperation Operation, IKvRequest Request, string? CallerIdentity, string? MessageId, AmqpProperties Amqp, DateTime Deadline)
+    KvOperation Operation, IKvRequest Request, string? CallerIdentity, string? MessageId, AmqpProperties Amqp,
+    DateTime? CallerDeadline, DateTime Deadline)
 {
     public static KvRequestContext From<TRequest>(ConsumeContext<TRequest> context, KvOperation operation, TimeSpan longestBudget)
         where TRequest : class, IKvRequest
     {
         var amqp = AmqpProperties.From(context.ReceiveContext);
-        // A MassTransit request's time-out arrives as its expiration time.
+        // A plain client's deadline comes in its properties, a MassTransit request's time-out as its expiration time.
+        var callerDeadline = amqp.Deadline ?? context.ExpirationTime;
         var deadline = DateTime.UtcNow + longestBudget;
-        if (context.ExpirationTime is { } expires && expires < deadline) deadline = expires;
-        return new KvRequestContext(operation, context.Message, amqp.UserId, amqp.MessageId ?? context.MessageId?.ToString(), amqp, deadline);
+        if (callerDeadline < deadline) deadline = callerDeadline.Value;
+        return new KvRequestContext(operation, context.Message, amqp.UserId, amqp.MessageId ?? context.MessageId?.ToString(), amqp,
+            callerDeadline, deadline);
     }
+
+    /// <summary>Whether the caller had stopped waiting before the request was taken: it is then dropped, unapplied and unanswered.</summary>
+    public bool CallerGaveUp => CallerDeadline <= DateTime.UtcNow;
 
     /// <summary>Time left to answer, retries of transient faults included; at least a millisecond.</summary>
     public TimeSpan Budget

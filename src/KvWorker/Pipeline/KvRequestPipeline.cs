@@ -58,6 +58,14 @@ public sealed class KvRequestPipeline
     {
         var started = Stopwatch.GetTimestamp();
         var request = KvRequestContext.From(context, operation, TimeSpan.FromSeconds(_options.Value.RequestTimeoutSeconds));
+        if (request.CallerGaveUp)
+        {
+            // Applying it now could double an effect its caller retries with a new message_id.
+            _logger.LogInformation("Dropped {Operation} (message_id {MessageId}) unapplied: its caller stopped waiting {Late} ago",
+                operation.Name, request.MessageId, DateTime.UtcNow - request.CallerDeadline);
+            KvMetrics.RequestDropped(operation);
+            return;
+        }
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         deadline.CancelAfter(request.Budget);
         object reply;

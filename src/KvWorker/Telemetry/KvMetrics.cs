@@ -59,6 +59,10 @@ public static class KvMetrics
         Activity.Current?.SetTag("kv.namespace", ns).SetTag("kv.outcome", outcome);
     }
 
+    /// <summary>A request taken after its caller's deadline, dropped unapplied: counted with the outcome <c>expired</c>.</summary>
+    public static void RequestDropped(KvOperation operation) =>
+        Operations.Add(1, new TagList { { "kv.operation", operation.Name }, { "kv.outcome", "expired" } });
+
     /// <summary>The purge removed <paramref name="entries"/> expired entries (<paramref name="bytes"/> bytes) from a namespace.</summary>
     public static void PurgeCompleted(string ns, long entries, long bytes)
     {

@@ -176,10 +176,47 @@ public sealed class ConfigurationTests
         await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.Equal(2, worker.ExitCode);
-        Assert.Contains("tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes", worker.Output);
+        Assert.Contains("environment variable tools__kv_store__adapters__postgres__namespace_quota_bytes must be a positive number of bytes", worker.Output);
     }
 
     /// <summary>The worker's options and the postgres provider's, validated as at start-up.</summary>
+    [Theory]
+    [InlineData("abc", "environment variable ATLAS_KV_NAMESPACE_QUOTA_BYTES (tools:kv_store:adapters:postgres:namespace_quota_bytes) must be a whole number, not 'abc'")]
+    [InlineData("-5", "environment variable ATLAS_KV_NAMESPACE_QUOTA_BYTES (tools:kv_store:adapters:postgres:namespace_quota_bytes) must be a positive number of bytes")]
+    public async Task An_invalid_value_ends_start_up_with_exit_2_and_one_line_naming_the_variable_without_a_stack_trace(string value, string message)
+    {
+        using var worker = WorkerProcess.Start(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+        }, rawEnvironment: new Dictionary<string, string?> { ["ATLAS_KV_NAMESPACE_QUOTA_BYTES"] = value });
+
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, worker.ExitCode);
+        Assert.Equal($"Invalid configuration:\n  {message}", worker.Output.Trim().ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void Settings_are_named_as_written_in_config_yaml_appsettings_and_the_environment()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        File.WriteAllText(Path.Combine(directory.FullName, "config.yaml"), "tools:\n  kv_store:\n    adapters:\n      postgres:\n        pool:\n          size: lots\n");
+        File.WriteAllText(Path.Combine(directory.FullName, "appsettings.json"), """{"tools":{"kv_store":{"request_timeout_seconds":"soon"}}}""");
+        var configuration = new ConfigurationManager();
+        configuration.AddJsonFile(Path.Combine(directory.FullName, "appsettings.json"));
+        configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["tools:kv_store:limits:max_key_length"] = "x" });
+        configuration.AddKvStoreConfiguration(directory.FullName, name => name == "ATLAS_KV_POOL_TIMEOUT" ? "7" : null);
+
+        Assert.Equal("config.yaml key tools.kv_store.adapters.postgres.pool.size",
+            ConfigurationErrors.AsWritten("tools:kv_store:adapters:postgres:pool:size", configuration));
+        Assert.Equal("appsettings.json key tools:kv_store:request_timeout_seconds",
+            ConfigurationErrors.AsWritten("tools:kv_store:request_timeout_seconds", configuration));
+        Assert.Equal("environment variable ATLAS_KV_POOL_TIMEOUT (tools:kv_store:adapters:postgres:pool:timeout)",
+            ConfigurationErrors.AsWritten("tools:kv_store:adapters:postgres:pool:timeout", configuration));
+        Assert.Equal("tools:kv_store:limits:max_key_length", ConfigurationErrors.AsWritten("tools:kv_store:limits:max_key_length", configuration));
+        Assert.Equal("tools:kv_store:unset", ConfigurationErrors.AsWritten("tools:kv_store:unset", configuration));
+    }
+
     internal static KvStoreOptions Validate(Dictionary<string, string?> settings)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();

@@ -11,7 +11,9 @@ public sealed class WorkerProcess : IDisposable
 
     private WorkerProcess(Process process) => _process = process;
 
-    public static WorkerProcess Start(IDictionary<string, string?> settings)
+    /// <param name="settings">Configuration keys, passed as the environment variables .NET maps to them.</param>
+    /// <param name="rawEnvironment">Environment variables set as they are (ATLAS_KV_*, ...).</param>
+    public static WorkerProcess Start(IDictionary<string, string?> settings, IDictionary<string, string?>? rawEnvironment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -22,6 +24,8 @@ public sealed class WorkerProcess : IDisposable
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"));
         foreach (var (key, value) in settings)
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        foreach (var (name, value) in rawEnvironment ?? new Dictionary<string, string?>())
+            start.Environment[name] = value;
         var worker = new WorkerProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start a worker process"));
         worker._process.OutputDataReceived += (_, line) => worker.Append(line.Data);
         worker._process.ErrorDataReceived += (_, line) => worker.Append(line.Data);

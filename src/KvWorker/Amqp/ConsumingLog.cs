@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+using KvWorker.Configuration;
+using KvWorker.Contracts;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace KvWorker.Amqp;
+
+/// <summary>
+/// Says in the log when the worker is connected and consuming: one line once every
+/// operation queue is ready, a warning when a queue stops (the broker is gone),
+/// and the line again once all are back.
+/// </summary>
+public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<ConsumingLog> logger) : IReceiveEndpointObserver
+{
+    private readonly ConcurrentDictionary<Uri, bool> _ready = new();
+
+    public Task Ready(ReceiveEndpointReady ready)
+    {
+        _ready[ready.InputAddress] = true;
+        if (_ready.Count(queue => queue.Value) == KvOperations.All.Count)
+        {
+            var rabbitMq = options.Value;
+            logger.LogInformation("Connected to RabbitMQ at {Host}:{Port}, virtual host {VirtualHost}; consuming {Queues}",
+                rabbitMq.Host, rabbitMq.Port, rabbitMq.VirtualHost, string.Join(", ", KvOperations.All.Select(operation => operation.Queue)));
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task Faulted(ReceiveEndpointFaulted faulted)
+    {
+        if (_ready.TryUpdate(faulted.InputAddress, false, true))
+            logger.LogWarning("Stopped consuming {Queue}, reconnecting: {Message}", faulted.InputAddress.AbsolutePath.TrimStart('/'),
+                faulted.Exception?.Message);
+        return Task.CompletedTask;
+    }
+
+    public Task Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;
+
+    public Task Completed(ReceiveEndpointCompleted completed) => Task.CompletedTask;
+}
