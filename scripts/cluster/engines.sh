@@ -14,8 +14,8 @@
 : "${KVC_TIMEOUT:=120}"                 # seconds any single wait may take
 : "${KVC_TIMINGS_FILE:=}"               # when set, kvc_timed appends "label seconds" lines
 
-# RabbitMQ: nodes kvc1..kvc3@localhost, AMQP on base+i, distribution on base+i,
-# a private epmd (never the shared one on 4369) and a private cookie.
+# RabbitMQ: nodes kvc1..kvc3@localhost, AMQP and Erlang distribution each on
+# a base+i, a private epmd (never the shared one on 4369) and a private cookie.
 : "${KVC_EPMD_PORT:=16369}"
 : "${KVC_RMQ_PORT_BASE:=16720}"        # AMQP 16721..16723
 : "${KVC_RMQ_DIST_BASE:=16730}"        # Erlang distribution 16731..16733
@@ -64,7 +64,8 @@ kvc__port_pids() {
 # their process titles, so for those the pid files and ports remain the way in.
 # kvc__rig_pids ENGINE: pids of live processes marked for ENGINE.
 kvc__rig_pids() {
-  grep -lzxF -- "KVC_RIG=$KVC_BASE/$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+  grep -lzxF -- "KVC_RIG=$KVC_BASE/$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 |
+    grep -vx -e "$$" -e "$BASHPID"   # never the calling shell, whatever its environment
   return 0
 }
 
@@ -72,6 +73,7 @@ kvc__rig_pids() {
 kvc__sweep() {
   local pids
   pids=$(kvc__rig_pids "$1")
+  # shellcheck disable=SC2086  # one pid a word
   [ -z "$pids" ] || kvc__stop_pids 5 $pids
 }
 
@@ -90,18 +92,22 @@ kvc__session_pids() {
 
 kvc__alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
+# kvc__ours PID ENGINE: PID is alive and carries ENGINE's mark (a pid from a
+# stale pid file may belong to anything by now).
+kvc__ours() { kvc__alive "$1" && grep -qzxF -- "KVC_RIG=$KVC_BASE/$2" "/proc/$1/environ" 2>/dev/null; }
+
 # kvc__stop_pids GRACE PID...: SIGTERM, wait up to GRACE seconds, then SIGKILL.
 kvc__stop_pids() {
   local grace=$1 pid left i; shift
   [ $# -gt 0 ] || return 0
-  kill -TERM "$@" 2>/dev/null
+  kill -TERM "$@" 2>/dev/null || true
   for ((i = 0; i < grace * 5; i++)); do
     left=""
     for pid in "$@"; do kvc__alive "$pid" && left=1; done
     [ -n "$left" ] || return 0
     sleep 0.2
   done
-  kill -KILL "$@" 2>/dev/null
+  kill -KILL "$@" 2>/dev/null || true
   sleep 0.2
   return 0
 }
@@ -124,7 +130,7 @@ kvc__wait() {
 kvc_timed() {
   local label=$1 start rc secs; shift
   start=$(kvc__now)
-  "$@"; rc=$?
+  "$@" && rc=0 || rc=$?
   secs=$(kvc__since "$start")
   kvc__log "$label: ${secs} s$([ "$rc" -eq 0 ] || echo " (failed, status $rc)")"
   [ -z "$KVC_TIMINGS_FILE" ] || printf '%s %s\n' "$label" "$secs" >>"$KVC_TIMINGS_FILE"
@@ -184,16 +190,21 @@ kvc_rmq_urls() { local i; for ((i = 1; i <= KVC_RMQ_NODES; i++)); do kvc_rmq_url
 kvc__rmq_dir() { printf '%s/rabbitmq\n' "$KVC_BASE"; }
 
 # The environment every RabbitMQ process of ours (server or CLI) runs with:
-# our epmd, our cookie (in $HOME), our env file instead of /etc/rabbitmq's.
-kvc__rmq_env() {
+# our mark, our epmd, our cookie (in $HOME), our env file instead of
+# /etc/rabbitmq's. One VAR=value a line.
+kvc__rmq_envvars() {
   local r; r=$(kvc__rmq_dir)
-  env KVC_RIG="$KVC_BASE/rabbitmq" HOME="$r/home" \
-    ERL_EPMD_PORT="$KVC_EPMD_PORT" ERL_EPMD_ADDRESS=127.0.0.1 \
-    RABBITMQ_CONF_ENV_FILE="$r/rabbitmq-env.conf" \
-    RABBITMQ_CTL_DIST_PORT_MIN="$KVC_RMQ_CTL_DIST_MIN" \
-    RABBITMQ_CTL_DIST_PORT_MAX=$((KVC_RMQ_CTL_DIST_MIN + 19)) \
-    LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-    "$@"
+  printf '%s\n' "KVC_RIG=$KVC_BASE/rabbitmq" "HOME=$r/home" \
+    "ERL_EPMD_PORT=$KVC_EPMD_PORT" ERL_EPMD_ADDRESS=127.0.0.1 \
+    "RABBITMQ_CONF_ENV_FILE=$r/rabbitmq-env.conf" \
+    "RABBITMQ_CTL_DIST_PORT_MIN=$KVC_RMQ_CTL_DIST_MIN" \
+    "RABBITMQ_CTL_DIST_PORT_MAX=$((KVC_RMQ_CTL_DIST_MIN + 19))" \
+    LANG=C.UTF-8 LC_ALL=C.UTF-8
+}
+
+kvc__rmq_env() {
+  local envs; mapfile -t envs < <(kvc__rmq_envvars)
+  env "${envs[@]}" "$@"
 }
 
 # kvc_rmq_ctl N ARGS...: rabbitmqctl against node N (likewise _queues, _diag).
@@ -207,7 +218,7 @@ kvc_rmq_node_pid() {
   local d f pid
   d="$(kvc__rmq_dir)/kvc$1"
   for f in "$d/rabbitmq.pid" "$d/launcher.pid"; do
-    [ -s "$f" ] && pid=$(cat "$f") && kvc__alive "$pid" && { printf '%s\n' "$pid"; return 0; }
+    [ -s "$f" ] && pid=$(cat "$f") && kvc__ours "$pid" rabbitmq && { printf '%s\n' "$pid"; return 0; }
   done
   return 1
 }
@@ -267,7 +278,10 @@ kvc__rmq_start_epmd() {
 kvc__rmq_boot() {
   local n=$1 r d; r=$(kvc__rmq_dir); d="$r/kvc$n"
   rm -f "$d/rabbitmq.pid" "$d/launcher.pid"
-  kvc__rmq_env \
+  local envs; mapfile -t envs < <(kvc__rmq_envvars)
+  # A simple command in the background: $! is env, which becomes setsid, then
+  # the launcher script, all in one process.
+  env "${envs[@]}" \
     RABBITMQ_NODENAME="$(kvc_rmq_node "$n")" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT="$(kvc_rmq_port "$n")" \
@@ -280,8 +294,8 @@ kvc__rmq_boot() {
     RABBITMQ_ENABLED_PLUGINS_FILE="$r/enabled_plugins" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$KVC_RMQ_ERL_ARGS -kernel inet_dist_use_interface {127,0,0,1}" \
     setsid "$KVC_RMQ_SBIN/rabbitmq-server" </dev/null >>"$d/log/console.log" 2>&1 &
-  # $! is the launcher script, which turns SIGTERM into a clean stop; the VM
-  # writes its own pid to rabbitmq.pid early in its boot.
+  # The launcher script turns SIGTERM into a clean stop; the VM writes its own
+  # pid to rabbitmq.pid early in its boot.
   echo $! >"$d/launcher.pid"
 }
 
@@ -290,7 +304,9 @@ kvc__rmq_boot() {
 kvc__rmq_await() {
   local n=$1 start=$SECONDS
   until kvc__listening "$(kvc_rmq_port "$n")"; do
-    if ! kvc_rmq_node_pid "$n" >/dev/null; then
+    # The launcher's pid was written by this boot (kvc__rmq_boot), so it is
+    # trusted as is: until it has exec'd, it does not carry the mark yet.
+    if ! kvc_rmq_node_pid "$n" >/dev/null && ! kvc__alive "$(cat "$(kvc__rmq_dir)/kvc$n/launcher.pid" 2>/dev/null)"; then
       kvc__log "node $(kvc_rmq_node "$n") died while booting; see $(kvc__rmq_dir)/kvc$n/log"
       return 1
     fi
@@ -378,7 +394,7 @@ kvc_rmq_wait_new_leader() {
 kvc_rmq_stop_node() {
   local n=$1 pid
   pid=$(kvc_rmq_node_pid "$n") || { kvc__log "$(kvc_rmq_node "$n") is not running"; return 0; }
-  kvc_rmq_ctl "$n" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
+  kvc_rmq_ctl "$n" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
   kvc__wait "$KVC_TIMEOUT" "$(kvc_rmq_node "$n") to stop" eval "! kvc__alive $pid"
 }
 
@@ -387,12 +403,27 @@ kvc_rmq_stop_node() {
 kvc_rmq_stop_app() { kvc_rmq_ctl "$1" stop_app >/dev/null; }
 kvc_rmq_start_app() { kvc_rmq_ctl "$1" start_app >/dev/null && kvc_rmq_wait_clustered; }
 
-# kvc_rmq_kill_node N: SIGKILL node N's VM (a crash).
+# kvc__rmq_vm_pids N: node N's Erlang VM, from its pid file or its ports.
+kvc__rmq_vm_pids() {
+  local pid port
+  {
+    pid=$(cat "$(kvc__rmq_dir)/kvc$1/rabbitmq.pid" 2>/dev/null) && kvc__ours "$pid" rabbitmq && echo "$pid"
+    for port in "$(kvc_rmq_port "$1")" $((KVC_RMQ_DIST_BASE + $1)); do
+      for pid in $(kvc__port_pids "$port"); do
+        [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == beam* ]] && echo "$pid"
+      done
+    done
+  } | sort -u
+}
+
+# kvc_rmq_kill_node N: SIGKILL node N's Erlang VM (a crash).
 kvc_rmq_kill_node() {
-  local pid
-  pid=$(kvc_rmq_node_pid "$1") || return 0
-  kill -KILL "$pid" 2>/dev/null
-  kvc__wait 10 "$(kvc_rmq_node "$1") to die" eval "! kvc__alive $pid"
+  local pids
+  pids=$(kvc__rmq_vm_pids "$1")
+  [ -n "$pids" ] || return 0
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+  kvc__wait 10 "$(kvc_rmq_node "$1") to die" eval "[ -z \"\$(kvc__rmq_vm_pids $1)\" ]"
 }
 
 # kvc_rmq_start_node N: boot node N again (it rejoins from its own data) and
@@ -412,7 +443,7 @@ kvc_rmq_down() {
   local r i pids=() pid port; r=$(kvc__rmq_dir)
   for ((i = 1; i <= KVC_RMQ_NODES; i++)); do
     for pid in $(cat "$r/kvc$i/rabbitmq.pid" "$r/kvc$i/launcher.pid" 2>/dev/null); do
-      kvc__alive "$pid" && pids+=("$pid")
+      kvc__ours "$pid" rabbitmq && pids+=("$pid")
     done
     for port in "$(kvc_rmq_port "$i")" $((KVC_RMQ_DIST_BASE + i)); do
       for pid in $(kvc__port_pids "$port"); do
@@ -623,21 +654,27 @@ kvc_pg_failover() {
   printf '%s\n' "$secs"
 }
 
-# kvc__pg_session_pids N: every process of node N's pg_autoctl service (0 =
-# monitor): its supervisor, its children and the PostgreSQL they run. They share
-# the session that setsid gave the launcher; Linux does not reuse a pid while it
-# still names a session with members, so the recorded id is safe to use later.
+# kvc__pg_session_pids N: the processes of node N's pg_autoctl service (0 =
+# monitor): its supervisor, its helpers and the postmaster they run. They share
+# the session that setsid gave the launcher.
 kvc__pg_session_pids() {
-  local sid
-  sid=$(cat "$(kvc__pg_dir)/logs/$(kvc__pg_name "$1").launcher.pid" 2>/dev/null) && [ -n "$sid" ] || return 0
-  kvc__session_pids "$sid"
+  local sid pid r; r=$(kvc__pg_dir)
+  sid=$(cat "$r/logs/$(kvc__pg_name "$1").launcher.pid" 2>/dev/null) && [ -n "$sid" ] || return 0
+  # Only members that are provably ours: marked (pg_autoctl, the postmaster) or
+  # the launcher naming our directory. PostgreSQL's backends exit on their own
+  # when their postmaster dies.
+  for pid in $(kvc__session_pids "$sid"); do
+    if kvc__ours "$pid" postgres || tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "--pgdata $r/"; then
+      echo "$pid"
+    fi
+  done
 }
 
 # kvc__pg_keeper_pid N: pid of pg_autoctl's supervisor for node N.
 kvc__pg_keeper_pid() {
   local f pid
   f="$(kvc__pg_dir)/xdg/run/pg_autoctl$(kvc__pg_dir)/$(kvc__pg_name "$1")/pg_autoctl.pid"
-  [ -s "$f" ] && pid=$(head -n 1 "$f") && kvc__alive "$pid" && printf '%s\n' "$pid"
+  [ -s "$f" ] && pid=$(head -n 1 "$f") && kvc__ours "$pid" postgres && printf '%s\n' "$pid"
 }
 
 # kvc__pg_stop N...: SIGTERM each node's supervisor (a fast shutdown of its
@@ -646,14 +683,14 @@ kvc__pg_stop() {
   local n pid pids rest=() i
   for n in "$@"; do
     if pid=$(kvc__pg_keeper_pid "$n"); then
-      kill -TERM "$pid" 2>/dev/null
+      kill -TERM "$pid" 2>/dev/null || true
     else
       # No supervisor (a leftover): end its children and ask PostgreSQL for a fast shutdown.
       pids=$(kvc__pg_session_pids "$n")
       [ -z "$pids" ] && continue
-      kill -TERM $pids 2>/dev/null
+      kill -TERM $pids 2>/dev/null || true
       pid=$(head -n 1 "$(kvc__pg_dir)/$(kvc__pg_name "$n")/postmaster.pid" 2>/dev/null) &&
-        grep -qx "$pid" <<<"$pids" && kill -INT "$pid" 2>/dev/null
+        grep -qx "$pid" <<<"$pids" && kill -INT "$pid" 2>/dev/null || true
     fi
   done
   for ((i = 0; i < 150; i++)); do
@@ -664,7 +701,7 @@ kvc__pg_stop() {
     [ ${#rest[@]} -gt 0 ] || return 0
     sleep 0.2
   done
-  kill -KILL "${rest[@]}" 2>/dev/null
+  kill -KILL "${rest[@]}" 2>/dev/null || true
   sleep 0.2
 }
 
@@ -676,7 +713,7 @@ kvc_pg_stop_node() { kvc__pg_stop "$1"; }
 kvc_pg_kill_node() {
   local pids
   pids=$(kvc__pg_session_pids "$1")
-  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null
+  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
   kvc__wait 10 "node$1 to die" eval '[ -z "$(kvc__pg_session_pids '"$1"')" ]'
 }
 
@@ -774,7 +811,10 @@ kvc_redis_up() {
 }
 
 kvc__redis_pid() {
-  local pid; pid=$(cat "$(kvc__redis_dir)/n$1/redis.pid" 2>/dev/null) && kvc__alive "$pid" && echo "$pid"
+  # Redis overwrites its environment with its title: check name and port instead.
+  local pid; pid=$(cat "$(kvc__redis_dir)/n$1/redis.pid" 2>/dev/null) && kvc__alive "$pid" &&
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ] &&
+    kvc__port_pids "$(kvc_redis_port "$1")" | grep -qx "$pid" && echo "$pid"
 }
 
 # kvc_redis_stop_node I: stop node I (SIGTERM; no data is kept, nodes.conf is).

@@ -47,23 +47,23 @@ kvc_rmq_ctl 1 list_queues -p "$KVC_RMQ_VHOST" name type leader members --no-tabl
 
 say "rabbitmq: publish through node 1, consume through node 3"
 "${PROBE[@]}" publish "$(kvc_rmq_url 1)" kvc.smoke 200 >/dev/null || fail "publish"
-out=$("${PROBE[@]}" consume "$(kvc_rmq_url 3)" kvc.smoke --expect 200) || fail "consume: $out"
-kvc__log "$out"
+result=$("${PROBE[@]}" consume "$(kvc_rmq_url 3)" kvc.smoke --expect 200) || fail "consume: $result"
+kvc__log "$result"
 
 say "rabbitmq: RPC, worker on node 1, clients on nodes 2 and 3"
 "${PROBE[@]}" rpc-server "$(kvc_rmq_url 1)" kvc.smoke.rpc --requests 400 >"$WORK/rpc-server.out" 2>/dev/null &
 rpc_server=$!
-out=$("${PROBE[@]}" rpc-client "$(kvc_rmq_url 2)" kvc.smoke.rpc --requests 200 --reply direct) || fail "direct reply-to: $out"
-kvc__log "$out"
-out=$("${PROBE[@]}" rpc-client "$(kvc_rmq_url 3)" kvc.smoke.rpc --requests 200 --reply exclusive) || fail "exclusive reply queue: $out"
-kvc__log "$out"
+result=$("${PROBE[@]}" rpc-client "$(kvc_rmq_url 2)" kvc.smoke.rpc --requests 200 --reply direct) || fail "direct reply-to: $result"
+kvc__log "$result"
+result=$("${PROBE[@]}" rpc-client "$(kvc_rmq_url 3)" kvc.smoke.rpc --requests 200 --reply exclusive) || fail "exclusive reply queue: $result"
+kvc__log "$result"
 wait "$rpc_server" || fail "rpc server: $(cat "$WORK/rpc-server.out")"
 
 # rmq_leader_fault stop|kill: take down the leader of kvc.smoke while a client
 # on the other nodes publishes with confirms; every confirmed message must be
 # consumable afterwards. Records the leader change and the client's worst gap.
 rmq_leader_fault() {
-  local how=$1 leader idx urls t0 new out gap confirmed j
+  local how=$1 leader idx urls t0 new result gap confirmed j
   leader=$(kvc_rmq_queue_leader kvc.smoke) || fail "kvc.smoke has no leader"
   idx=$(kvc_rmq_index "$leader")
   urls=$(for j in 1 2 3; do [ "$j" = "$idx" ] || kvc_rmq_url "$j"; done | paste -sd,)
@@ -75,12 +75,12 @@ rmq_leader_fault() {
   new=$(kvc_rmq_wait_new_leader kvc.smoke "$leader" 60) || fail "no new leader after $how of $leader"
   record "rabbitmq leader change after $how of the leader (CLI view)" "$(kvc__since "$t0")"
   wait "$probe" || fail "availability probe: $(cat "$WORK/avail.out" "$WORK/avail.err")"
-  out=$(cat "$WORK/avail.out")
-  gap=$(field max_gap_seconds "$out"); confirmed=$(field confirmed "$out")
+  result=$(cat "$WORK/avail.out")
+  gap=$(field max_gap_seconds "$result"); confirmed=$(field confirmed "$result")
   record "rabbitmq longest publish-confirm gap, leader $how" "$gap"
-  kvc__log "leader $leader -> $new; probe: $out"
-  out=$("${PROBE[@]}" consume "$(kvc_rmq_url "$(kvc_rmq_index "$new")")" kvc.smoke --expect "$confirmed" \
-    --ids-file "$WORK/consumed") || fail "after $how: $out"
+  kvc__log "leader $leader -> $new; probe: $result"
+  result=$("${PROBE[@]}" consume "$(kvc_rmq_url "$(kvc_rmq_index "$new")")" kvc.smoke --expect "$confirmed" \
+    --ids-file "$WORK/consumed") || fail "after $how: $result"
   [ -z "$(comm -23 <(sort "$WORK/confirmed") <(sort "$WORK/consumed"))" ] || fail "confirmed messages lost after $how"
   kvc__log "all $confirmed confirmed messages consumed through $new"
   kvc_timed "rabbitmq node restart after $how" kvc_rmq_start_node "$idx" || fail "restart $leader"
