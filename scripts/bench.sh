@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
+# The profile scenario samples the worker with perf.
+command -v perf >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq linux-perf >/dev/null 2>&1; } || true
 
 export KV_BENCH_POSTGRES="${KV_BENCH_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=kvworker;Password=kvworker;Database=kvworker}"
 export KV_BENCH_RABBITMQ="${KV_BENCH_RABBITMQ:-amqp://guest:guest@127.0.0.1:${KV_AMQP_PORT:-5672}/}"

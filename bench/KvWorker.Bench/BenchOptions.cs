@@ -14,11 +14,13 @@ public sealed class BenchOptions
           --duration S          seconds measured per cell (default 5)
           --warmup S            seconds of load before each cell is measured (default 1)
           --in-flight LIST      requests in flight (default 1,16,64)
-          --scenarios LIST      any of table,scaling,purge,soak (default table,scaling,purge)
+          --scenarios LIST      any of table,scaling,profile,purge,soak (default table,scaling,profile,purge);
+                                profile samples the worker with perf (Debian's linux-perf)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)
           --soak S              memory soak of S seconds (600 for the record); alone it runs
                                 only the soak, with --scenarios it joins the list
-          --markdown PATH       write the report as Markdown too (e.g. docs/benchmarks.md)
+          --markdown PATH       write the report as Markdown too (e.g. docs/benchmarks.md), and the
+                                operation table's plots as PNG files beside it
           --help                this text
         """;
 
@@ -30,10 +32,13 @@ public sealed class BenchOptions
     /// <summary>Mixed load on each target before its first measurement.</summary>
     public TimeSpan StartUpWarmUp { get; private set; } = TimeSpan.FromSeconds(10);
     public int[] InFlight { get; private set; } = [1, 16, 64];
-    public HashSet<string> Scenarios { get; private set; } = ["table", "scaling", "purge"];
+    public HashSet<string> Scenarios { get; private set; } = ["table", "scaling", "profile", "purge"];
     public int PurgeEntries { get; private set; } = 1_000_000;
     public TimeSpan Soak { get; private set; } = TimeSpan.FromSeconds(600);
     public string? MarkdownPath { get; private set; }
+
+    /// <summary>Where the plots go: beside the Markdown report; none without one.</summary>
+    public string? PlotDirectory => MarkdownPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(MarkdownPath));
     public bool Help { get; private set; }
 
     /// <summary>The in-flight level the targets are judged at: the highest measured.</summary>
@@ -76,7 +81,7 @@ public sealed class BenchOptions
         }
         if (soak is not null) options.Soak = soak.Value;
         if (scenarios.Count > 0) options.Scenarios = scenarios.ToHashSet();
-        var unknown = options.Scenarios.Except(["table", "scaling", "purge", "soak"]).ToList();
+        var unknown = options.Scenarios.Except(["table", "scaling", "profile", "purge", "soak"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown scenario {string.Join(", ", unknown)}");
         if (options.Rounds < 1 || options.Duration <= TimeSpan.Zero || options.InFlight.Any(n => n < 1))
             throw new ArgumentException("rounds, duration and in-flight counts must be positive");

@@ -29,18 +29,32 @@ public sealed class BenchRun(BenchOptions options)
         if (options.Scenarios.Contains("table") || options.Scenarios.Contains("scaling"))
         {
             await using var deployment = await CreateDeploymentAsync("main", cancellationToken);
-            await using var oneReplica = await RpcClient.ConnectAsync("w1", (await StartWorkersAsync(deployment, "w1", 1, cancellationToken)).Host, cancellationToken);
+            var (oneHost, oneProcesses) = await StartWorkersAsync(deployment, "w1", 1, cancellationToken);
+            await using var oneReplica = await RpcClient.ConnectAsync("w1", oneHost, cancellationToken);
             if (options.Scenarios.Contains("table"))
             {
-                await using var twoReplicas = await RpcClient.ConnectAsync("w2", (await StartWorkersAsync(deployment, "w2", 2, cancellationToken)).Host, cancellationToken);
+                var (twoHost, twoProcesses) = await StartWorkersAsync(deployment, "w2", 2, cancellationToken);
+                await using var twoReplicas = await RpcClient.ConnectAsync("w2", twoHost, cancellationToken);
                 var echoHost = await deployment.AddVirtualHostAsync("echo", cancellationToken);
-                Progress("starting the echo service");
-                await deployment.StartEchoAsync(echoHost, cancellationToken);
+                var rawEchoHost = await deployment.AddVirtualHostAsync("rawecho", cancellationToken);
+                Progress("starting the echo services");
+                var echoProcess = await deployment.StartEchoAsync(echoHost, cancellationToken);
+                var rawEchoProcess = await deployment.StartRawEchoAsync(rawEchoHost, Deployment.PrefetchCount, cancellationToken);
                 await using var echo = await RpcClient.ConnectAsync("echo", echoHost, cancellationToken);
-                await new TableScenario(this, deployment).RunAsync(echo, oneReplica, twoReplicas, cancellationToken);
+                await using var rawEcho = await RpcClient.ConnectAsync("rawecho", rawEchoHost, cancellationToken);
+                var cpu = new CpuMeter(Deployment.PostgresPort, Deployment.Broker.Port);
+                await new TableScenario(this, deployment, cpu).RunAsync(
+                    new Target(rawEcho, "raw echo", [rawEchoProcess.Id]), new Target(echo, "echo", [echoProcess.Id]),
+                    new Target(oneReplica, "1 replica", [.. oneProcesses.Select(p => p.Id)]),
+                    new Target(twoReplicas, "2 replicas", [.. twoProcesses.Select(p => p.Id)]), cancellationToken);
             }
             if (options.Scenarios.Contains("scaling"))
                 await new ScalingScenario(this, deployment).RunAsync(oneReplica, cancellationToken);
+        }
+        if (options.Scenarios.Contains("profile"))
+        {
+            await using var deployment = await CreateDeploymentAsync("profile", cancellationToken);
+            await new ProfileScenario(this, deployment).RunAsync(cancellationToken);
         }
         if (options.Scenarios.Contains("purge"))
         {

@@ -18,6 +18,12 @@ public sealed class Deployment : IAsyncDisposable
     /// <summary>Namespace quota for the benchmark, so no request is rejected for space.</summary>
     public const long NamespaceQuotaBytes = 1L << 30;
 
+    /// <summary>Messages a consumer takes at once: the worker's default, which the raw echo uses too.</summary>
+    public static ushort PrefetchCount => new Configuration.RabbitMqOptions().PrefetchCount;
+
+    /// <summary>The port of the PostgreSQL server the benchmark uses, whose processes' CPU it measures.</summary>
+    public static int PostgresPort => new NpgsqlConnectionStringBuilder(AdminConnectionString).Port;
+
     private readonly List<string> _virtualHosts = [];
     private readonly List<ServiceProcess> _processes = [];
 
@@ -127,6 +133,15 @@ public sealed class Deployment : IAsyncDisposable
         return echo;
     }
 
+    /// <summary>Starts the raw RabbitMQ.Client echo (baseline a0) on the virtual host and waits until it consumes.</summary>
+    public async Task<ServiceProcess> StartRawEchoAsync(Uri virtualHost, ushort prefetch, CancellationToken cancellationToken)
+    {
+        var echo = Track(ServiceProcess.Start("raw echo", typeof(RawEchoServer).Assembly.GetName().Name + ".dll",
+            [RawEchoServer.Argument, virtualHost.ToString(), prefetch.ToString(CultureInfo.InvariantCulture)], new Dictionary<string, string?>()));
+        await RpcClient.WaitForConsumersAsync(virtualHost, 1, () => echo.RecentOutput, cancellationToken);
+        return echo;
+    }
+
     private ServiceProcess Track(ServiceProcess process)
     {
         _processes.Add(process);
@@ -142,16 +157,19 @@ public sealed class Deployment : IAsyncDisposable
         IReadOnlyList<string> namespaces, string keyPrefix, int keysPerNamespace, string valueJson, bool expired, CancellationToken cancellationToken)
     {
         const string entriesSql = """
-            INSERT INTO kv_entries (namespace, key, value, size_bytes, expires_at)
-            SELECT ns, $2 || i, $4, octet_length($4), CASE WHEN $5 THEN now() - interval '1 minute' END
+            INSERT INTO kv_entries (namespace, key, value, size_bytes, expires_at, version)
+            SELECT ns, $2 || i, $4, octet_length($4), CASE WHEN $5 THEN now() - interval '1 minute' END, 1
               FROM unnest($1::text[]) AS ns, generate_series(0, $3 - 1) AS i
             ON CONFLICT (namespace, key) DO UPDATE
                SET value = excluded.value, size_bytes = excluded.size_bytes, expires_at = excluded.expires_at
             """;
+        // Version 1 for every prefilled entry: the namespace's counter continues above the highest.
         const string usageSql = """
-            INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count)
-            SELECT e.namespace, sum(e.size_bytes), count(*) FROM kv_entries e WHERE e.namespace = ANY ($1) GROUP BY e.namespace
-            ON CONFLICT (namespace) DO UPDATE SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count
+            INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count, last_version)
+            SELECT e.namespace, sum(e.size_bytes), count(*), max(e.version) FROM kv_entries e WHERE e.namespace = ANY ($1) GROUP BY e.namespace
+            ON CONFLICT (namespace) DO UPDATE
+               SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count,
+                   last_version = greatest(kv_namespace_usage.last_version, excluded.last_version)
             """;
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -174,10 +192,13 @@ public sealed class Deployment : IAsyncDisposable
         await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Writes the entries kv_get reads and kv_delete removes into the namespaces of a target's first <paramref name="lanes"/> lanes.</summary>
-    public Task FillLanesAsync(string target, int lanes, CancellationToken cancellationToken) =>
-        PrefillAsync(Enumerable.Range(0, lanes).Select(lane => Workload.LaneNamespace(target, lane)).ToList(),
-            Workload.KeyPrefix(Operation.Get), Workload.KeysPerNamespace, Workload.SetValue, expired: false, cancellationToken);
+    /// <summary>Writes the entries kv_get reads and kv_delete removes for a target's first <paramref name="lanes"/> lanes.</summary>
+    public Task FillLanesAsync(string target, int lanes, CancellationToken cancellationToken, Layout layout = Layout.Spread) =>
+        layout == Layout.Spread
+            ? PrefillAsync(Enumerable.Range(0, lanes).Select(lane => Workload.LaneNamespace(target, lane)).ToList(),
+                Workload.KeyPrefix(KvOperations.Get), Workload.KeysPerLane, Workload.SetValue, expired: false, cancellationToken)
+            : PrefillAsync([Workload.HotNamespace(target)],
+                Workload.KeyPrefix(KvOperations.Get), lanes * Workload.KeysPerLane, Workload.SetValue, expired: false, cancellationToken);
 
     private static NpgsqlParameter Namespaces(IReadOnlyList<string> namespaces) =>
         new NpgsqlParameter<string[]> { TypedValue = namespaces.ToArray() };

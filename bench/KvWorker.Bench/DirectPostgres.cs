@@ -34,23 +34,25 @@ public sealed class DirectPostgres(NpgsqlDataSource dataSource, long namespaceQu
         var messageId = Guid.NewGuid().ToString("N");
         try
         {
-            switch (request.Operation)
+            switch (request.Operation.Name)
             {
-                case Operation.Get:
+                case "kv_get":
                     await _adapter.GetAsync(new KvGet { Namespace = ns, Key = key }, cancellationToken);
                     break;
-                case Operation.Set:
+                case "kv_set":
                     var set = new KvSet { Namespace = ns, Key = key, Value = SetValue };
                     await _adapter.SetAsync(set, StoredSetValue, RequestIdentity.Of(messageId, KvOperations.Set, ns, key, set), cancellationToken);
                     break;
-                case Operation.Increment:
+                case "kv_increment":
                     var increment = new KvIncrement { Namespace = ns, Key = key };
                     await _adapter.IncrementAsync(increment, RequestIdentity.Of(messageId, KvOperations.Increment, ns, key, increment), cancellationToken);
                     break;
-                case Operation.Delete:
+                case "kv_delete":
                     var delete = new KvDelete { Namespace = ns, Key = key };
                     await _adapter.DeleteAsync(delete, RequestIdentity.Of(messageId, KvOperations.Delete, ns, key, delete), cancellationToken);
                     break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(request), $"the PostgreSQL baseline does not run {request.Operation.Name}");
             }
             return null;
         }

@@ -28,17 +28,24 @@ public sealed class Load : IAsyncDisposable
         return recorder;
     }
 
-    /// <summary>Warms up, then measures for the given time; returns the figures.</summary>
+    /// <summary>
+    /// Warms up, then measures for the given time; returns the figures, with the CPU time per
+    /// request of the measured window when <paramref name="cpu"/> samples it.
+    /// </summary>
     public static async Task<Stats> MeasureAsync(
-        ILoadTarget target, int inFlight, Func<int, long, Request> next, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
+        ILoadTarget target, int inFlight, Func<int, long, Request> next, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken,
+        Func<CpuSample>? cpu = null)
     {
         await using var load = Start(target, inFlight, next);
         await Task.Delay(warmUp, cancellationToken);
+        var before = cpu?.Invoke();
         var recorder = load.Record();
         await Task.Delay(duration, cancellationToken);
         recorder.Stop();
+        var after = cpu?.Invoke();
         await load.StopAsync();
-        return recorder.Stats();
+        var stats = recorder.Stats();
+        return before is null ? stats : stats with { Cpu = before.PerRequest(after!, stats.Requests) };
     }
 
     /// <summary>Stops sending, waits for the requests in flight, and rethrows what a lane failed with.</summary>
@@ -115,14 +122,22 @@ public sealed class Recorder
         sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(fraction * sorted.Length) - 1, 0, sorted.Length - 1)];
 }
 
-/// <summary>Figures of one measurement (or the medians over rounds): rate, latency percentiles in milliseconds, requests and errors.</summary>
+/// <summary>
+/// Figures of one measurement (or the medians over rounds): rate, latency percentiles in
+/// milliseconds, requests and errors, and CPU time per request when it was measured.
+/// </summary>
 public sealed record Stats(double RequestsPerSecond, double P50Ms, double P99Ms, double MaxMs, long Requests, long Errors, string? FirstError)
 {
+    public CpuPerRequest? Cpu { get; init; }
+
     /// <summary>The median of each figure over rounds; requests and errors are summed.</summary>
     public static Stats Median(IReadOnlyCollection<Stats> rounds) => new(
         MedianOf(rounds.Select(r => r.RequestsPerSecond)),
         MedianOf(rounds.Select(r => r.P50Ms)), MedianOf(rounds.Select(r => r.P99Ms)), MedianOf(rounds.Select(r => r.MaxMs)),
-        rounds.Sum(r => r.Requests), rounds.Sum(r => r.Errors), rounds.Select(r => r.FirstError).FirstOrDefault(e => e is not null));
+        rounds.Sum(r => r.Requests), rounds.Sum(r => r.Errors), rounds.Select(r => r.FirstError).FirstOrDefault(e => e is not null))
+    {
+        Cpu = rounds.Any(r => r.Cpu is not null) ? CpuPerRequest.Median(rounds.Where(r => r.Cpu is not null).Select(r => r.Cpu!)) : null,
+    };
 
     public static double MedianOf(IEnumerable<double> values)
     {

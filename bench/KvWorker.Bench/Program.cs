@@ -1,9 +1,14 @@
 using KvWorker.Bench;
 
-// Either the echo service (baseline a), started by the benchmark as a process of its own...
+// Either an echo service (baselines a0 and a), started by the benchmark as a process of its own...
 if (args is [EchoServer.Argument, .. var echoArgs])
 {
     await EchoServer.RunAsync(echoArgs);
+    return 0;
+}
+if (args is [RawEchoServer.Argument, .. var rawEchoArgs])
+{
+    await RawEchoServer.RunAsync(rawEchoArgs);
     return 0;
 }
 

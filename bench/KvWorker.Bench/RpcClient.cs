@@ -34,7 +34,7 @@ public sealed class RpcClient : ILoadTarget, IAsyncDisposable
     {
         try
         {
-            var reply = await _client.CallRawAsync(Workload.Queue(request.Operation), Workload.RequestBody(request), CallOptions, cancellationToken);
+            var reply = await _client.CallRawAsync(request.Operation.Queue, Workload.RequestBody(request), CallOptions, cancellationToken);
             return reply.Body.AsSpan().StartsWith(ErrorPrefix) ? Encoding.UTF8.GetString(reply.Body) : null;
         }
         catch (KvTimeoutException ex)
@@ -48,7 +48,7 @@ public sealed class RpcClient : ILoadTarget, IAsyncDisposable
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         await using var connection = await new ConnectionFactory { Uri = amqpUri }.CreateConnectionAsync(cancellationToken);
-        foreach (var queue in Workload.Operations.Select(Workload.Queue))
+        foreach (var queue in KvWorker.Contracts.KvOperations.All.Select(operation => operation.Queue))
         {
             while (await ConsumerCountAsync(connection, queue, cancellationToken) < consumers)
             {

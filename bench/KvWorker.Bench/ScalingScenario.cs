@@ -1,17 +1,19 @@
 using System.Globalization;
+using KvWorker.Contracts;
 
 namespace KvWorker.Bench;
 
 /// <summary>
-/// The cost of a write must not grow with the size of its namespace: kv_set and
-/// kv_increment at the highest in-flight level on random keys of a namespace
-/// holding 100 entries and of one holding 100,000 (filled with SQL), one worker replica.
+/// The cost of a request must not grow with the size of its namespace: kv_set,
+/// kv_increment and a kv_list page of 100 keys at the highest in-flight level, on
+/// random keys of a namespace holding 100 entries and of one holding 100,000 (filled
+/// with SQL), one worker replica; and kv_get_many of 100 keys beside a kv_get.
 /// </summary>
 public sealed class ScalingScenario(BenchRun run, Deployment deployment)
 {
     private const double Target = 0.9;
     private static readonly int[] Sizes = [100, 100_000];
-    private static readonly Operation[] Operations = [Operation.Set, Operation.Increment];
+    private static readonly KvOperation[] Operations = [KvOperations.Set, KvOperations.Increment, KvOperations.List, KvOperations.Get, KvOperations.GetMany];
 
     public async Task RunAsync(RpcClient worker, CancellationToken cancellationToken)
     {
@@ -20,36 +22,36 @@ public sealed class ScalingScenario(BenchRun run, Deployment deployment)
         foreach (var size in Sizes)
         {
             run.Progress($"filling namespace {Namespace(size)} with {size:N0} entries");
-            // Half entries for kv_set, half counters for kv_increment.
-            await deployment.PrefillAsync([Namespace(size)], Workload.KeyPrefix(Operation.Set), size / 2, Workload.SetValue, expired: false, cancellationToken);
-            await deployment.PrefillAsync([Namespace(size)], Workload.KeyPrefix(Operation.Increment), size / 2, "1", expired: false, cancellationToken);
+            // Half entries for kv_set, kv_get and kv_get_many, half counters for kv_increment.
+            await deployment.PrefillAsync([Namespace(size)], Workload.KeyPrefix(KvOperations.Set), size / 2, Workload.SetValue, expired: false, cancellationToken);
+            await deployment.PrefillAsync([Namespace(size)], Workload.KeyPrefix(KvOperations.Increment), size / 2, "1", expired: false, cancellationToken);
         }
 
         await run.WarmUpAsync(worker, cancellationToken);
-        var results = new Dictionary<(Operation, int), List<Stats>>();
+        var results = new Dictionary<(KvOperation, int), List<Stats>>();
         for (var round = 1; round <= options.Rounds; round++)
         foreach (var operation in Operations)
         foreach (var size in Sizes)
         {
-            var stats = await Load.MeasureAsync(worker, inFlight,
-                (_, _) => new Request(operation, Namespace(size), Workload.KeyOf(operation, Random.Shared.Next(size / 2))),
-                options.WarmUp, options.Duration, cancellationToken);
+            var stats = await Load.MeasureAsync(worker, inFlight, (_, _) => Next(operation, size), options.WarmUp, options.Duration, cancellationToken);
             if (!results.TryGetValue((operation, size), out var list)) results[(operation, size)] = list = [];
             list.Add(stats);
-            run.Progress($"scaling round {round}  {Workload.Queue(operation),-12}  {size,7:N0} keys  {Format.Rate(stats.RequestsPerSecond),7} req/s" +
+            run.Progress($"scaling round {round}  {operation.Name,-12}  {size,7:N0} keys  {Format.Rate(stats.RequestsPerSecond),7} req/s" +
                 (stats.Errors > 0 ? $"  {stats.Errors} errors: {stats.FirstError}" : ""));
         }
 
         var report = run.Results;
         report.Section("Scaling with namespace size");
-        report.Line($"One worker replica, {inFlight} in flight, all on one namespace, random keys; medians over rounds.");
-        var table = new Table("kv_set / kv_increment by namespace size", "operation",
+        report.Line($"One worker replica, {inFlight} in flight, all on one namespace, random keys; medians over rounds. kv_list reads a page");
+        report.Line("of 100 keys (after a random key in the large namespace; the small one holds just one page); kv_get_many reads");
+        report.Line("100 consecutive keys from a random one (in the small namespace, half of them are missing).");
+        var table = new Table("Requests by namespace size", "operation",
             "100 keys req/s", "p50", "p99", "100,000 keys req/s", "p50", "p99", "ratio", $"target ≥ {Format.Percent(Target)}");
         foreach (var operation in Operations)
         {
             var small = Stats.Median(results[(operation, Sizes[0])]);
             var large = Stats.Median(results[(operation, Sizes[1])]);
-            table.Row(Workload.Queue(operation),
+            table.Row(operation.Name,
                 Format.Rate(small.RequestsPerSecond), Format.Ms(small.P50Ms), Format.Ms(small.P99Ms),
                 Format.Rate(large.RequestsPerSecond), Format.Ms(large.P50Ms), Format.Ms(large.P99Ms),
                 Format.Ratio(large.RequestsPerSecond, small.RequestsPerSecond),
@@ -58,6 +60,15 @@ public sealed class ScalingScenario(BenchRun run, Deployment deployment)
                     : $"MISSED by {Format.Percent(1 - large.RequestsPerSecond / (Target * small.RequestsPerSecond))}");
         }
         report.Add(table);
+    }
+
+    private static Request Next(KvOperation operation, int size)
+    {
+        var keys = size / 2;
+        var key = operation == KvOperations.List
+            ? (size == Sizes[0] ? "" : Workload.KeyOf(KvOperations.Set, Random.Shared.Next(keys)))
+            : Workload.KeyOf(operation == KvOperations.Increment ? KvOperations.Increment : KvOperations.Set, Random.Shared.Next(Math.Max(1, keys - 100)));
+        return new Request(operation, Namespace(size), key);
     }
 
     private static string Namespace(int size) => "scale-" + size.ToString(CultureInfo.InvariantCulture);

@@ -1,117 +1,177 @@
+using System.Globalization;
+using KvWorker.Contracts;
+
 namespace KvWorker.Bench;
 
-/// <summary>
-/// Each operation at each in-flight level against the echo service, the worker with one
-/// and with two replicas, and PostgreSQL directly; the four measured back to back per cell
-/// and the cells interleaved per round, so all see the same machine. Medians over rounds.
-/// </summary>
-public sealed class TableScenario(BenchRun run, Deployment deployment)
+/// <summary>A load target with the processes that serve it (none for PostgreSQL straight from the benchmark).</summary>
+public sealed record Target(ILoadTarget Load, string Label, int[] Service)
 {
-    private const double EchoTarget = 0.9;
-    private readonly Dictionary<(Operation, int, string), List<Stats>> _results = [];
+    public string Name => Load.Name;
+}
 
-    public async Task RunAsync(RpcClient echo, RpcClient oneReplica, RpcClient twoReplicas, CancellationToken cancellationToken)
+/// <summary>
+/// Each operation at each in-flight level against the raw RabbitMQ echo, the MassTransit
+/// echo service, the worker with one and with two replicas, and PostgreSQL directly; the
+/// targets measured back to back per cell and the cells interleaved per round, so all see
+/// the same machine. Each lane works in a namespace of its own; at the highest in-flight
+/// level the worker and PostgreSQL are also measured with all lanes on one namespace. At
+/// that level every cell also records the CPU time per request of PostgreSQL, RabbitMQ,
+/// the service and the load generator. Medians over rounds.
+/// </summary>
+public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter cpu)
+{
+    private const double MutationTarget = 0.7, GetTarget = 0.85, PostgresTarget = 2, PostgresCpuTarget = 60, WorkerCpuTarget = 1.3;
+    private readonly Dictionary<(KvOperation, int, Layout, string), List<Stats>> _results = [];
+
+    public async Task RunAsync(Target rawEcho, Target echo, Target oneReplica, Target twoReplicas, CancellationToken cancellationToken)
     {
         var options = run.Options;
-        var postgres = new DirectPostgres(deployment.DataSource, Deployment.NamespaceQuotaBytes);
-        ILoadTarget[] targets = [echo, oneReplica, twoReplicas, postgres];
+        var postgres = new Target(new DirectPostgres(deployment.DataSource, Deployment.NamespaceQuotaBytes), "PostgreSQL", []);
+        Target[] targets = [rawEcho, echo, oneReplica, twoReplicas, postgres];
+        Target[] stores = [oneReplica, twoReplicas, postgres];
+        foreach (var target in targets) await run.WarmUpAsync(target.Load, cancellationToken);
 
-        foreach (var target in targets)
-            await run.WarmUpAsync(target, cancellationToken);
-
-        var cells = options.Rounds * Workload.Operations.Length * options.InFlight.Length * targets.Length;
+        var cells = new List<(KvOperation Operation, int InFlight, Layout Layout, Target Target)>();
+        foreach (var operation in Workload.Operations)
+        {
+            foreach (var inFlight in options.InFlight)
+                cells.AddRange(targets.Select(target => (operation, inFlight, Layout.Spread, target)));
+            cells.AddRange(stores.Select(target => (operation, options.TargetInFlight, Layout.Hot, target)));
+        }
         var done = 0;
         for (var round = 1; round <= options.Rounds; round++)
-        foreach (var operation in Workload.Operations)
-        foreach (var inFlight in options.InFlight)
-        foreach (var target in targets)
+        foreach (var (operation, inFlight, layout, target) in cells)
         {
             // Before kv_get and kv_delete cells, every lane's entries are there (written with SQL, not measured).
-            if (operation is Operation.Get or Operation.Delete && target != echo)
-                await deployment.FillLanesAsync(target.Name, inFlight, cancellationToken);
-            var stats = await Load.MeasureAsync(target, inFlight,
-                (lane, sequence) => Workload.LaneRequest(operation, target.Name, lane, sequence),
-                options.WarmUp, options.Duration, cancellationToken);
-            Results(operation, inFlight, target.Name).Add(stats);
-            run.Progress($"cell {++done}/{cells}  round {round}  {Workload.Queue(operation),-12}  in flight {inFlight,2}  {Label(target.Name),-10}  " +
-                $"{Format.Rate(stats.RequestsPerSecond),7} req/s  p50 {Format.Ms(stats.P50Ms)} ms  p99 {Format.Ms(stats.P99Ms)} ms" +
+            if (operation == KvOperations.Get || operation == KvOperations.Delete)
+                await deployment.FillLanesAsync(target.Name, inFlight, cancellationToken, layout);
+            var stats = await Load.MeasureAsync(target.Load, inFlight,
+                (lane, sequence) => Workload.LaneRequest(operation, target.Name, lane, sequence, layout),
+                options.WarmUp, options.Duration, cancellationToken,
+                inFlight == options.TargetInFlight ? () => cpu.Sample(target.Service) : null);
+            Results(operation, inFlight, layout, target.Name).Add(stats);
+            run.Progress($"cell {++done}/{cells.Count * options.Rounds}  round {round}  {operation.Name,-12}  in flight {inFlight,2}  " +
+                $"{(layout == Layout.Hot ? "one namespace" : "namespaces"),-13}  {target.Label,-11}  {Format.Rate(stats.RequestsPerSecond),7} req/s  " +
+                $"p50 {Format.Ms(stats.P50Ms)} ms  p99 {Format.Ms(stats.P99Ms)} ms" +
+                (stats.Cpu is { } c ? $"  cpu µs/req pg {c.Postgres:0} mq {c.RabbitMq:0} svc {c.Service:0} gen {c.LoadGenerator:0}" : "") +
                 (stats.Errors > 0 ? $"  {stats.Errors} errors: {stats.FirstError}" : ""));
         }
-        Report([echo.Name, oneReplica.Name, twoReplicas.Name, postgres.Name]);
+        Report(rawEcho, echo, oneReplica, twoReplicas, postgres);
     }
 
-    private List<Stats> Results(Operation operation, int inFlight, string target)
+    private List<Stats> Results(KvOperation operation, int inFlight, Layout layout, string target)
     {
-        if (!_results.TryGetValue((operation, inFlight, target), out var list))
-            _results[(operation, inFlight, target)] = list = [];
+        if (!_results.TryGetValue((operation, inFlight, layout, target), out var list))
+            _results[(operation, inFlight, layout, target)] = list = [];
         return list;
     }
 
-    private Stats Median(Operation operation, int inFlight, string target) => Stats.Median(Results(operation, inFlight, target));
+    /// <summary>The medians of a cell; an echo answers alike whatever the layout, so its spread cell stands for both.</summary>
+    public Stats Median(KvOperation operation, int inFlight, Layout layout, Target target) =>
+        Stats.Median(Results(operation, inFlight, _results.ContainsKey((operation, inFlight, layout, target.Name)) ? layout : Layout.Spread, target.Name));
 
-    private static string Label(string target) => target switch
+    private void Report(Target rawEcho, Target echo, Target one, Target two, Target postgres)
     {
-        "w1" => "1 replica",
-        "w2" => "2 replicas",
-        _ => target,
-    };
-
-    private void Report(string[] names)
-    {
-        var (echo, one, two, postgres) = (names[0], names[1], names[2], names[3]);
+        var options = run.Options;
+        var at = options.TargetInFlight;
         var report = run.Results;
         report.Section("Operations through RabbitMQ");
         report.Line("Requests per second (median over rounds) and latency in ms (median of each round's p50/p99).");
-        report.Line($"Every in-flight request slot is one agent with a namespace of its own, cycling over {Workload.KeysPerNamespace:N0} keys");
-        report.Line($"({Workload.KeysPerNamespace:N0} entries are written with SQL before each kv_get and kv_delete cell; a lane that deletes");
-        report.Line("more than that in one cell gets deleted:false for the rest). Each request carries a fresh message_id.");
-        report.Line("Echo: the same MassTransit set-up answering without a database.");
-        report.Line("PostgreSQL: the same SQL function called directly, one statement and one commit per operation,");
-        report.Line("with as many connections as requests in flight.");
+        report.Line($"Every in-flight request slot is one agent cycling over {Workload.KeysPerLane:N0} keys of its own, in a namespace of its own");
+        report.Line($"(\"namespaces\") or, at {at} in flight, also with all lanes in one namespace (\"one namespace\"). Entries are written");
+        report.Line("with SQL before each kv_get and kv_delete cell. Each request carries a fresh message_id and the client's user_id.");
+        report.Line("Raw echo: a RabbitMQ.Client consumer answering each request with its own body, acknowledging after the reply,");
+        report.Line("with the worker's prefetch: what the broker itself allows. Echo: the worker's own MassTransit set-up answering");
+        report.Line("without a database. PostgreSQL: the worker's adapter with group commit off, one transaction per operation,");
+        report.Line("as many at once as requests in flight.");
         foreach (var operation in Workload.Operations)
         {
-            var table = new Table(Workload.Queue(operation), "in flight", "echo req/s",
-                "1 replica req/s", "p50", "p99", "2 replicas req/s", "p50", "p99", "PostgreSQL req/s",
-                "1r/echo", "2r/echo", "1r/PG", "2r/PG");
-            foreach (var inFlight in run.Options.InFlight)
+            var table = new Table($"{operation.Name}, a namespace per lane", "in flight", "raw echo req/s", "echo req/s",
+                "1 replica req/s", "p50", "p99", "2 replicas req/s", "PostgreSQL req/s", "1r/echo", "1r/raw echo", "2r/echo", "1r/PG");
+            foreach (var inFlight in options.InFlight)
             {
-                var (e, w1, w2, pg) = (Median(operation, inFlight, echo), Median(operation, inFlight, one),
-                    Median(operation, inFlight, two), Median(operation, inFlight, postgres));
-                table.Row(inFlight.ToString(System.Globalization.CultureInfo.InvariantCulture), Format.Rate(e.RequestsPerSecond),
-                    Format.Rate(w1.RequestsPerSecond), Format.Ms(w1.P50Ms), Format.Ms(w1.P99Ms),
-                    Format.Rate(w2.RequestsPerSecond), Format.Ms(w2.P50Ms), Format.Ms(w2.P99Ms),
+                var (r, e, w1, w2, pg) = (Median(operation, inFlight, Layout.Spread, rawEcho), Median(operation, inFlight, Layout.Spread, echo),
+                    Median(operation, inFlight, Layout.Spread, one), Median(operation, inFlight, Layout.Spread, two),
+                    Median(operation, inFlight, Layout.Spread, postgres));
+                table.Row(inFlight.ToString(CultureInfo.InvariantCulture), Format.Rate(r.RequestsPerSecond), Format.Rate(e.RequestsPerSecond),
+                    Format.Rate(w1.RequestsPerSecond), Format.Ms(w1.P50Ms), Format.Ms(w1.P99Ms), Format.Rate(w2.RequestsPerSecond),
                     Format.Rate(pg.RequestsPerSecond),
-                    Format.Ratio(w1.RequestsPerSecond, e.RequestsPerSecond), Format.Ratio(w2.RequestsPerSecond, e.RequestsPerSecond),
-                    Format.Ratio(w1.RequestsPerSecond, pg.RequestsPerSecond), Format.Ratio(w2.RequestsPerSecond, pg.RequestsPerSecond));
+                    Format.Ratio(w1.RequestsPerSecond, e.RequestsPerSecond), Format.Ratio(w1.RequestsPerSecond, r.RequestsPerSecond),
+                    Format.Ratio(w2.RequestsPerSecond, e.RequestsPerSecond), Format.Ratio(w1.RequestsPerSecond, pg.RequestsPerSecond));
             }
             report.Add(table);
         }
+
+        var hot = new Table($"All lanes on one namespace, {at} in flight", "operation", "echo req/s", "1 replica req/s", "p50", "p99",
+            "2 replicas req/s", "PostgreSQL req/s", "1r/echo", "1r/PG", "1r hot/spread");
+        foreach (var operation in Workload.Operations)
+        {
+            var (e, w1, w2, pg, spread) = (Median(operation, at, Layout.Spread, echo), Median(operation, at, Layout.Hot, one),
+                Median(operation, at, Layout.Hot, two), Median(operation, at, Layout.Hot, postgres), Median(operation, at, Layout.Spread, one));
+            hot.Row(operation.Name, Format.Rate(e.RequestsPerSecond), Format.Rate(w1.RequestsPerSecond), Format.Ms(w1.P50Ms), Format.Ms(w1.P99Ms),
+                Format.Rate(w2.RequestsPerSecond), Format.Rate(pg.RequestsPerSecond), Format.Ratio(w1.RequestsPerSecond, e.RequestsPerSecond),
+                Format.Ratio(w1.RequestsPerSecond, pg.RequestsPerSecond), Format.Ratio(w1.RequestsPerSecond, spread.RequestsPerSecond));
+        }
+        report.Add(hot);
+
+        report.Section($"CPU per request at {at} in flight");
+        report.Line("Microseconds of CPU (user + system, from /proc/<pid>/stat before and after each measured cell) per request, by process:");
+        report.Line("PostgreSQL (the server and all its backends), RabbitMQ (the broker), the service under load (worker or echo process) and");
+        report.Line("the load generator (this benchmark, which is also the client of the PostgreSQL baseline). Medians over rounds.");
+        var cpuTable = new Table("CPU µs per request", "operation", "target", "PostgreSQL", "RabbitMQ", "service", "load generator", "total");
+        foreach (var operation in Workload.Operations)
+        foreach (var (target, layout) in new[] { (rawEcho, Layout.Spread), (echo, Layout.Spread), (one, Layout.Spread), (one, Layout.Hot), (postgres, Layout.Spread) })
+        {
+            if (Median(operation, at, layout, target).Cpu is not { } c) continue;
+            cpuTable.Row(operation.Name, target.Label + (layout == Layout.Hot ? ", one namespace" : ""),
+                Micros(c.Postgres), Micros(c.RabbitMq), Micros(c.Service), Micros(c.LoadGenerator), Micros(c.Total));
+        }
+        report.Add(cpuTable);
 
         var errors = _results.Where(r => r.Value.Sum(s => s.Errors) > 0).ToList();
         if (errors.Count > 0)
         {
             report.Line("");
             report.Line("Requests answered with an error (they count in the figures above):");
-            foreach (var ((operation, inFlight, target), stats) in errors)
-                report.Line($"- {Workload.Queue(operation)}, {inFlight} in flight, {Label(target)}: {stats.Sum(s => s.Errors)} errors, e.g. {stats.First(s => s.FirstError is not null).FirstError}");
+            foreach (var ((operation, inFlight, layout, target), stats) in errors)
+                report.Line($"- {operation.Name}, {inFlight} in flight, {layout}, {target}: {stats.Sum(s => s.Errors)} errors, e.g. {stats.First(s => s.FirstError is not null).FirstError}");
         }
 
-        var at = run.Options.TargetInFlight;
-        report.Section($"Targets at {at} in flight");
+        report.Section($"Targets at {at} in flight (one worker replica)");
         foreach (var operation in Workload.Operations)
         {
-            var e = Median(operation, at, echo).RequestsPerSecond;
-            var pg = Median(operation, at, postgres).RequestsPerSecond;
-            foreach (var target in new[] { one, two })
+            var e = Median(operation, at, Layout.Spread, echo);
+            var required = operation == KvOperations.Get ? GetTarget : MutationTarget;
+            foreach (var layout in new[] { Layout.Spread, Layout.Hot })
             {
-                var worker = Median(operation, at, target).RequestsPerSecond;
-                var verdict = Verdict.AtLeast(worker, EchoTarget * e, $"{Format.Percent(worker / e)} of echo (target {Format.Percent(EchoTarget)})");
-                if (operation != Operation.Get)
-                    verdict += "; " + Verdict.Above(worker, pg, $"{Format.Ratio(worker, pg)}× PostgreSQL commit-per-operation (target > 1)");
-                report.Line($"- {Workload.Queue(operation)}, {Label(target)}: {verdict}");
+                var worker = Median(operation, at, layout, one);
+                var pg = Median(operation, at, layout, postgres);
+                var where = layout == Layout.Hot ? "one namespace" : "a namespace per lane";
+                var verdict = Verdict.AtLeast(worker.RequestsPerSecond, required * e.RequestsPerSecond,
+                    $"{Format.Ratio(worker.RequestsPerSecond, e.RequestsPerSecond)}× echo (target ≥ {required.ToString("0.0#", CultureInfo.InvariantCulture)})");
+                if (operation != KvOperations.Get)
+                    verdict += "; " + Verdict.AtLeast(worker.RequestsPerSecond, PostgresTarget * pg.RequestsPerSecond,
+                        $"{Format.Ratio(worker.RequestsPerSecond, pg.RequestsPerSecond)}× PostgreSQL commit-per-operation (target ≥ {PostgresTarget})");
+                if (worker.Cpu is { } c && e.Cpu is { } echoCpu)
+                {
+                    if (operation != KvOperations.Get)
+                        verdict += "; " + Verdict.AtMost(c.Postgres, PostgresCpuTarget, $"PostgreSQL {Micros(c.Postgres)} µs/request (target ≤ {PostgresCpuTarget})");
+                    verdict += "; " + Verdict.AtMost(c.Service, WorkerCpuTarget * echoCpu.Service,
+                        $"worker {Micros(c.Service)} µs/request = {Format.Ratio(c.Service, echoCpu.Service)}× echo's {Micros(echoCpu.Service)} (target ≤ {WorkerCpuTarget})");
+                }
+                report.Line($"- {operation.Name}, {where}: {verdict}");
             }
         }
+
+        if (options.PlotDirectory is { } directory)
+        {
+            var files = Plots.Draw(directory, options.TargetInFlight, this, rawEcho, echo, one, postgres);
+            report.Section("Plots");
+            foreach (var file in files) report.Line($"![{Path.GetFileNameWithoutExtension(file)}]({Path.GetFileName(file)})");
+        }
     }
+
+    private static string Micros(double value) => value.ToString("0", CultureInfo.InvariantCulture);
 }
 
 /// <summary>Says whether a target holds and, when it does not, by how much it is missed.</summary>
@@ -120,10 +180,10 @@ public static class Verdict
     public static string AtLeast(double actual, double required, string what) =>
         actual >= required
             ? $"{what}: holds"
-            : $"{what}: MISSED by {Format.Percent((required - actual) / required)} ({Format.Rate(actual)} req/s, {Format.Rate(required)} needed)";
+            : $"{what}: MISSED by {Format.Percent((required - actual) / required)}";
 
-    public static string Above(double actual, double baseline, string what) =>
-        actual > baseline
+    public static string AtMost(double actual, double limit, string what) =>
+        actual <= limit
             ? $"{what}: holds"
-            : $"{what}: MISSED by {Format.Percent((baseline - actual) / baseline)} ({Format.Rate(actual)} req/s vs {Format.Rate(baseline)})";
+            : $"{what}: MISSED by {Format.Percent((actual - limit) / limit)}";
 }

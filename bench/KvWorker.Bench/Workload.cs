@@ -1,15 +1,15 @@
-using KvWorker.Contracts;
 using System.Text;
+using KvWorker.Contracts;
 
 namespace KvWorker.Bench;
 
-/// <summary>The four tool operations, in the order a round measures them (a set fills the keys the get then reads).</summary>
-public enum Operation { Set, Get, Increment, Delete }
+/// <summary>Where the lanes' entries live: a namespace per lane (agents apart), or one namespace for all lanes (agents sharing state).</summary>
+public enum Layout { Spread, Hot }
 
 /// <summary>One request of the load: which operation on which entry.</summary>
-public readonly record struct Request(Operation Operation, string Namespace, string Key);
+public readonly record struct Request(KvOperation Operation, string Namespace, string Key);
 
-/// <summary>Something that answers requests: the worker or echo service through RabbitMQ, or PostgreSQL directly.</summary>
+/// <summary>Something that answers requests: the worker or an echo service through RabbitMQ, or PostgreSQL directly.</summary>
 public interface ILoadTarget
 {
     string Name { get; }
@@ -18,52 +18,64 @@ public interface ILoadTarget
     Task<string?> CallAsync(Request request, CancellationToken cancellationToken);
 }
 
-/// <summary>What the requests look like: namespaces, keys, values and bodies.</summary>
+/// <summary>What the requests look like: operations, namespaces, keys, values and bodies.</summary>
 public static class Workload
 {
-    public static readonly Operation[] Operations = Enum.GetValues<Operation>();
+    /// <summary>The four tool operations, in the order a round measures them (a set fills the keys the get then reads).</summary>
+    public static readonly KvOperation[] Operations = [KvOperations.Set, KvOperations.Get, KvOperations.Increment, KvOperations.Delete];
 
     /// <summary>The value every kv_set writes (and every prefilled entry holds): a small JSON object, compact.</summary>
     public const string SetValue = """{"agent":"bench","step":42,"tags":["plan","act"],"done":false}""";
 
-    /// <summary>Keys each namespace of the main table cycles through.</summary>
-    public const int KeysPerNamespace = 1000;
-
-    public static string Queue(Operation operation) => operation switch
-    {
-        Operation.Get => KvOperations.Get.Queue,
-        Operation.Set => KvOperations.Set.Queue,
-        Operation.Delete => KvOperations.Delete.Queue,
-        Operation.Increment => KvOperations.Increment.Queue,
-        _ => throw new ArgumentOutOfRangeException(nameof(operation)),
-    };
+    /// <summary>Keys each lane cycles through.</summary>
+    public const int KeysPerLane = 1000;
 
     /// <summary>
-    /// Each request slot in flight acts as one agent with a namespace of its own:
-    /// counters are <c>c0, c1, ...</c>, other entries <c>k0, k1, ...</c>.
+    /// Each request slot in flight acts as one agent, cycling over keys of its own: in a
+    /// namespace of its own (<see cref="Layout.Spread"/>) or in the one namespace all lanes
+    /// share (<see cref="Layout.Hot"/>). Counters are <c>c…</c>, other entries <c>k…</c>.
     /// </summary>
-    public static Request LaneRequest(Operation operation, string target, int lane, long sequence) =>
-        new(operation, LaneNamespace(target, lane), KeyOf(operation, sequence % KeysPerNamespace));
+    public static Request LaneRequest(KvOperation operation, string target, int lane, long sequence, Layout layout = Layout.Spread) =>
+        layout == Layout.Spread
+            ? new(operation, LaneNamespace(target, lane), KeyOf(operation, sequence % KeysPerLane))
+            : new(operation, HotNamespace(target), KeyOf(operation, lane * KeysPerLane + sequence % KeysPerLane));
 
     public static string LaneNamespace(string target, int lane) => $"{target}-lane{lane}";
 
-    public static string KeyPrefix(Operation operation) => operation == Operation.Increment ? "c" : "k";
+    public static string HotNamespace(string target) => $"{target}-hot";
 
-    public static string KeyOf(Operation operation, long index) => KeyPrefix(operation) + index;
+    public static string KeyPrefix(KvOperation operation) => operation == KvOperations.Increment ? "c" : "k";
+
+    public static string KeyOf(KvOperation operation, long index) => KeyPrefix(operation) + index;
 
     /// <summary>All four operations in turn, on the lane's namespace.</summary>
     public static Request MixedRequest(string target, int lane, long sequence) =>
         LaneRequest(Operations[sequence % Operations.Length], target, lane, sequence / Operations.Length);
 
+    /// <summary>
+    /// The JSON body of a request. kv_list asks for a page of 100 keys after the key (the first page for an empty key);
+    /// kv_get_many reads the 100 keys that follow the key's number.
+    /// </summary>
     public static byte[] RequestBody(Request request)
     {
-        var names = $"\"namespace\":\"{request.Namespace}\",\"key\":\"{request.Key}\"";
-        var json = request.Operation switch
+        var ns = $"\"namespace\":\"{request.Namespace}\"";
+        var names = $"{ns},\"key\":\"{request.Key}\"";
+        var json = request.Operation.Name switch
         {
-            Operation.Set => $"{{{names},\"value\":{SetValue}}}",
-            Operation.Increment => $"{{{names},\"delta\":1}}",
+            "kv_set" => $"{{{names},\"value\":{SetValue}}}",
+            "kv_increment" => $"{{{names},\"delta\":1}}",
+            "kv_list" => request.Key.Length == 0 ? $"{{{ns},\"limit\":100}}" : $"{{{ns},\"limit\":100,\"cursor\":\"{Storage.ListCursor.Encode(request.Key)}\"}}",
+            "kv_get_many" => $"{{{ns},\"keys\":[{string.Join(",", HundredKeys(request.Key).Select(key => $"\"{key}\""))}]}}",
             _ => $"{{{names}}}",
         };
         return Encoding.UTF8.GetBytes(json);
+    }
+
+    /// <summary>The 100 keys with the prefix of <paramref name="first"/> numbered from its number on.</summary>
+    public static IEnumerable<string> HundredKeys(string first)
+    {
+        var prefix = first.TrimEnd("0123456789".ToCharArray());
+        var start = long.Parse(first[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
+        return Enumerable.Range(0, 100).Select(i => prefix + (start + i));
     }
 }

@@ -76,7 +76,7 @@ public sealed class ContractTests
                 .Select(a => a.Name).Where(name => name is not ("persona" or "provider"));
             Assert.Equal(fields.Order(), parameters.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
             var required = operation.RequestType.GetProperties()
-                .Where(p => p.GetCustomAttributes(typeof(System.Runtime.CompilerServices.RequiredMemberAttribute), false).Length > 0)
+                .Where(p => p.CustomAttributes.Any(a => a.AttributeType.Name == "RequiredMemberAttribute"))
                 .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name));
             Assert.Equal(required.Order(), parameters.GetProperty("required").EnumerateArray().Select(e => e.GetString()!).Order());
         }

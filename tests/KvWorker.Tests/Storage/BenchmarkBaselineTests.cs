@@ -16,17 +16,17 @@ public sealed class BenchmarkBaselineTests(DatabaseFixture db)
         var adapter = db.Adapter();
         var ns = "bench-" + Guid.NewGuid().ToString("N");
 
-        Assert.Null(await baseline.CallAsync(new Request(Operation.Set, ns, "k0"), CancellationToken.None));
+        Assert.Null(await baseline.CallAsync(new Request(KvOperations.Set, ns, "k0"), CancellationToken.None));
         var stored = await adapter.GetAsync(ns, "k0", CancellationToken.None);
         Assert.True(stored.Found);
         Assert.Equal(Workload.SetValue, stored.Value!.Value.GetRawText());
-        Assert.Null(await baseline.CallAsync(new Request(Operation.Get, ns, "k0"), CancellationToken.None));
+        Assert.Null(await baseline.CallAsync(new Request(KvOperations.Get, ns, "k0"), CancellationToken.None));
 
-        Assert.Null(await baseline.CallAsync(new Request(Operation.Increment, ns, "c0"), CancellationToken.None));
-        Assert.Null(await baseline.CallAsync(new Request(Operation.Increment, ns, "c0"), CancellationToken.None));
+        Assert.Null(await baseline.CallAsync(new Request(KvOperations.Increment, ns, "c0"), CancellationToken.None));
+        Assert.Null(await baseline.CallAsync(new Request(KvOperations.Increment, ns, "c0"), CancellationToken.None));
         Assert.Equal(2, (await adapter.GetAsync(ns, "c0", CancellationToken.None)).Value!.Value.GetInt64());
 
-        Assert.Null(await baseline.CallAsync(new Request(Operation.Delete, ns, "k0"), CancellationToken.None));
+        Assert.Null(await baseline.CallAsync(new Request(KvOperations.Delete, ns, "k0"), CancellationToken.None));
         Assert.False((await adapter.GetAsync(ns, "k0", CancellationToken.None)).Found);
 
         var (counted, live, entries) = await db.UsageAsync(ns);
@@ -38,7 +38,7 @@ public sealed class BenchmarkBaselineTests(DatabaseFixture db)
     public async Task Direct_postgres_baseline_reports_a_rejected_write_as_an_error()
     {
         var baseline = new DirectPostgres(db.DataSource, namespaceQuotaBytes: 10); // smaller than the benchmark's value
-        var error = await baseline.CallAsync(new Request(Operation.Set, "bench-" + Guid.NewGuid().ToString("N"), "k0"), CancellationToken.None);
+        var error = await baseline.CallAsync(new Request(KvOperations.Set, "bench-" + Guid.NewGuid().ToString("N"), "k0"), CancellationToken.None);
         Assert.Contains(KvErrorCodes.NamespaceQuotaExceededError, error);
     }
 }
