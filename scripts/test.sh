@@ -22,7 +22,7 @@ status=$?
 bash scripts/python-tests.sh "$results" || status=1
 
 # docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
-if docker-compose config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
+if docker-compose config -q && docker-compose --profile monitoring config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
 
 # The fault test (replicas killed, PostgreSQL and RabbitMQ restarted under load) counts as one test.
 fault_passed=0 fault_failed=0

@@ -91,6 +91,7 @@ public sealed class GroupCommit
     {
         using var span = StartSpan(group);
         Interlocked.Increment(ref _groups);
+        PostgresMetrics.GroupExecuted(group.Count);
         await using var connection = await _dataSource.OpenConnectionAsync();
         var writes = group.Any(command => command.Writes);
         for (var attempt = 1; ; attempt++)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using KvWorker.Contracts;
 using KvWorker.Storage;
@@ -22,6 +23,11 @@ public sealed class OutboxPublisher(
 {
     private const int BatchSize = 100;
 
+    /// <summary>How often the backlog is counted at most: a count per poll would cost more than the poll.</summary>
+    private static readonly TimeSpan BacklogCountInterval = TimeSpan.FromSeconds(5);
+
+    private long _backlogCountedAt;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var pollInterval = TimeSpan.FromMilliseconds(options.Value.OutboxPollIntervalMs);
@@ -29,6 +35,7 @@ public sealed class OutboxPublisher(
         {
             try
             {
+                await CountBacklogAsync(stoppingToken);
                 if (await PublishBatchAsync(stoppingToken) == BatchSize) continue;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -72,6 +79,17 @@ public sealed class OutboxPublisher(
         delete.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = waiting.Select(e => e.Id).ToArray() });
         await delete.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        foreach (var (_, type, _) in waiting) PostgresMetrics.EventPublished(type);
         return waiting.Count;
+    }
+
+    /// <summary>Counts the events waiting in <c>kv_outbox</c> for the backlog gauge, while it is collected and at most every few seconds.</summary>
+    private async Task CountBacklogAsync(CancellationToken cancellationToken)
+    {
+        if (!PostgresMetrics.OutboxBacklogCollected || Stopwatch.GetElapsedTime(_backlogCountedAt) < BacklogCountInterval) return;
+        _backlogCountedAt = Stopwatch.GetTimestamp();
+        const string countSql = "SELECT count(*) FROM kv_outbox";
+        await using var count = dataSource.CreateCommand(countSql);
+        PostgresMetrics.OutboxBacklog((long)(await count.ExecuteScalarAsync(cancellationToken))!);
     }
 }

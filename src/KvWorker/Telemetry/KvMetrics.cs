@@ -19,8 +19,10 @@ public static class KvMetrics
     private static readonly Counter<long> Operations = Meter.CreateCounter<long>(
         "kv.operations", "{operation}", "Requests answered, by operation and outcome (ok or the error code)");
 
+    // Buckets for requests that take a millisecond or so (the SDK's default ones, 0 to 10000, suit milliseconds).
     private static readonly Histogram<double> OperationDuration = Meter.CreateHistogram<double>(
-        "kv.operation.duration", "s", "Time from receiving a request to having its reply, by operation and outcome");
+        "kv.operation.duration", "s", "Time from receiving a request to having its reply, by operation and outcome",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
 
     private static readonly Counter<long> QuotaRejections = Meter.CreateCounter<long>(
         "kv.quota.rejections", "{write}", "Writes rejected by a quota, by quota (namespace or global) and namespace");

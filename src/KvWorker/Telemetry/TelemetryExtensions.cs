@@ -1,5 +1,6 @@
 using MassTransit.Logging;
 using MassTransit.Monitoring;
+using KvWorker.Health;
 using KvWorker.Postgres;
 using Npgsql;
 using OpenTelemetry.Metrics;
@@ -10,29 +11,48 @@ namespace KvWorker.Telemetry;
 
 public static class TelemetryExtensions
 {
-    /// <summary>The standard OpenTelemetry setting that switches exporting on.</summary>
+    /// <summary>The standard OpenTelemetry setting that switches OTLP exporting on.</summary>
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
+    /// <summary><c>/metrics</c> on the health endpoint's port: served whenever <c>Health:Port</c> is set, unless this is false.</summary>
+    public const string PrometheusKey = "Metrics:Prometheus";
+
     /// <summary>
-    /// Traces (MassTransit's send/receive/consume spans, the worker's group-commit
-    /// spans linked to them, and Npgsql's database spans) and metrics (<see cref="KvMetrics"/>, MassTransit's and Npgsql's)
-    /// exported over OTLP, only when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set;
-    /// otherwise nothing listens and nothing is collected. The other standard
-    /// <c>OTEL_*</c> variables (protocol, headers, service name) apply as usual.
+    /// Metrics (<see cref="KvMetrics"/>, <see cref="PostgresMetrics"/>, MassTransit's and Npgsql's) are
+    /// exported over OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set, and served in Prometheus's
+    /// text format at <c>/metrics</c> on the health port (see <see cref="PrometheusKey"/>); traces
+    /// (MassTransit's send/receive/consume spans, the worker's group-commit spans linked to them, and
+    /// Npgsql's database spans) go over OTLP only. With neither, nothing listens and nothing is
+    /// collected. The other standard <c>OTEL_*</c> variables (protocol, headers, service name) apply as usual.
     /// </summary>
     public static void AddKvTelemetry(this IHostApplicationBuilder builder)
     {
-        if (string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointKey])) return;
+        var configuration = builder.Configuration;
+        var otlp = !string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]);
+        var healthPort = configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
+        var prometheus = healthPort > 0 && configuration.GetValue(PrometheusKey, true);
+        if (!otlp && !prometheus) return;
 
-        builder.Services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "kvworker"))
-            .WithTracing(tracing => tracing
+        var telemetry = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(configuration["OTEL_SERVICE_NAME"] ?? "kvworker"))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(KvMetrics.MeterName, PostgresMetrics.MeterName, InstrumentationOptions.MeterName)
+                    .AddNpgsqlInstrumentation();
+                if (otlp) metrics.AddOtlpExporter();
+                if (prometheus) metrics.AddPrometheusHttpListener(options => options.ConfigureHttpListener = (_, listener) =>
+                {
+                    // The exporter's listener would bind one host name on a port of its own. HttpListeners
+                    // of one process share a port, each request going to the longest prefix that matches:
+                    // so this one takes /metrics on every address, and the health endpoint every other path.
+                    listener.Prefixes.Clear();
+                    listener.Prefixes.Add($"http://+:{healthPort}/metrics/");
+                });
+            });
+        if (otlp)
+            telemetry.WithTracing(tracing => tracing
                 .AddSource(DiagnosticHeaders.DefaultListenerName, GroupCommit.Tracing.Name)
                 .AddNpgsql()
-                .AddOtlpExporter())
-            .WithMetrics(metrics => metrics
-                .AddMeter(KvMetrics.MeterName, InstrumentationOptions.MeterName)
-                .AddNpgsqlInstrumentation()
                 .AddOtlpExporter());
     }
 }

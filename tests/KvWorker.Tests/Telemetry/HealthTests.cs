@@ -8,7 +8,7 @@ namespace KvWorker.Tests.Telemetry;
 [Collection(WorkerCollection.Name)]
 public sealed class HealthTests(WorkerFixture worker)
 {
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var socket = new TcpListener(IPAddress.Loopback, 0);
         socket.Start();
