@@ -4,6 +4,7 @@ AMQP properties and replies. Adding an operation to the clients is one row in OP
 import inspect
 import json
 import os
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
@@ -127,6 +128,18 @@ def new_message_id():
 def expiration_ms(timeout):
     """The AMQP ``expiration`` of a request: its time-out in whole milliseconds (at least 1)."""
     return max(1, round(timeout * 1000))
+
+
+DEADLINE_HEADER = "kv-deadline"
+
+
+def deadline_headers(timeout):
+    """The ``kv-deadline`` header: when the caller stops waiting, in Unix milliseconds.
+
+    The worker drops, unapplied and unanswered, a request it takes after that
+    moment (RabbitMQ's ``expiration`` only covers the time the request is queued).
+    """
+    return {DEADLINE_HEADER: int((time.time() + timeout) * 1000)}
 
 
 def decode(body):

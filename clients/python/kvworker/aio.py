@@ -1,6 +1,7 @@
 """The asyncio client, on aio-pika: one connection, many requests in flight."""
 import asyncio
 import os
+import time
 import uuid
 
 import aio_pika
@@ -159,7 +160,8 @@ class AsyncKvStoreClient:
             expiration_ms = _protocol.expiration_ms(max(deadline - loop.time(), 0.001))
             message = aio_pika.Message(
                 body, content_type="application/json", reply_to=self._reply_queue, correlation_id=correlation_id,
-                message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000)
+                message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000,
+                headers=_protocol.deadline_headers(expiration_ms / 1000), timestamp=time.time())
             try:
                 await asyncio.wait_for(channel.default_exchange.publish(message, queue, mandatory=True),
                                        max(deadline - loop.time(), 0.001))

@@ -128,8 +128,10 @@ class KvStoreClient:
                 correlation_id=correlation_id,
                 message_id=message_id,
                 user_id=self.user_id,
-                # RabbitMQ drops the request once its caller has given up on it.
+                # RabbitMQ drops the request once its caller has given up on it, and so does the worker.
                 expiration=str(_protocol.expiration_ms(max(deadline - time.monotonic(), 0.001))),
+                headers=_protocol.deadline_headers(max(deadline - time.monotonic(), 0.001)),
+                timestamp=int(time.time()),
             ), mandatory=True)
         except pika.exceptions.UnroutableError:
             raise _protocol.no_queue(queue) from None

@@ -1,5 +1,6 @@
 """The asyncio client, AsyncKvStoreClient, against the worker."""
 import asyncio
+import datetime
 import uuid
 
 import aio_pika
@@ -101,6 +102,8 @@ async def test_a_request_nobody_answers_times_out_with_its_message_id_and_expire
             assert "may or may not have been applied" in raised.value.message
             assert message is not None and message.message_id == "retry-me"
             assert 1000 <= int(message.properties.expiration) <= 2000
+            sent_ms = message.timestamp.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+            assert abs(sent_ms + int(message.properties.expiration) - message.headers["kv-deadline"]) <= 1500
             assert (message.content_type, message.user_id) == ("application/json", pika.URLParameters(URL).credentials.username)
 
             # Unconsumed, a request is gone from the queue once its time-out has passed.

@@ -76,6 +76,44 @@ def test_increment_defaults_and_options(kv, ns):
     assert (counter["value"], counter["ttl_seconds"]) == (105, 30)
 
 
+def test_versions_guard_set_and_delete(kv, ns):
+    first = kv.set(ns, "k", "a", if_version=0)
+    assert first["version"] > 0
+    assert kv.get(ns, "k")["version"] == first["version"]
+    with pytest.raises(VersionConflictError) as raised:
+        kv.set(ns, "k", "b", if_version=0)
+    assert raised.value.current_version == first["version"]
+    second = kv.set(ns, "k", "b", if_version=first["version"])
+    assert second["version"] > first["version"]
+    with pytest.raises(VersionConflictError):
+        kv.delete(ns, "k", if_version=first["version"])
+    assert kv.delete(ns, "k", if_version=second["version"])["deleted"] is True
+    with pytest.raises(VersionConflictError) as raised:
+        kv.delete(ns, "k", if_version=second["version"])
+    assert raised.value.current_version is None
+
+
+def test_list_pages_through_keys_in_order_with_a_prefix(kv, ns):
+    for key in ("task:3", "task:1", "task:2", "note"):
+        kv.set(ns, key, key)
+    first = kv.list(ns, prefix="task:", limit=2)
+    assert [entry["key"] for entry in first["keys"]] == ["task:1", "task:2"]
+    rest = kv.list(ns, prefix="task:", limit=2, cursor=first["next_cursor"])
+    assert [entry["key"] for entry in rest["keys"]] == ["task:3"] and "next_cursor" not in rest
+    assert first["keys"][0]["size_bytes"] == len('"task:1"') and first["keys"][0]["version"] > 0
+
+
+def test_touch_changes_the_ttl_and_get_many_reads_keys_in_order(kv, ns):
+    kv.set(ns, "a", 1)
+    kv.set(ns, "b", 2, ttl_seconds=60)
+    assert kv.touch(ns, "a", 120)["ttl_seconds"] == 120
+    assert "ttl_seconds" not in kv.touch(ns, "b", None)
+    entries = kv.get_many(ns, ["b", "missing", "a"])["entries"]
+    assert [(entry["key"], entry["found"], entry.get("value")) for entry in entries] == \
+        [("b", True, 2), ("missing", False, None), ("a", True, 1)]
+    assert 0 < entries[2]["ttl_seconds"] <= 120 and "ttl_seconds" not in entries[0]
+
+
 def test_usage_counts_bytes_and_entries(kv, ns):
     kv.set(ns, "a", "12345678")  # 10 bytes of compact JSON
     kv.set(ns, "b", [1, 2, 3])   # 7 bytes
@@ -183,6 +221,10 @@ def test_a_request_expires_in_its_queue_when_its_caller_gives_up(kv, ns):
         caller.join()
         assert len(outcome) == 1 and isinstance(outcome[0], KvTimeoutError)
         assert message is not None and 1000 <= int(message.expiration) <= 2000
+        # The worker drops a request taken after this moment, however long it queued.
+        sent = message.timestamp
+        deadline_ms = message.headers["kv-deadline"]
+        assert abs(sent * 1000 + int(message.expiration) - deadline_ms) <= 1500
         assert message.content_type == "application/json" and message.message_id and message.user_id
 
         # Unconsumed, a request is gone from the queue once its time-out has passed.
