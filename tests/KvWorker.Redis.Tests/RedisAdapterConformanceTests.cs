@@ -13,7 +13,7 @@ public sealed class RedisAdapterConformanceTests(RedisFixture redis) : KvStoreAd
     protected override Task<IKvStoreAdapter> CreateAdapterAsync(AdapterSettings settings)
     {
         var prefix = settings.Isolated ? redis.NewIsolatedPrefix() : redis.SharedPrefix;
-        var adapter = redis.Connect(redis.Options(prefix, settings.NamespaceQuotaBytes, settings.GlobalQuotaBytes));
+        var adapter = redis.Connect(redis.Options(prefix, settings.NamespaceQuotaBytes, settings.GlobalQuotaBytes), Events);
         _adapters.Add(adapter);
         return Task.FromResult<IKvStoreAdapter>(adapter);
     }

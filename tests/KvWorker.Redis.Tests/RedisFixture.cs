@@ -1,4 +1,5 @@
 using KvWorker.Redis;
+using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 using Testcontainers.Redis;
 
@@ -78,7 +79,7 @@ public sealed class RedisFixture : IAsyncLifetime
         GlobalQuotaBytes = globalQuotaBytes,
     };
 
-    /// <summary>An adapter with a connection of its own, as a worker replica has.</summary>
-    public RedisKvStoreAdapter Connect(RedisAdapterOptions options) =>
-        RedisKvStoreAdapter.Connect(options, KvStoreAdapterConformanceTests.MaxIntegerDigits);
+    /// <summary>An adapter with a connection of its own, as a worker replica has, publishing its events to <paramref name="events"/>.</summary>
+    public RedisKvStoreAdapter Connect(RedisAdapterOptions options, IKvEventPublisher? events = null) =>
+        RedisKvStoreAdapter.Connect(options, KvStoreAdapterConformanceTests.MaxIntegerDigits, events ?? new RecordedEvents(), NullLogger.Instance);
 }
