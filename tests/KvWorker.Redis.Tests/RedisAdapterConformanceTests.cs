@@ -6,7 +6,7 @@ namespace KvWorker.Redis.Tests;
 /// connects on its own, shared stores use the fixture's prefix, and an
 /// isolated store is a fresh key prefix.
 /// </summary>
-public sealed class RedisAdapterConformanceTests(RedisFixture redis) : KvStoreAdapterConformanceTests, IClassFixture<RedisFixture>
+public abstract class RedisConformanceTests(RedisFixture redis) : KvStoreAdapterConformanceTests
 {
     private readonly List<RedisKvStoreAdapter> _adapters = [];
 
@@ -23,3 +23,9 @@ public sealed class RedisAdapterConformanceTests(RedisFixture redis) : KvStoreAd
         foreach (var adapter in _adapters) await adapter.DisposeAsync();
     }
 }
+
+/// <summary>The suite on a standalone Redis (KV_TEST_REDIS).</summary>
+public sealed class RedisAdapterConformanceTests(RedisFixture redis) : RedisConformanceTests(redis), IClassFixture<RedisFixture>;
+
+/// <summary>The suite on a Redis Cluster of three primaries (KV_TEST_REDIS_CLUSTER).</summary>
+public sealed class RedisClusterAdapterConformanceTests(RedisClusterFixture redis) : RedisConformanceTests(redis), IClassFixture<RedisClusterFixture>;
