@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL, RabbitMQ and Redis for KvWorker when nothing is listening yet.
+# Brings up PostgreSQL, RabbitMQ and Redis for KvWorker when nothing is listening yet,
+# and the Redis Cluster of the tests (KV_TEST_REDIS_CLUSTER) when its nodes are not.
 # With a Docker engine: docker compose. Without one: local processes, installed
 # through apt when absent. Safe to run again; it only starts what is missing.
 set -euo pipefail
@@ -9,6 +10,8 @@ AMQP_PORT="${KV_AMQP_PORT:-5672}"
 REDIS_PORT="${KV_REDIS_PORT:-6379}"
 PG_DATA="${KV_PG_DATA:-/var/tmp/kvworker/pgdata}"
 REDIS_DIR="${KV_REDIS_DIR:-/var/tmp/kvworker/redis}"
+# The nodes scripts/cluster/engines.sh's kvc_redis_up starts: three primaries.
+REDIS_CLUSTER="${KV_TEST_REDIS_CLUSTER:-127.0.0.1:16901,127.0.0.1:16902,127.0.0.1:16903}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 say() { printf '[services] %s\n' "$*" >&2; }
@@ -126,8 +129,18 @@ wait_for_port "$AMQP_PORT" rabbitmq
 listening "$REDIS_PORT" || start_redis
 wait_for_port "$REDIS_PORT" redis
 
+# The Redis Cluster the conformance suite also runs against, from the fault-test rig
+# (scripts/cluster), which starts it afresh when any of its nodes is down.
+cluster_up=1
+for node in ${REDIS_CLUSTER//,/ }; do listening "${node##*:}" || cluster_up=""; done
+if [ -z "$cluster_up" ]; then
+  say "starting the Redis Cluster on $REDIS_CLUSTER"
+  # shellcheck source=cluster/engines.sh
+  (set +euo pipefail; source "$REPO_ROOT/scripts/cluster/engines.sh" && kvc_redis_up) || { say "the Redis Cluster did not start"; exit 1; }
+fi
+
 # python3-pika, python3-aio-pika, python3-pytest, python3-pip, python3-setuptools and python3-venv,
 # for the Python package and its tests (scripts/python-tests.sh), when absent.
 bash "$REPO_ROOT/scripts/python-deps.sh"
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose  # scripts/test.sh validates docker-compose.yml with it
-say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT"
+say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT, redis cluster on $REDIS_CLUSTER"

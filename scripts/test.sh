@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL, RabbitMQ and Redis when needed, then runs every test
+# Brings up PostgreSQL, RabbitMQ, Redis and a Redis Cluster when needed, then runs every test
 # project of KvWorker.sln and ends with one line: "tests: N passed, N failed[, N skipped]",
 # counted from the results of all of them.
 set -uo pipefail
@@ -9,6 +9,7 @@ bash scripts/services.sh || exit 1
 export KV_TEST_POSTGRES="${KV_TEST_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=kvworker;Password=kvworker;Database=kvworker}"
 export KV_TEST_RABBITMQ="${KV_TEST_RABBITMQ:-amqp://guest:guest@127.0.0.1:${KV_AMQP_PORT:-5672}/}"
 export KV_TEST_REDIS="${KV_TEST_REDIS:-127.0.0.1:${KV_REDIS_PORT:-6379}}"
+export KV_TEST_REDIS_CLUSTER="${KV_TEST_REDIS_CLUSTER:-127.0.0.1:16901,127.0.0.1:16902,127.0.0.1:16903}"
 export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
 
 results="$(mktemp -d)"

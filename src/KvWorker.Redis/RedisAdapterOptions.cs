@@ -13,7 +13,10 @@ public sealed class RedisAdapterOptions
     [ConfigurationKeyName("url")]
     public string? Url { get; set; }
 
-    /// <summary>Put before every key the adapter writes, so that several stores can share one Redis database.</summary>
+    /// <summary>
+    /// Put before every key the adapter writes, so that several stores can share one Redis database.
+    /// Without braces: the hash tags that keep a namespace's keys in one cluster slot follow it.
+    /// </summary>
     [ConfigurationKeyName("key_prefix")]
     public string KeyPrefix { get; set; } = "kv:";
 
@@ -23,6 +26,19 @@ public sealed class RedisAdapterOptions
     /// <summary>Null disables the global limit.</summary>
     [ConfigurationKeyName("global_quota_bytes")]
     public long? GlobalQuotaBytes { get; set; }
+
+    /// <summary>
+    /// Fractions of the namespace quota whose crossing publishes NamespaceQuotaThresholdReached;
+    /// unset means 0.8 and 1.0.
+    /// </summary>
+    [ConfigurationKeyName("quota_thresholds")]
+    public double[]? QuotaThresholds { get; set; }
+
+    public double[] EffectiveQuotaThresholds => QuotaThresholds ?? [0.8, 1.0];
+
+    /// <summary>Expired entries one purge script removes from a namespace, so no script runs long.</summary>
+    [ConfigurationKeyName("purge_batch_size")]
+    public int PurgeBatchSize { get; set; } = 1000;
 
     /// <summary>How long a mutation's request identity (message_id) is remembered, so that a redelivery changes nothing.</summary>
     [ConfigurationKeyName("request_retention_seconds")]
@@ -54,8 +70,11 @@ public sealed class RedisAdapterOptions
             }
         }
         Require(!string.IsNullOrEmpty(KeyPrefix), "key_prefix", "must not be empty");
+        Require(KeyPrefix.IndexOfAny(['{', '}']) < 0, "key_prefix", "must not contain '{' or '}' (the adapter's hash tags follow it)");
         Require(NamespaceQuotaBytes > 0, "namespace_quota_bytes", "must be a positive number of bytes");
         Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
+        Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
+        Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
         Require(RequestRetentionSeconds >= 1 && double.IsFinite(RequestRetentionSeconds),
             "request_retention_seconds", "must be a number of seconds, at least 1");
         return failures;

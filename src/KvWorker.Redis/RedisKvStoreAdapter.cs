@@ -1,207 +1,257 @@
 using System.Globalization;
-using System.Reflection;
+using System.Text;
 using KvWorker.Contracts;
 using KvWorker.Storage;
+using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
 namespace KvWorker.Redis;
 
 /// <summary>
-/// The <c>redis</c> provider. Every operation is one Lua script (Scripts/*.lua)
-/// that Redis runs atomically: values are kept as their exact compact JSON
-/// text, TTLs on the Redis server's clock, increments on decimal strings, and
-/// the usage counters, quota checks and request records change in the same
-/// script as the entry. Runs on a standalone Redis (or one shard): a script
-/// may touch every namespace's keys when it reclaims expired entries.
+/// The <c>redis</c> provider, on a standalone Redis or a Redis Cluster. Every operation on a
+/// namespace is one Lua script (Scripts/*.lua) that Redis runs atomically on the namespace's
+/// keys, which share one slot (<see cref="RedisKeys"/>): values are kept as their exact compact
+/// JSON text, TTLs on the Redis server's clock, increments on decimal strings, and the usage
+/// counter, version, quota check, request record and events change in the same script as the
+/// entry. The global quota spans slots: <see cref="RedisGlobalQuota"/>.
 /// </summary>
 public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
 {
-    private static readonly string GetScript = Script("get.lua");
-    private static readonly string SetScript = Script("mutation.lua") + Script("set.lua");
-    private static readonly string DeleteScript = Script("mutation.lua") + Script("delete.lua");
-    private static readonly string IncrementScript = Script("mutation.lua") + Script("increment.lua");
+    /// <summary>A script's answer when the write needs more bytes granted on the global counter.</summary>
+    private const string GlobalNeeded = "global_needed";
 
     private readonly IConnectionMultiplexer _redis;
-    private readonly bool _ownsConnection;
+    private readonly IDatabase _database;
     private readonly RedisAdapterOptions _options;
     private readonly int _maxIntegerDigits;
+    private readonly RedisKeys _keys;
+    private readonly string _thresholds;
+    private readonly RedisOutbox _outbox;
+    private readonly RedisGlobalQuota? _global;
+    private readonly RedisPurge _purge;
 
-    /// <summary>An adapter on a connection the caller owns (and disposes).</summary>
-    public RedisKvStoreAdapter(IConnectionMultiplexer redis, RedisAdapterOptions options, int maxIntegerDigits)
-        : this(redis, ownsConnection: false, options, maxIntegerDigits)
-    {
-    }
-
-    private RedisKvStoreAdapter(IConnectionMultiplexer redis, bool ownsConnection, RedisAdapterOptions options, int maxIntegerDigits)
+    private RedisKvStoreAdapter(
+        IConnectionMultiplexer redis, RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
     {
         _redis = redis;
-        _ownsConnection = ownsConnection;
+        _database = redis.GetDatabase();
         _options = options;
         _maxIntegerDigits = maxIntegerDigits;
+        _keys = new RedisKeys(options.KeyPrefix);
+        _thresholds = string.Join(' ', options.EffectiveQuotaThresholds.Select(t => t.ToString("R", CultureInfo.InvariantCulture)));
+        _outbox = new RedisOutbox(_database, _keys, events, logger);
+        _global = options.GlobalQuotaBytes is { } quota ? new RedisGlobalQuota(_database, _keys, quota, logger) : null;
+        _purge = new RedisPurge(_database, _keys, options.PurgeBatchSize, _outbox, _global);
     }
 
     /// <summary>
-    /// Connects to <see cref="RedisAdapterOptions.Url"/>; the adapter owns the
-    /// connection. A server that is down does not fail this call: operations
-    /// fail (and are retried) until it is back.
+    /// Connects to <see cref="RedisAdapterOptions.Url"/> (one server, or any nodes of a cluster);
+    /// the adapter owns the connection. A server that is down does not fail this call:
+    /// operations fail (and are retried) until it is back.
     /// </summary>
-    public static RedisKvStoreAdapter Connect(RedisAdapterOptions options, int maxIntegerDigits)
+    public static RedisKvStoreAdapter Connect(RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
     {
         var configuration = ConfigurationOptions.Parse(options.Url ?? throw new InvalidOperationException($"{RedisAdapterOptions.Section}:url is required"));
         configuration.AbortOnConnectFail = false;
-        return new RedisKvStoreAdapter(ConnectionMultiplexer.Connect(configuration), ownsConnection: true, options, maxIntegerDigits);
+        return new RedisKvStoreAdapter(ConnectionMultiplexer.Connect(configuration), options, maxIntegerDigits, events, logger);
     }
 
-    private IDatabase Database => _redis.GetDatabase();
-    private string Prefix => _options.KeyPrefix;
-    private long? GlobalQuota => _options.GlobalQuotaBytes;
+    public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken) =>
+        (await ReadAsync(request.Namespace, [request.Key], cancellationToken))[0];
 
-    public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken)
-    {
-        var (ns, key) = (request.Namespace, request.Key);
-        var result = await RunAsync(
-            () => Database.ScriptEvaluateReadOnlyAsync(GetScript, [ValuesKey(ns), ExpiryKey(ns)], [key]), cancellationToken);
-        if (result.IsNull)
-            return new KvGetResult { Namespace = ns, Key = key, Found = false };
-        var reply = (RedisResult[])result!;
-        return new KvGetResult
-        {
-            Namespace = ns,
-            Key = key,
-            Found = true,
-            Value = StoredValue.Parse((string)reply[0]!),
-            TtlSeconds = reply.Length > 1 ? Seconds((string?)reply[1]) : null,
-        };
-    }
+    public async Task<KvGetManyResult> GetManyAsync(KvGetMany request, CancellationToken cancellationToken) =>
+        new() { Namespace = request.Namespace, Entries = await ReadAsync(request.Namespace, request.Keys, cancellationToken) };
 
     public async Task<KvSetResult> SetAsync(KvSet request, StoredValue value, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var (ns, key) = (request.Namespace, request.Key);
-        QuotaExceededException.ThrowIfLargerThanQuota(ns, value.SizeBytes, _options.NamespaceQuotaBytes, GlobalQuota);
-        var ttlText = request.TtlSeconds?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        var reply = await MutateAsync(SetScript, ns, key, identity, [value.Json, Microseconds(request.TtlSeconds), ttlText], cancellationToken);
-        Outcome(reply).ThrowIfRefused(ns, key, value.SizeBytes, identity, _maxIntegerDigits);
-        return new KvSetResult { Namespace = ns, Key = key, Value = StoredValue.Parse(value.Json), TtlSeconds = request.TtlSeconds };
+        var reply = await MutateAsync(RedisScripts.Set, request.Namespace, request.Key, identity, request.IfVersion,
+            [value.Json, Microseconds(request.TtlSeconds), TtlText(request.TtlSeconds)], cancellationToken);
+        return new KvSetResult
+        {
+            Namespace = request.Namespace, Key = request.Key, Value = StoredValue.Parse(value.Json), TtlSeconds = request.TtlSeconds,
+            Version = reply.Version,
+        };
     }
 
     public async Task<KvDeleteResult> DeleteAsync(KvDelete request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var (ns, key) = (request.Namespace, request.Key);
-        var reply = await MutateAsync(DeleteScript, ns, key, identity, [], cancellationToken);
-        Outcome(reply).ThrowIfRefused(ns, key, 0, identity, _maxIntegerDigits);
-        return new KvDeleteResult { Namespace = ns, Key = key, Deleted = (string?)reply[1] == "1" };
+        var reply = await MutateAsync(RedisScripts.Delete, request.Namespace, request.Key, identity, request.IfVersion, [], cancellationToken);
+        return new KvDeleteResult { Namespace = request.Namespace, Key = request.Key, Deleted = reply.A == "1" };
     }
 
     public async Task<KvIncrementResult> IncrementAsync(KvIncrement request, RequestIdentity? identity, CancellationToken cancellationToken)
     {
-        var (ns, key) = (request.Namespace, request.Key);
-        var reply = await MutateAsync(IncrementScript, ns, key, identity,
+        var reply = await MutateAsync(RedisScripts.Increment, request.Namespace, request.Key, identity, null,
             [request.Delta.ToString(CultureInfo.InvariantCulture), request.InitialValue.ToString(CultureInfo.InvariantCulture),
              Microseconds(request.TtlSeconds), _maxIntegerDigits.ToString(CultureInfo.InvariantCulture)],
             cancellationToken);
-        Outcome(reply).ThrowIfRefused(ns, key, reply.Length > 3 ? (long)reply[3] : 0, identity, _maxIntegerDigits);
         return new KvIncrementResult
         {
-            Namespace = ns,
-            Key = key,
-            Value = StoredValue.Parse((string)reply[1]!),
-            TtlSeconds = Seconds((string?)reply[2]),
+            Namespace = request.Namespace, Key = request.Key, Value = StoredValue.Parse(reply.A), TtlSeconds = Seconds(reply.B), Version = reply.Version,
         };
     }
 
-    public Task<KvListResult> ListAsync(KvList request, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("kv_list on Redis");
+    public async Task<KvTouchResult> TouchAsync(KvTouch request, RequestIdentity? identity, CancellationToken cancellationToken)
+    {
+        var reply = await MutateAsync(RedisScripts.Touch, request.Namespace, request.Key, identity, null,
+            [Microseconds(request.TtlSeconds), TtlText(request.TtlSeconds)], cancellationToken);
+        var found = reply.A == "1";
+        return new KvTouchResult
+        {
+            Namespace = request.Namespace, Key = request.Key, Found = found,
+            TtlSeconds = found && reply.B != "" ? double.Parse(reply.B, CultureInfo.InvariantCulture) : null,
+            Version = found ? reply.Version : null,
+        };
+    }
 
-    public Task<KvTouchResult> TouchAsync(KvTouch request, RequestIdentity? identity, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("kv_touch on Redis");
-
-    public Task<KvGetManyResult> GetManyAsync(KvGetMany request, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("kv_get_many on Redis");
+    public async Task<KvListResult> ListAsync(KvList request, CancellationToken cancellationToken)
+    {
+        var ns = request.Namespace;
+        var limit = request.Limit ?? ListCursor.DefaultLimit;
+        var prefix = Encoding.UTF8.GetBytes(request.Prefix ?? "");
+        var after = request.Cursor is null ? null : Encoding.UTF8.GetBytes(ListCursor.Decode(request.Cursor));
+        var page = (RedisResult[])(await RedisFaults.RunAsync(() => _database.ScriptEvaluateReadOnlyAsync(RedisScripts.List, _keys.Namespace(ns),
+            [ns, LowestKey(prefix, after), PrefixBound(prefix), limit]), cancellationToken))!;
+        var keys = new List<KvListedKey>();
+        for (var i = 1; i < page.Length; i += 4)
+            keys.Add(new KvListedKey
+            {
+                Key = (string)page[i]!, SizeBytes = (long)page[i + 1], Version = (long)page[i + 2], TtlSeconds = Seconds((string?)page[i + 3]),
+            });
+        var next = (string?)page[0];
+        return new KvListResult { Namespace = ns, Keys = keys, NextCursor = string.IsNullOrEmpty(next) ? null : ListCursor.Encode(next) };
+    }
 
     public async Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken)
     {
         var ns = request.Namespace!;
-        var usage = await RunAsync(() => Database.HashGetAsync(UsageKey(ns), ["bytes", "entries"]), cancellationToken);
+        var usage = await RedisFaults.RunAsync(() => _database.HashGetAsync(_keys.Meta(ns), ["bytes", "entries"]), cancellationToken);
         return new KvUsageResult
         {
             Namespace = ns,
             UsedBytes = usage[0].IsNull ? 0 : (long)usage[0],
             Entries = usage[1].IsNull ? 0 : (long)usage[1],
             QuotaBytes = _options.NamespaceQuotaBytes,
-            GlobalQuotaBytes = GlobalQuota,
+            GlobalQuotaBytes = _options.GlobalQuotaBytes,
         };
     }
 
     /// <summary>
-    /// Expired entries are removed as writes pass by (the reclaim and sweep of
-    /// Scripts/mutation.lua), not by the purge command, which finds nothing to do here.
+    /// Removes expired entries (<see cref="RedisPurge"/>) and publishes what waits in the outboxes.
+    /// Request identities need no purge: their records expire in Redis after the retention.
     /// </summary>
     public Task<KvPurgeResult> PurgeExpiredAsync(PurgeExpiredEntries request, CancellationToken cancellationToken) =>
-        Task.FromResult(new KvPurgeResult { Namespace = request.Namespace, Ran = true });
+        _purge.RunAsync(request.Namespace, cancellationToken);
 
-    public async ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync() => await _redis.DisposeAsync();
+
+    private async Task<List<KvGetResult>> ReadAsync(string ns, IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
-        if (_ownsConnection) await _redis.DisposeAsync();
+        var found = (RedisResult[])(await RedisFaults.RunAsync(() => _database.ScriptEvaluateReadOnlyAsync(RedisScripts.Get, _keys.Namespace(ns),
+            [ns, .. keys.Select(key => (RedisValue)key)]), cancellationToken))!;
+        return [.. keys.Select((key, i) => (RedisResult[])found[i]! is [var value, var version, var remaining]
+            ? new KvGetResult
+            {
+                Namespace = ns, Key = key, Found = true, Value = StoredValue.Parse((string)value!), Version = (long)version,
+                TtlSeconds = Seconds((string?)remaining),
+            }
+            : new KvGetResult { Namespace = ns, Key = key, Found = false })];
     }
-
-    private RedisKey ValuesKey(string ns) => Prefix + "v:" + ns;
-    private RedisKey ExpiryKey(string ns) => Prefix + "x:" + ns;
-    private RedisKey UsageKey(string ns) => Prefix + "u:" + ns;
 
     /// <summary>
-    /// A request identity's record is scoped to its namespace; the length makes
-    /// the name unambiguous whatever characters the parts hold.
+    /// Runs a mutation script and returns its answer, or throws the error a refusal answers with.
+    /// Under a global quota, a script that would grow its namespace answers global_needed until
+    /// the bytes are granted on the global counter; then it runs again (this ends: it asks again
+    /// only when a concurrent write of the same key grew it in between).
     /// </summary>
-    private RedisKey RequestKey(string ns, string messageId) => $"{Prefix}r:{ns.Length}:{ns}{messageId}";
-
-    private async Task<RedisResult[]> MutateAsync(
-        string script, string ns, string key, RequestIdentity? identity, RedisValue[] arguments, CancellationToken cancellationToken)
+    private async Task<MutationReply> MutateAsync(
+        string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
-        RedisKey[] keys = [ValuesKey(ns), ExpiryKey(ns), UsageKey(ns), Prefix + "g", Prefix + "gx"];
-        if (identity is not null) keys = [.. keys, RequestKey(ns, identity.MessageId)];
-        RedisValue[] values =
-        [
-            Prefix, ns, key,
-            _options.NamespaceQuotaBytes,
-            GlobalQuota is { } global ? global : "",
-            (long)Math.Ceiling(_options.RequestRetentionSeconds * 1000),
-            identity?.RequestHash ?? "",
-            .. arguments,
-        ];
-        var result = await RunAsync(() => Database.ScriptEvaluateAsync(script, keys, values), cancellationToken);
-        return (RedisResult[])result!;
-    }
-
-    /// <summary>A script's verdict: its status, and for a quota rejection the figures (used, quota, size).</summary>
-    private static KvOutcome Outcome(RedisResult[] reply) => (string?)reply[0] is KvStatus.NamespaceQuota or KvStatus.GlobalQuota
-        ? new KvOutcome((string)reply[0]!, (long)reply[1], (long)reply[2])
-        : new KvOutcome((string)reply[0]!);
-
-    /// <summary>Runs a command, turning a lost or refused connection into <see cref="KvStoreUnavailableException"/>.</summary>
-    private static async Task<T> RunAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        try
+        RedisKey[] keys = _keys.Namespace(ns);
+        if (identity is not null) keys = [.. keys, _keys.Request(ns, identity.MessageId)];
+        long granted = 0;
+        while (true)
         {
-            return await command().WaitAsync(cancellationToken);
-        }
-        catch (RedisConnectionException ex)
-        {
-            throw new KvStoreUnavailableException($"redis unreachable: {ex.Message}", ex);
+            RedisValue[] values =
+            [
+                ns, key, _options.NamespaceQuotaBytes, _global is null ? "" : granted, _thresholds,
+                (long)Math.Ceiling(_options.RequestRetentionSeconds * 1000), identity?.RequestHash ?? "",
+                ifVersion?.ToString(CultureInfo.InvariantCulture) ?? "", .. arguments,
+            ];
+            var reply = new MutationReply((RedisResult[])(await RedisFaults.RunAsync(
+                () => _database.ScriptEvaluateAsync(script, keys, values), cancellationToken))!);
+            if (_global is not null) await _global.SettleAsync(reply.Net - granted);
+            if (reply.Queued) await _outbox.PublishAsync(ns, cancellationToken);
+            if (reply.Status != GlobalNeeded)
+            {
+                Outcome(reply).ThrowIfRefused(ns, key, reply.Status == KvStatus.NamespaceQuota ? reply.Long(2) : 0, identity, _maxIntegerDigits, ifVersion);
+                return reply;
+            }
+            var global = _global ?? throw new InvalidOperationException("a script asked for global bytes without a global quota");
+            var (needed, size) = (reply.Long(0), reply.Long(1));
+            var (ok, used) = await ReserveGlobalAsync(global, needed, cancellationToken);
+            if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used, size);
+            granted = needed;
         }
     }
+
+    /// <summary>Grants bytes on the global counter; expired entries never cause a refusal, so they are removed first when they would.</summary>
+    private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(RedisGlobalQuota global, long bytes, CancellationToken cancellationToken)
+    {
+        var (granted, used) = await global.TryReserveAsync(bytes, cancellationToken);
+        if (granted || bytes > global.QuotaBytes) return (granted, used);
+        await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, cancellationToken);
+        return await global.TryReserveAsync(bytes, cancellationToken);
+    }
+
+    /// <summary>A mutation's verdict, with the figures of the quota that refused it or the live version that did not match.</summary>
+    private static KvOutcome Outcome(MutationReply reply) => reply.Status switch
+    {
+        KvStatus.NamespaceQuota => new KvOutcome(reply.Status, UsedBytes: reply.Long(0), QuotaBytes: reply.Long(1)),
+        KvStatus.VersionConflict => new KvOutcome(reply.Status, CurrentVersion: reply.Text(0) is "" ? null : reply.Long(0)),
+        _ => new KvOutcome(reply.Status),
+    };
+
+    /// <summary>
+    /// ZRANGEBYLEX's lower bound for a page: after the cursor's key when it is past the
+    /// prefix's start, else from the prefix on (UTF-8 bytes compare as keys sort).
+    /// </summary>
+    private static RedisValue LowestKey(byte[] prefix, byte[]? after) =>
+        after is not null && after.AsSpan().SequenceCompareTo(prefix) >= 0 ? (byte[])[(byte)'(', .. after]
+        : prefix.Length > 0 ? (byte[])[(byte)'[', .. prefix]
+        : "-";
+
+    /// <summary>
+    /// ZRANGEBYLEX's bound past every key that starts with the prefix: the prefix with its last
+    /// byte raised by one (never 0xFF in UTF-8), or '+' for no prefix.
+    /// </summary>
+    private static RedisValue PrefixBound(byte[] prefix) =>
+        prefix.Length == 0 ? "+" : (byte[])[(byte)'(', .. prefix[..^1], (byte)(prefix[^1] + 1)];
 
     private static RedisValue Microseconds(double? seconds) =>
         seconds is { } s ? Math.Max(1L, (long)Math.Round(s * 1_000_000)) : "";
 
+    /// <summary>A TTL as the request gave it, which replays answer with.</summary>
+    private static string TtlText(double? seconds) => seconds?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+
     private static double? Seconds(string? microseconds) =>
         string.IsNullOrEmpty(microseconds) ? null : long.Parse(microseconds, CultureInfo.InvariantCulture) / 1_000_000.0;
 
-    private static string Script(string name)
+    /// <summary>
+    /// A mutation script's answer (Scripts/mutation.lua): status, the namespace's byte change,
+    /// whether events were queued, then the status's fields; for an applied or replayed mutation
+    /// the version and two operation-specific fields, A and B.
+    /// </summary>
+    private readonly record struct MutationReply(RedisResult[] Fields)
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("KvWorker.Redis.Scripts." + name)
-            ?? throw new InvalidOperationException($"script {name} is not embedded");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
+        public string Status => (string)Fields[0]!;
+        public long Net => (long)Fields[1];
+        public bool Queued => (long)Fields[2] == 1;
+        public long Version => Long(0);
+        public string A => Text(1);
+        public string B => Text(2);
+
+        public string Text(int field) => (string?)Fields[3 + field] ?? "";
+        public long Long(int field) => (long)Fields[3 + field];
     }
 }

@@ -1,6 +1,7 @@
 using KvWorker.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace KvWorker.Redis;
@@ -18,7 +19,9 @@ public static class RedisKvStoreExtensions
             .ValidateEach(options => options.Validate());
         services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
             provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
-            provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits));
+            provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits,
+            provider.GetRequiredService<IKvEventPublisher>(),
+            provider.GetRequiredService<ILogger<RedisKvStoreAdapter>>()));
         return services;
     }
 }

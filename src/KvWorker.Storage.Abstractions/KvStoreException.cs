@@ -69,15 +69,6 @@ public sealed class QuotaExceededException(string code, string message, long quo
         KvErrorCodes.GlobalQuotaExceededError,
         $"global quota of {quota} bytes exceeded: {used} bytes used, write needs {attempted} bytes",
         quota, used, attempted);
-
-    /// <summary>A value larger than a quota can never fit: adapters reject it before a round trip.</summary>
-    public static void ThrowIfLargerThanQuota(string ns, long sizeBytes, long namespaceQuota, long? globalQuota)
-    {
-        if (sizeBytes > namespaceQuota)
-            throw Namespace(ns, namespaceQuota, 0, sizeBytes);
-        if (sizeBytes > globalQuota)
-            throw Global(globalQuota.Value, 0, sizeBytes);
-    }
 }
 
 /// <summary>

@@ -31,6 +31,7 @@ public sealed record AdapterSettings
 /// <remarks>
 /// Expiry is tested with real, short TTLs (a fraction of a second) measured on
 /// the store's clock, so an adapter needs no test hook to age its entries.
+/// Events are looked at in <see cref="Events"/>, which the adapters publish to.
 /// </remarks>
 public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
 {
@@ -48,6 +49,15 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
     /// several times by one test when it needs several replicas of a store.
     /// </summary>
     protected abstract Task<IKvStoreAdapter> CreateAdapterAsync(AdapterSettings settings);
+
+    /// <summary>The events the adapters of this test published: give it to them as their <see cref="IKvEventPublisher"/>.</summary>
+    protected RecordedEvents Events { get; } = new();
+
+    /// <summary>
+    /// Publishes to <see cref="Events"/> what the adapters of this test queued for a publisher
+    /// that runs beside them (PostgreSQL's outbox); nothing for adapters that publish themselves.
+    /// </summary>
+    protected virtual Task PublishWaitingEventsAsync() => Task.CompletedTask;
 
     public virtual Task InitializeAsync() => Task.CompletedTask;
 
@@ -562,6 +572,25 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
         Assert.Equal((10L, 18L), (error.QuotaBytes, error.AttemptedBytes));
         Assert.False((await adapter.GetAsync(ns, "k", None)).Found);
         Assert.Equal((0L, 0L), await UsageAsync(adapter, ns));
+    }
+
+    [Fact]
+    public async Task A_value_larger_than_the_whole_quota_is_rejected_with_the_real_usage()
+    {
+        var adapter = await AdapterAsync(namespaceQuotaBytes: 100);
+        var withGlobal = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 100, isolated: true);
+        var (ns, other) = (NewNamespace(), NewNamespace());
+        await adapter.SetAsync(ns, "a", ValueOfSize(87), null, null, None);
+        await withGlobal.SetAsync(ns, "a", ValueOfSize(87), null, null, None);
+
+        var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(ns, "b", ValueOfSize(122), null, null, None));
+        var global = await Assert.ThrowsAsync<QuotaExceededException>(() => withGlobal.SetAsync(other, "b", ValueOfSize(122), null, null, None));
+
+        Assert.Equal(KvErrorCodes.NamespaceQuotaExceededError, error.Code);
+        Assert.Equal((100L, 87L, 122L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
+        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, global.Code);
+        Assert.Equal((100L, 87L, 122L), (global.QuotaBytes, global.UsedBytes, global.AttemptedBytes));
+        Assert.Equal((87L, 1L), await UsageAsync(adapter, ns));
     }
 
     [Fact]

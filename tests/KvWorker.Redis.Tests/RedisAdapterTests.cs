@@ -20,15 +20,17 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
 
         await adapter.SetAsync(ns, "k", value, null, null, None);
 
-        var stored = (byte[]?)await Db.HashGetAsync(prefix + "v:" + ns, "k");
+        var keys = new RedisKeys(prefix);
+        var stored = (byte[]?)await Db.HashGetAsync(keys.Values(ns), "k");
         Assert.Equal(System.Text.Encoding.UTF8.GetBytes(value.Json), stored);
-        Assert.Equal(value.SizeBytes, (long)await Db.HashGetAsync(prefix + "u:" + ns, "bytes"));
+        Assert.Equal(value.SizeBytes, (long)await Db.HashGetAsync(keys.Meta(ns), "bytes"));
     }
 
     [Fact]
     public async Task Usage_counters_match_the_stored_entries_after_concurrent_mixed_writes()
     {
         var prefix = redis.NewIsolatedPrefix();
+        var keys = new RedisKeys(prefix);
         var replicas = Enumerable.Range(0, 3).Select(_ => redis.Connect(redis.Options(prefix, namespaceQuotaBytes: 400, globalQuotaBytes: 1000))).ToArray();
         var namespaces = Enumerable.Range(0, 4).Select(_ => NewNamespace()).ToArray();
         try
@@ -58,21 +60,21 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
                 }
             })));
 
-            long totalBytes = 0, totalEntries = 0;
+            long totalBytes = 0;
             foreach (var ns in namespaces)
             {
-                var fields = await Db.HashGetAllAsync(prefix + "v:" + ns);
+                var fields = await Db.HashGetAllAsync(keys.Values(ns));
                 var bytes = fields.Sum(field => (long)((byte[])field.Value!).Length);
                 var usage = await replicas[0].UsageAsync(ns, None);
                 Assert.Equal((bytes, (long)fields.Length), (usage.UsedBytes, usage.Entries));
                 Assert.InRange(usage.UsedBytes, 0, 400);
-                (totalBytes, totalEntries) = (totalBytes + bytes, totalEntries + fields.Length);
+                totalBytes += bytes;
 
-                var expiring = await Db.SortedSetRangeByRankAsync(prefix + "x:" + ns);
+                var expiring = await Db.SortedSetRangeByRankAsync(keys.Expiry(ns));
                 Assert.All(expiring, key => Assert.Contains(fields, field => field.Name == key));
             }
-            Assert.Equal(totalBytes, (long)await Db.HashGetAsync(prefix + "g", "bytes"));
-            Assert.Equal(totalEntries, (long)await Db.HashGetAsync(prefix + "g", "entries"));
+            // No write was in flight and no replica died: the global counter is exact.
+            Assert.Equal(totalBytes, (long)await Db.StringGetAsync(keys.GlobalBytes));
             Assert.InRange(totalBytes, 0, 1000);
         }
         finally
@@ -82,36 +84,73 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
     }
 
     [Fact]
-    public async Task Later_writes_sweep_expired_entries_out_of_memory_and_counters()
+    public async Task The_purge_takes_expired_entries_out_of_memory_counters_and_the_due_index()
     {
         var prefix = redis.NewIsolatedPrefix();
-        await using var adapter = redis.Connect(redis.Options(prefix));
+        var keys = new RedisKeys(prefix);
+        await using var adapter = redis.Connect(redis.Options(prefix, globalQuotaBytes: 10_000));
         var (a, b) = (NewNamespace(), NewNamespace());
         for (var i = 0; i < 5; i++) await adapter.SetAsync(a, "gone" + i, Value("\"expires\""), 0.1, null, None);
+        await adapter.SetAsync(b, "k", Value("1"), null, null, None);
         await Task.Delay(300);
 
-        await adapter.SetAsync(b, "k", Value("1"), null, null, None);
+        var purge = await adapter.PurgeExpiredAsync(new PurgeExpiredEntries(), None);
 
-        Assert.Equal(0, await Db.HashLengthAsync(prefix + "v:" + a));
-        Assert.Equal(0, await Db.SortedSetLengthAsync(prefix + "gx"));
+        Assert.Equal((5L, 45L), (purge.Entries, purge.BytesFreed));
+        Assert.Equal(0, await Db.HashLengthAsync(keys.Values(a)));
+        Assert.Equal(0, await Db.SortedSetLengthAsync(keys.Expiry(a)));
+        Assert.Null(await Db.SortedSetScoreAsync(keys.Due(RedisKeys.Bucket(a)), a));
         Assert.Equal((0L, 0L), ((await adapter.UsageAsync(a, None)).UsedBytes, (await adapter.UsageAsync(a, None)).Entries));
-        Assert.Equal(1, (long)await Db.HashGetAsync(prefix + "g", "bytes"));
+        Assert.Equal(1, (long)await Db.StringGetAsync(keys.GlobalBytes));
     }
 
     [Fact]
-    public async Task A_request_record_expires_after_the_retention()
+    public async Task Every_key_of_a_namespace_is_in_one_slot_whatever_braces_the_namespace_holds()
     {
         var prefix = redis.NewIsolatedPrefix();
-        var options = redis.Options(prefix);
-        options.RequestRetentionSeconds = 60;
-        await using var adapter = redis.Connect(options);
+        await using var adapter = redis.Connect(redis.Options(prefix, namespaceQuotaBytes: 100));
+        var ns = "a}b{c}" + Guid.NewGuid().ToString("N");
+        await adapter.SetAsync(ns, "k", Value("\"expires\""), 60, "request-1", None);
+        await adapter.SetAsync(ns, "{x}", Value("\"" + new string('x', 80) + "\""), null, null, None); // past 0.8: an event
+
+        var written = redis.Connection.GetServers()[0].Keys(pattern: prefix + "*").Select(key => (string)key!).ToList();
+
+        Assert.Contains(new RedisKeys(prefix).Request(ns, "request-1").ToString(), written);
+        Assert.True(written.Count >= 6, string.Join(", ", written));
+        Assert.Single(written.Select(key => redis.Connection.HashSlot(key)).Distinct());
+    }
+
+    [Fact]
+    public async Task Events_that_could_not_be_published_go_out_with_the_next_purge()
+    {
+        var events = new FlakyEvents();
+        await using var adapter = redis.Connect(redis.Options(redis.NewIsolatedPrefix(), namespaceQuotaBytes: 100), events);
         var ns = NewNamespace();
+        events.Failing = true;
 
-        await adapter.IncrementAsync(ns, "c", 1, 0, null, "request-1", None);
+        await adapter.SetAsync(ns, "k", Value("\"" + new string('x', 80) + "\""), null, null, None);
+        Assert.Empty(events.Published);
 
-        var records = redis.Connection.GetServers()[0].Keys(pattern: prefix + "r:*").ToArray();
-        var record = Assert.Single(records);
-        Assert.InRange((await Db.KeyTimeToLiveAsync(record))!.Value.TotalSeconds, 50, 60);
+        events.Failing = false;
+        await adapter.PurgeExpiredAsync(new PurgeExpiredEntries(), None);
+        await adapter.PurgeExpiredAsync(new PurgeExpiredEntries(), None);
+
+        var reached = Assert.IsType<NamespaceQuotaThresholdReached>(Assert.Single(events.Published));
+        Assert.Equal((ns, 0.8, 82L), (reached.Namespace, reached.Threshold, reached.UsedBytes));
+    }
+
+    /// <summary>A broker that refuses events while <see cref="Failing"/>.</summary>
+    private sealed class FlakyEvents : IKvEventPublisher
+    {
+        public bool Failing { get; set; }
+        public System.Collections.Concurrent.ConcurrentQueue<object> Published { get; } = new();
+
+        public Task PublishAsync(object @event, CancellationToken cancellationToken)
+        {
+            if (Failing) throw new InvalidOperationException("the broker is away");
+            Published.Enqueue(@event);
+            return Task.CompletedTask;
+        }
     }
 
     [Fact]
@@ -131,8 +170,7 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
     public async Task An_unreachable_server_is_reported_as_store_unavailable()
     {
         // Nothing listens on port 1.
-        await using var adapter = RedisKvStoreAdapter.Connect(
-            new RedisAdapterOptions { Url = "127.0.0.1:1,connectTimeout=200,asyncTimeout=500" }, maxIntegerDigits: 1000);
+        await using var adapter = redis.Connect(new RedisAdapterOptions { Url = "127.0.0.1:1,connectTimeout=200,asyncTimeout=500" });
 
         var error = await Record.ExceptionAsync(() => adapter.IncrementAsync("ns", "c", 1, 0, null, null, None));
 

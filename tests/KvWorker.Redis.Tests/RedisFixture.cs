@@ -1,4 +1,5 @@
 using KvWorker.Redis;
+using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 using Testcontainers.Redis;
 
@@ -41,7 +42,7 @@ public static class RedisTestServer
 /// A key space of its own on the test server (every key under one prefix),
 /// removed when the test class is done; adapters made here connect like replicas.
 /// </summary>
-public sealed class RedisFixture : IAsyncLifetime
+public class RedisFixture : IAsyncLifetime
 {
     private readonly string _base = "kvtest:" + Guid.NewGuid().ToString("N");
 
@@ -55,16 +56,19 @@ public sealed class RedisFixture : IAsyncLifetime
 
     public string NewIsolatedPrefix() => $"{_base}:{Guid.NewGuid():N}:";
 
-    public async Task InitializeAsync()
+    /// <summary>A StackExchange.Redis configuration string for the server the tests run against.</summary>
+    protected virtual Task<string> ServerAsync() => RedisTestServer.ConfigurationAsync();
+
+    public virtual async Task InitializeAsync()
     {
-        Configuration = await RedisTestServer.ConfigurationAsync();
+        Configuration = await ServerAsync();
         // AbortOnConnectFail (the default): no server, no tests.
         Connection = await ConnectionMultiplexer.ConnectAsync(Configuration);
     }
 
     public async Task DisposeAsync()
     {
-        foreach (var server in Connection.GetServers())
+        foreach (var server in Connection.GetServers().Where(server => !server.IsReplica))
             await foreach (var key in server.KeysAsync(pattern: _base + ":*"))
                 await Connection.GetDatabase().KeyDeleteAsync(key);
         await Connection.DisposeAsync();
@@ -78,7 +82,29 @@ public sealed class RedisFixture : IAsyncLifetime
         GlobalQuotaBytes = globalQuotaBytes,
     };
 
-    /// <summary>An adapter with a connection of its own, as a worker replica has.</summary>
-    public RedisKvStoreAdapter Connect(RedisAdapterOptions options) =>
-        RedisKvStoreAdapter.Connect(options, KvStoreAdapterConformanceTests.MaxIntegerDigits);
+    /// <summary>An adapter with a connection of its own, as a worker replica has, publishing its events to <paramref name="events"/>.</summary>
+    public RedisKvStoreAdapter Connect(RedisAdapterOptions options, IKvEventPublisher? events = null) =>
+        RedisKvStoreAdapter.Connect(options, KvStoreAdapterConformanceTests.MaxIntegerDigits, events ?? new RecordedEvents(), NullLogger.Instance);
+}
+
+/// <summary>
+/// A key space on the Redis Cluster named by KV_TEST_REDIS_CLUSTER (its nodes,
+/// <c>host:port,host:port,...</c>; scripts/test.sh sets it, and scripts/services.sh
+/// brings the cluster up). Without a cluster there, the tests fail: they never skip.
+/// </summary>
+public sealed class RedisClusterFixture : RedisFixture
+{
+    protected override Task<string> ServerAsync() =>
+        Environment.GetEnvironmentVariable("KV_TEST_REDIS_CLUSTER") is { Length: > 0 } nodes
+            ? Task.FromResult(nodes)
+            : throw new InvalidOperationException(
+                "KV_TEST_REDIS_CLUSTER is not set: name the nodes of a Redis Cluster (scripts/test.sh brings one up on 127.0.0.1:16901-16903)");
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        var primaries = Connection.GetServers().Count(server => server.ServerType == ServerType.Cluster && !server.IsReplica);
+        if (primaries < 3)
+            throw new InvalidOperationException($"KV_TEST_REDIS_CLUSTER ({Configuration}) is not a Redis Cluster of 3 primaries: {primaries} found");
+    }
 }

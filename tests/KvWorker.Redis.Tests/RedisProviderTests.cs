@@ -42,6 +42,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
             .AddKvStore(configuration)
+            .AddSingleton<IKvEventPublisher, RecordedEvents>()
             // No PostgreSQL here: none of the providers' background services (schema, outbox) runs.
             .RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()
             .AddMassTransitTestHarness(bus => bus.AddKvRequestConsumers())
@@ -132,6 +133,8 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
     [Theory]
     [InlineData("url=127.0.0.1:6379,nonsense=1", "tools:kv_store:adapters:redis:url is not a StackExchange.Redis configuration string")]
     [InlineData("key_prefix=", "tools:kv_store:adapters:redis:key_prefix must not be empty")]
+    [InlineData("key_prefix=kv{1}:", "tools:kv_store:adapters:redis:key_prefix must not contain '{' or '}'")]
+    [InlineData("quota_thresholds:0=1.5", "tools:kv_store:adapters:redis:quota_thresholds must be fractions of the quota")]
     [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:redis:namespace_quota_bytes must be a positive number of bytes")]
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:redis:global_quota_bytes must be a positive number of bytes")]
     [InlineData("request_retention_seconds=0", "tools:kv_store:adapters:redis:request_retention_seconds must be a number of seconds, at least 1")]

@@ -1,20 +1,13 @@
--- kv_delete. Returns { 'ok', '1' | '0' } (deleted: a live entry was removed)
--- or { 'replayed', deleted, '' }. An expired entry is removed too, but
--- answers '0'.
+-- kv_delete. Answers { 'ok' | 'replayed', net, queued, '', deleted, '' }:
+-- deleted is '1' when a live entry was removed. An expired entry is removed
+-- too, but answers '0'.
 local now = now_us()
-local done = recorded('delete')
+local done = recorded('delete') or version_conflict(now)
 if done then
   return done
 end
-
-local deleted = '0'
-if redis.call('HEXISTS', values_key, key) == 1 then
-  local expiry = redis.call('ZSCORE', expiry_key, key)
-  if not expiry or tonumber(expiry) > now then
-    deleted = '1'
-  end
-  remove_entry(ns, key)
-end
-record('delete', deleted, '')
-sweep(now)
-return { 'ok', deleted }
+local deleted = live_version(now) and '1' or '0'
+remove_entry(key)
+reschedule()
+record('delete', '', deleted, '')
+return reply('ok', '', deleted, '')

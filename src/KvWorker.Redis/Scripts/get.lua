@@ -1,17 +1,17 @@
--- kv_get, read-only. KEYS: 1 P v:<ns>, 2 P x:<ns>; ARGV: 1 key.
--- Returns nil (missing or expired), { value } or { value, remaining TTL in
--- microseconds on the Redis clock }.
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if not value then
-  return nil
+-- kv_get and kv_get_many, read-only: every key in one snapshot. ARGV 2...: the keys.
+-- Answers one array per key: {} when it is missing or expired, else
+-- { value, version, remaining TTL in microseconds or '' }.
+local now = now_us()
+local found = {}
+for i = 2, #ARGV do
+  local entry_key = ARGV[i]
+  local entry = {}
+  local value = redis.call('HGET', values_key, entry_key)
+  local expiry = redis.call('ZSCORE', expiry_key, entry_key)
+  local remaining = expiry and tonumber(expiry) - now
+  if value and (not remaining or remaining > 0) then
+    entry = { value, redis.call('HGET', versions_key, entry_key), remaining and int(remaining) or '' }
+  end
+  found[#found + 1] = entry
 end
-local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not expiry then
-  return { value }
-end
-local t = redis.call('TIME')
-local remaining = tonumber(expiry) - (tonumber(t[1]) * 1000000 + tonumber(t[2]))
-if remaining <= 0 then
-  return nil
-end
-return { value, string.format('%.0f', remaining) }
+return found

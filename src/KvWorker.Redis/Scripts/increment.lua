@@ -1,9 +1,9 @@
 -- kv_increment, exact on decimal strings of any length up to max_digits.
--- ARGV 8: delta, 9: initial value (decimal integers), 10: TTL in microseconds
--- or '' (keep the entry's TTL), 11: max_digits.
--- Returns { 'ok' | 'replayed', value, remaining TTL in microseconds or '' },
--- { 'not_integer' }, { 'too_large' }, or a rejection from reserve.
-local delta_text, initial_text, ttl_us, max_digits = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+-- ARGV 9: delta, 10: initial value (decimal integers), 11: TTL in microseconds
+-- or '' (keep the entry's TTL), 12: max_digits.
+-- Answers { 'ok' | 'replayed', net, queued, version, value, remaining TTL in
+-- microseconds or '' }, or a rejection: not_integer, too_large, or a quota's.
+local delta_text, initial_text, ttl_us, max_digits = ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 
 -- A JSON integer: no fraction, no exponent, no leading zeros.
 local function is_integer(text)
@@ -107,32 +107,31 @@ local done = recorded('increment')
 if done then
   return done
 end
-local old_expiry = drop_if_expired(now)
-local expiry = old_expiry
+local old_size, expiry, live = entry(now)
 
-local old = redis.call('HGET', values_key, key)
 local new
-if old then
+if live then
+  local old = redis.call('HGET', values_key, key)
   if #old > max_digits + 1 or not is_integer(old) then
-    return { 'not_integer' }
+    return reply('not_integer')
   end
   new = add(old, delta_text)
-  if ttl_us ~= '' then
-    expiry = now + tonumber(ttl_us)
-  end
 else
   new = add(initial_text, delta_text)
-  expiry = ttl_us ~= '' and now + tonumber(ttl_us) or nil
+  expiry = nil
+end
+if ttl_us ~= '' then
+  expiry = now + tonumber(ttl_us)
 end
 if #new - (string.sub(new, 1, 1) == '-' and 1 or 0) > max_digits then
-  return { 'too_large' }
+  return reply('too_large')
 end
 
-local rejected = store(now, new, old and #old, expiry, old_expiry)
+local version, rejected = store(now, new, old_size, expiry)
+reschedule()
 if rejected then
   return rejected
 end
 local remaining = expiry and int(expiry - now) or ''
-record('increment', new, remaining)
-sweep(now)
-return { 'ok', new, remaining }
+record('increment', version, new, remaining)
+return reply('ok', version, new, remaining)

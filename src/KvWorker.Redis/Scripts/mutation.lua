@@ -1,210 +1,175 @@
--- Shared by the mutation scripts (set.lua, increment.lua, delete.lua), which
--- the adapter appends to this text; each runs as one atomic script.
+-- Shared by the mutation scripts (set, increment, delete, touch), which the
+-- adapter appends to namespace.lua and this text.
 --
--- Layout under the prefix P (all keys of one adapter instance):
---   P v:<ns>  hash   key -> the value's compact JSON text, exactly as returned
---   P x:<ns>  zset   key -> expiry, microseconds on the Redis clock (keys with a TTL only)
---   P u:<ns>  hash   bytes, entries: what the namespace holds (expired, not yet reclaimed, included)
---   P g       hash   bytes, entries: the same over all namespaces
---   P gx      zset   "<#ns>:<ns><key>" -> expiry, over all namespaces
---   P r:...   hash   a request identity (scoped to its namespace): the operation,
---                    key and request hash it identified, and its recorded answer;
---                    expires after the retention
+-- KEYS: 1-8 as namespace.lua, [9 the request identity's record: op, key, hash,
+--       version, a, b; expires after the retention]
+-- ARGV: 1 namespace, 2 key, 3 namespace quota, 4 bytes granted on the global
+--       counter, or '' without a global quota, 5 quota thresholds (fractions,
+--       space-separated), 6 request retention in ms, 7 request hash or '',
+--       8 if_version or '', 9... the operation's own arguments.
 --
--- KEYS: 1 P v:<ns>, 2 P x:<ns>, 3 P u:<ns>, 4 P g, 5 P gx, [6 request record]
--- ARGV: 1 P, 2 namespace, 3 key, 4 namespace quota, 5 global quota or '',
---       6 request retention in ms, 7 request hash or '', 8... the operation's own arguments.
+-- Every reply starts { status, net bytes, events queued }: see reply().
 
-local values_key, expiry_key, usage_key, global_key, global_expiry_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local request_key = KEYS[6]
-local prefix, ns, key = ARGV[1], ARGV[2], ARGV[3]
-local namespace_quota = tonumber(ARGV[4])
-local global_quota = tonumber(ARGV[5])
+local key = ARGV[2]
+local namespace_quota = tonumber(ARGV[3])
+local global_grant = tonumber(ARGV[4])
+local thresholds = ARGV[5]
 local retention_ms = ARGV[6]
 local request_hash = ARGV[7]
+local if_version = ARGV[8]
+local request_key = KEYS[9]
 
--- Expired entries removed by each mutation on the side, so that they do not
--- pile up in namespaces that never reach their quota.
-local SWEEP = 16
-
--- Integers as Redis arguments, never in exponent form.
-local function int(n)
-  return string.format('%.0f', n)
+-- A verdict: the status, what the script changed (namespace.lua), then the
+-- status's own fields. Applied and replayed mutations answer
+-- { status, net, queued, version, a, b }.
+local function reply(status, ...)
+  return { status, int(net), queued, ... }
 end
 
--- The Redis server's clock, in microseconds: replicas on skewed clocks agree.
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
-local function member(entry_ns, entry_key)
-  return #entry_ns .. ':' .. entry_ns .. entry_key
-end
-
-local function split_member(m)
-  local length, rest = string.match(m, '^(%d+):(.*)$')
-  length = tonumber(length)
-  return string.sub(rest, 1, length), string.sub(rest, length + 1)
-end
-
-local function add_usage(entry_ns, bytes, entries)
-  local usage = prefix .. 'u:' .. entry_ns
-  redis.call('HINCRBY', usage, 'bytes', int(bytes))
-  if redis.call('HINCRBY', usage, 'entries', int(entries)) == 0 then
-    redis.call('DEL', usage)
-  end
-  redis.call('HINCRBY', global_key, 'bytes', int(bytes))
-  redis.call('HINCRBY', global_key, 'entries', int(entries))
-end
-
--- Removes an entry, live or expired, from the values and both expiry indexes,
--- and books its bytes out of the counters. Returns the bytes freed.
-local function remove_entry(entry_ns, entry_key)
-  local values = prefix .. 'v:' .. entry_ns
-  local size = redis.call('HSTRLEN', values, entry_key)
-  local removed = redis.call('HDEL', values, entry_key)
-  redis.call('ZREM', prefix .. 'x:' .. entry_ns, entry_key)
-  redis.call('ZREM', global_expiry_key, member(entry_ns, entry_key))
-  if removed == 0 then
-    return 0
-  end
-  add_usage(entry_ns, -size, -1)
-  return size
-end
-
-local function in_this_namespace(entry_key)
-  return ns, entry_key
-end
-
--- Removes up to `count` expired entries listed in an expiry index (the
--- namespace's, whose members are keys, or the global one, whose members
--- split_member reads), soonest expired first. Returns the bytes freed and
--- the number of entries removed.
-local function remove_expired(index, entry_of, now, count)
-  local freed = 0
-  local expired = redis.call('ZRANGEBYSCORE', index, '-inf', int(now), 'LIMIT', 0, count)
-  for _, m in ipairs(expired) do
-    freed = freed + remove_entry(entry_of(m))
-  end
-  return freed, #expired
-end
-
--- Removes expired entries listed in an index until `needed` bytes are freed
--- or none is left. Returns the bytes freed.
-local function reclaim(index, entry_of, now, needed)
-  local freed = 0
-  while freed < needed do
-    local bytes, count = remove_expired(index, entry_of, now, 64)
-    if count == 0 then
-      break
-    end
-    freed = freed + bytes
-  end
-  return freed
-end
-
--- Removes a few expired entries of any namespace, whether or not space is needed.
-local function sweep(now)
-  remove_expired(global_expiry_key, split_member, now, SWEEP)
-end
-
--- Admits a change of `delta` bytes by a write of a `size`-byte value,
--- reclaiming expired entries first when it would not fit, so that expired
--- entries never cause a rejection. Returns nil when it fits, else the
--- rejection: status, bytes used, quota, size.
-local function reserve(now, delta, size)
-  if delta <= 0 then
-    return nil
-  end
-  local used = tonumber(redis.call('HGET', usage_key, 'bytes') or '0')
-  if used + delta > namespace_quota then
-    used = used - reclaim(expiry_key, in_this_namespace, now, used + delta - namespace_quota)
-    if used + delta > namespace_quota then
-      return { 'namespace_quota', used, namespace_quota, size }
-    end
-  end
-  if global_quota then
-    local global_used = tonumber(redis.call('HGET', global_key, 'bytes') or '0')
-    if global_used + delta > global_quota then
-      global_used = global_used - reclaim(global_expiry_key, split_member, now, global_used + delta - global_quota)
-      if global_used + delta > global_quota then
-        return { 'global_quota', global_used, global_quota, size }
-      end
-    end
-  end
-  return nil
-end
-
--- Removes the entry being written when it has expired, so that it counts as
--- missing. Returns the live entry's expiry, or nil.
-local function drop_if_expired(now)
-  local expiry = redis.call('ZSCORE', expiry_key, key)
-  if not expiry then
-    return nil
-  end
-  expiry = tonumber(expiry)
-  if expiry <= now then
-    remove_entry(ns, key)
-    return nil
-  end
-  return expiry
-end
-
--- Indexes the entry's new expiry, or takes it out of the indexes when it had
--- one and now has none.
-local function set_expiry(expiry, had_expiry)
-  if expiry == had_expiry then
-    return
-  elseif expiry then
-    redis.call('ZADD', expiry_key, int(expiry), key)
-    redis.call('ZADD', global_expiry_key, int(expiry), member(ns, key))
-  elseif had_expiry then
-    redis.call('ZREM', expiry_key, key)
-    redis.call('ZREM', global_expiry_key, member(ns, key))
-  end
-end
-
--- Writes `value` over the entry being written (`old_size`: the bytes of the
--- live entry it replaces, nil when there is none) with the given expiry, when
--- the quotas admit it. Returns nil, or the rejection from reserve.
-local function store(now, value, old_size, expiry, old_expiry)
-  local delta = #value - (old_size or 0)
-  local rejected = reserve(now, delta, #value)
-  if rejected then
-    return rejected
-  end
-  redis.call('HSET', values_key, key, value)
-  add_usage(ns, delta, old_size and 0 or 1)
-  set_expiry(expiry, old_expiry)
-  return nil
-end
-
--- The answer recorded for this request identity, as { 'replayed', a, b };
--- { 'identity_reused' } when the identity was recorded for a different request
--- (operation, key or request hash); nil when there is none (or the request
--- has no identity).
+-- The answer recorded for this request identity, replayed; identity_reused
+-- when it was recorded for a different request (operation, key or request
+-- hash); nil when there is none (or the request has no identity).
 local function recorded(operation)
   if not request_key then
     return nil
   end
-  local record = redis.call('HMGET', request_key, 'op', 'key', 'hash', 'a', 'b')
+  local record = redis.call('HMGET', request_key, 'op', 'key', 'hash', 'version', 'a', 'b')
   if not record[1] then
     return nil
   end
   if record[1] ~= operation or record[2] ~= key or record[3] ~= request_hash then
-    return { 'identity_reused' }
+    return reply('identity_reused')
   end
-  return { 'replayed', record[4], record[5] }
+  return reply('replayed', record[4], record[5], record[6])
 end
 
 -- Records an applied mutation's answer under its request identity, with what
 -- the identity identified, in the same script as the mutation.
-local function record(operation, a, b)
-  if not request_key then
-    return
+local function record(operation, version, a, b)
+  if request_key then
+    redis.call('HSET', request_key, 'op', operation, 'key', key, 'hash', request_hash, 'version', version, 'a', a, 'b', b)
+    redis.call('PEXPIRE', request_key, retention_ms)
   end
-  redis.call('HSET', request_key, 'op', operation, 'key', key, 'hash', request_hash, 'a', a, 'b', b)
-  redis.call('PEXPIRE', request_key, retention_ms)
+end
+
+-- The live entry's version, or nil when the key is missing or expired.
+local function live_version(now)
+  local expiry = redis.call('ZSCORE', expiry_key, key)
+  if expiry and tonumber(expiry) <= now then
+    return nil
+  end
+  return redis.call('HGET', versions_key, key) or nil
+end
+
+-- The rejection of an if_version the live entry does not satisfy (0: only
+-- when absent), naming the live version; nil when it holds or there is none.
+local function version_conflict(now)
+  if if_version == '' then
+    return nil
+  end
+  local current = live_version(now)
+  if (if_version == '0' and not current) or current == if_version then
+    return nil
+  end
+  return reply('version_conflict', current or '')
+end
+
+-- The entry being written: its size (nil when there is none), its expiry
+-- (nil when it has none) and whether it is live. A write replaces an expired
+-- entry as it would a live one, which is not reported as expired.
+local function entry(now)
+  if redis.call('HEXISTS', values_key, key) == 0 then
+    return nil, nil, false
+  end
+  local expiry = redis.call('ZSCORE', expiry_key, key)
+  expiry = expiry and tonumber(expiry)
+  return redis.call('HSTRLEN', values_key, key), expiry, not expiry or expiry > now
+end
+
+-- Removes expired entries other than the one being written until `needed`
+-- bytes are freed or none is left, reported as one KvEntriesExpired.
+local function reclaim(now, needed)
+  local count, bytes = 0, 0
+  while bytes < needed do
+    local removed, freed = remove_expired(now, 64, key)
+    if removed == 0 then
+      break
+    end
+    count, bytes = count + removed, bytes + freed
+  end
+  report_expired(now, count, bytes)
+end
+
+-- Admits a change of `delta` bytes by a write of a `size`-byte value: the
+-- namespace quota first, reclaiming expired entries when the write would not
+-- fit (and could, once they are gone), then the bytes granted on the global
+-- counter, which must cover everything this script adds. Returns nil when it
+-- fits, else the rejection: namespace_quota with the bytes used, the quota
+-- and the value's size, or global_needed with the bytes to ask the global
+-- counter for and the value's size.
+local function admit(now, delta, size)
+  if delta <= 0 then
+    return nil
+  end
+  local used = used_bytes()
+  if used + delta > namespace_quota and size <= namespace_quota then
+    reclaim(now, used + delta - namespace_quota)
+    used = used_bytes()
+  end
+  if used + delta > namespace_quota then
+    return reply('namespace_quota', int(used), int(namespace_quota), size)
+  end
+  if global_grant and net + delta > global_grant then
+    return reply('global_needed', int(delta), size)
+  end
+  return nil
+end
+
+-- One NamespaceQuotaThresholdReached per threshold that usage reached from below.
+local function report_thresholds(now, before, after)
+  for threshold in string.gmatch(thresholds, '%S+') do
+    local bytes = tonumber(threshold) * namespace_quota
+    if before < bytes and after >= bytes then
+      queue_event('threshold', threshold, int(after), int(namespace_quota), int(now))
+    end
+  end
+end
+
+-- Gives the key the namespace's next version. Returns it.
+local function new_version()
+  local version = redis.call('HINCRBY', meta_key, 'version', 1)
+  redis.call('HSET', versions_key, key, version)
+  return version
+end
+
+local function set_expiry(expiry)
+  if expiry then
+    redis.call('ZADD', expiry_key, int(expiry), key)
+  else
+    redis.call('ZREM', expiry_key, key)
+  end
+end
+
+-- Writes `value` over the entry being written (`old_size`: the bytes of the
+-- entry it replaces, live or expired, nil when there is none) with the given
+-- expiry, when the quotas admit it. Returns the new version, or nil and the
+-- rejection.
+local function store(now, value, old_size, expiry)
+  local delta = #value - (old_size or 0)
+  local rejected = admit(now, delta, #value)
+  if rejected then
+    return nil, rejected
+  end
+  local before = used_bytes()
+  redis.call('HSET', values_key, key, value)
+  if not old_size then
+    redis.call('ZADD', keys_key, 0, key)
+  end
+  add_usage(delta, old_size and 0 or 1)
+  set_expiry(expiry)
+  if delta > 0 then
+    report_thresholds(now, before, before + delta)
+  end
+  return new_version()
 end
 

@@ -1,4 +1,6 @@
 using KvWorker.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;
@@ -23,6 +25,18 @@ public sealed class PostgresAdapterConformanceTests(DatabaseFixture db) : KvStor
         }
         var options = new PostgresAdapterOptions { NamespaceQuotaBytes = settings.NamespaceQuotaBytes, GlobalQuotaBytes = settings.GlobalQuotaBytes };
         return new PostgresKvStoreAdapter(dataSource, options, new KvLimits { MaxIntegerDigits = MaxIntegerDigits });
+    }
+
+    /// <summary>What the adapters queued in kv_outbox, published as the worker's outbox publisher does.</summary>
+    protected override async Task PublishWaitingEventsAsync()
+    {
+        foreach (var dataSource in _isolated.Select(i => i.DataSource).Prepend(db.DataSource))
+        {
+            var outbox = new OutboxPublisher(dataSource, Events, Options.Create(new PostgresAdapterOptions()), NullLogger<OutboxPublisher>.Instance);
+            while (await outbox.PublishBatchAsync(CancellationToken.None) > 0)
+            {
+            }
+        }
     }
 
     public override async Task DisposeAsync()

@@ -1,0 +1,64 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using StackExchange.Redis;
+
+namespace KvWorker.Redis;
+
+/// <summary>
+/// Where the adapter keeps what, under <see cref="RedisAdapterOptions.KeyPrefix"/>. Every key of a
+/// namespace carries its bucket's hash tag, so that each script on a namespace touches one Redis
+/// Cluster slot; the bucket's due index lives in that slot too, so the scripts keep it exact
+/// (Scripts/namespace.lua describes the keys). The global counter and the purge's lock have a
+/// tag of their own.
+/// </summary>
+/// <remarks>
+/// The tag is the bucket's number, not the namespace: a number cannot hold the <c>}</c> that
+/// would end a tag early, and a fixed number of buckets lets the purge find every namespace
+/// with expired entries by reading <see cref="Buckets"/> due indexes, without a script that
+/// spans slots. Buckets spread over the cluster's slots as namespaces would.
+/// </remarks>
+public sealed class RedisKeys(string prefix)
+{
+    /// <summary>Fixed: another number would move every namespace to other keys.</summary>
+    public const int Buckets = 1024;
+
+    /// <summary>
+    /// The keys every script on <paramref name="ns"/> takes, in the order of
+    /// Scripts/namespace.lua: values, versions, expiry, keys, meta, events, claimed, due.
+    /// </summary>
+    public RedisKey[] Namespace(string ns)
+    {
+        var tag = Tag(Bucket(ns));
+        return [.. "vnxkmec".Select(kind => (RedisKey)$"{tag}{kind}:{ns}"), $"{tag}due"];
+    }
+
+    /// <summary>The namespace's values: key to compact JSON text.</summary>
+    public RedisKey Values(string ns) => Namespace(ns)[0];
+
+    /// <summary>The namespace's expiry index: key to expiry in microseconds.</summary>
+    public RedisKey Expiry(string ns) => Namespace(ns)[2];
+
+    /// <summary>The namespace's counters: bytes, entries, last version.</summary>
+    public RedisKey Meta(string ns) => Namespace(ns)[4];
+
+    /// <summary>
+    /// A request identity's record, scoped to its namespace; the length makes the name
+    /// unambiguous whatever characters the parts hold.
+    /// </summary>
+    public RedisKey Request(string ns, string messageId) => $"{Tag(Bucket(ns))}r:{ns.Length}:{ns}{messageId}";
+
+    /// <summary>The due index of a bucket: its namespaces that have events waiting or expired entries.</summary>
+    public RedisKey Due(int bucket) => $"{Tag(bucket)}due";
+
+    /// <summary>Bytes of every namespace together, plus those granted to writes in flight; kept only under a global quota.</summary>
+    public RedisKey GlobalBytes => prefix + "{global}bytes";
+
+    public RedisKey PurgeLock => prefix + "{global}purge";
+
+    /// <summary>The bucket of a namespace: a hash of its UTF-8 bytes, the same in every replica.</summary>
+    public static int Bucket(string ns) =>
+        (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(ns))) % Buckets);
+
+    private string Tag(int bucket) => $"{prefix}{{{bucket:x3}}}";
+}
