@@ -2,7 +2,8 @@ using Npgsql;
 
 namespace KvWorker.Tests.Storage;
 
-/// <summary>Outbox events, the batched purge and request identity, checked in the database itself.</summary>
+/// <summary>The batched purge, its lock, and request identity, checked in the database itself (the
+/// conformance suite covers the events both adapters report).</summary>
 [Collection(DatabaseCollection.Name)]
 public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
 {
@@ -28,53 +29,6 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
     private Task<KvPurgeResult> PurgeAsync(int batchSize = 1000, double retentionSeconds = 86400) =>
         new PostgresPurge(db.DataSource, new PostgresAdapterOptions { PurgeBatchSize = batchSize, RequestRetentionSeconds = retentionSeconds })
             .RunAsync(null, None);
-
-    [Fact]
-    public async Task A_threshold_event_is_queued_once_per_upward_crossing_and_rearmed_when_usage_falls_below()
-    {
-        var adapter = db.Adapter(namespaceQuotaBytes: 100); // thresholds 0.8 and 1.0
-        var ns = NewNamespace();
-
-        await adapter.SetAsync(ns, "a", Bytes(50), null, null, None); // 50
-        await adapter.SetAsync(ns, "b", Bytes(30), null, null, None); // 80: reaches 0.8
-        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100: reaches 1.0
-        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100 again: no crossing
-        await adapter.DeleteAsync(ns, "c", null, None);                // 80: 1.0 re-armed
-        await adapter.SetAsync(ns, "c", Bytes(20), null, null, None); // 100: reaches 1.0 again
-        await adapter.DeleteAsync(ns, "b", null, None);                // 70: 0.8 re-armed
-        await adapter.SetAsync(ns, "b", Bytes(10), null, null, None); // 80: reaches 0.8 again
-
-        var events = await OutboxAsync("NamespaceQuotaThresholdReached", ns);
-        Assert.Equal([0.8, 1.0, 1.0, 0.8], events.Select(e => e.GetProperty("threshold").GetDouble()));
-        Assert.Equal([80L, 100, 100, 80], events.Select(e => e.GetProperty("used_bytes").GetInt64()));
-        Assert.All(events, e => Assert.Equal(100, e.GetProperty("quota_bytes").GetInt64()));
-    }
-
-    [Fact]
-    public async Task Concurrent_writers_filling_a_namespace_queue_exactly_one_event_per_threshold()
-    {
-        var adapter = db.Adapter(namespaceQuotaBytes: 1000);
-        var ns = NewNamespace();
-
-        // 160 writes of 10 bytes race for room for 100.
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(writer => Task.Run(async () =>
-        {
-            for (var i = 0; i < 10; i++)
-            {
-                try
-                {
-                    await adapter.SetAsync(ns, $"w{writer}-{i}", Bytes(10), null, null, None);
-                }
-                catch (QuotaExceededException)
-                {
-                }
-            }
-        })));
-
-        Assert.Equal(1000, (await db.UsageAsync(ns)).CountedBytes);
-        var events = await OutboxAsync("NamespaceQuotaThresholdReached", ns);
-        Assert.Equal([0.8, 1.0], events.Select(e => e.GetProperty("threshold").GetDouble()));
-    }
 
     [Fact]
     public async Task The_purge_removes_expired_entries_in_bounded_batches_frees_their_usage_and_reports_each_batch()
