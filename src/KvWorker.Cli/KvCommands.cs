@@ -39,7 +39,7 @@ public static class KvCommands
     };
 
     private static readonly Option<double> Timeout = ParsedOption<double>(
-        "--timeout", "Seconds to wait for the worker's reply; after them RabbitMQ drops the request if no worker has taken it",
+        "--timeout", "Seconds to wait for the worker's reply; a request not taken by then is dropped, unapplied",
         "a positive number of seconds", (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) > 0,
         defaultValue: KvCallOptions.DefaultTimeout.TotalSeconds);
 

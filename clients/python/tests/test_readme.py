@@ -8,6 +8,7 @@ tutorial) runs after the earlier blocks that define them. A consumer that runs u
 stopped (``channel.start_consuming()``) is stopped after two seconds.
 """
 import builtins
+import json
 import os
 import re
 import subprocess
@@ -16,7 +17,9 @@ import symtable
 
 import pytest
 
+import kvworker
 from conftest import ATLAS_FIXTURES, REPO_ROOT, URL
+from kvworker import KeyValueStoreError
 
 RUNNER = r"""
 import sys
@@ -91,3 +94,55 @@ def test_a_readme_python_block_runs_as_shown(index):
     assert run.returncode == 0, f"README.md:{BLOCKS[index][0]} failed:\n{run.stdout}\n{run.stderr}"
     if "except InvalidValueTypeError" in BLOCKS[index][1]:
         assert "InvalidValueTypeError value of 'plan'" in run.stdout  # the except branch really runs
+
+
+def is_json(text):
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False  # a list of field names, such as {"namespace","count"}
+
+
+def wire_table_rows():
+    """(queue, request, expected replies) of each row of the README's table of requests and replies."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| queue | request | reply |"):]
+    table = table[:table.index("\n\n")]
+    rows = []
+    for line in table.splitlines()[2:]:
+        queue, request, reply = [cell.strip() for cell in line.strip("|").split(" | ")][:3]
+        spans = lambda cell: [json.loads(code) for code in re.findall(r"`(\{.*?\})`(?=[ ,;(]|$)", cell) if is_json(code)]
+        rows.append((re.match(r"`(kv_\w+)`", queue).group(1), spans(request)[0], spans(reply)))
+    return rows
+
+
+def with_namespace(value, ns):
+    """The README's example namespace "agent" replaced by the test's, everywhere in a reply."""
+    return json.loads(json.dumps(value).replace('"agent"', json.dumps(ns)).replace("namespace 'agent'", f"namespace '{ns}'"))
+
+
+def same_reply(actual, expected):
+    """Equal, except that a fractional TTL (time remaining as it was read) only has to be within a minute of the example's."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return actual.keys() == expected.keys() and all(same_reply(actual[k], expected[k]) for k in expected)
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(actual) == len(expected) and all(map(same_reply, actual, expected))
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        return abs(actual - expected) < 60
+    return actual == expected
+
+
+def test_the_readme_wire_table_rows_are_what_the_worker_answers(kv, ns):
+    """The rows run in order on a fresh namespace; each reply is one the table shows for it."""
+    rows = wire_table_rows()
+    assert {queue for queue, _, _ in rows} == {operation.queue for operation in kvworker._protocol.OPERATIONS} | {"kv_purge"}
+    for queue, request, expected in rows:
+        try:
+            reply = kv._call(queue, with_namespace(request, ns))
+        except KeyValueStoreError as error:
+            reply = {"error": {"code": error.code, "message": error.message}}
+            if getattr(error, "current_version", None) is not None:
+                reply["error"]["current_version"] = error.current_version
+        assert any(same_reply(reply, with_namespace(option, ns)) for option in expected), \
+            f"{queue} {request}: the worker answered {json.dumps(reply)}"

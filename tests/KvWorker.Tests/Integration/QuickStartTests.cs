@@ -18,6 +18,7 @@ public sealed class DevelopmentWorkerFixture : BrokerFixture
                 && !setting.Key.StartsWith("tools:kv_store:identities", StringComparison.Ordinal))
             .ToDictionary();
         settings["DOTNET_ENVIRONMENT"] = "Development";
+        settings.Remove("Serilog:MinimumLevel:Default"); // the shipped log level, as scripts/run.sh has it
         _worker = WorkerProcess.Start(settings);
         try
         {
@@ -59,6 +60,19 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
 
         Assert.Equal(1, plan.GetProperty("value").GetProperty("step").GetInt32());
         Assert.Equal(1, turns.GetProperty("value").GetInt64());
+    }
+
+    [Fact]
+    public async Task The_log_says_once_when_the_worker_is_connected_and_consuming_every_queue()
+    {
+        var broker = _fixture.Broker;
+        var expected = $"INF] Connected to RabbitMQ at {broker.Host}:{broker.Port}, virtual host {Uri.UnescapeDataString(_fixture.AmqpUri.AbsolutePath.TrimStart('/'))}; " +
+            "consuming " + string.Join(", ", KvOperations.All.Select(operation => operation.Queue));
+        for (var waited = 0; waited < 100 && !_fixture.Output.Contains(expected, StringComparison.Ordinal); waited++)
+            await Task.Delay(100);
+
+        Assert.Single(_fixture.Output.Split('\n'), line => line.Contains("Connected to RabbitMQ", StringComparison.Ordinal));
+        Assert.Contains(expected, _fixture.Output);
     }
 
     [Fact]
