@@ -37,8 +37,9 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
         var host = await deployment.AddVirtualHostAsync("profile", cancellationToken);
         run.Progress("starting a worker with a perf map");
         var worker = (await deployment.StartWorkersAsync(host, 1, cancellationToken,
-            // All code JIT-compiled (none precompiled ReadyToRun), so that the perf map names every managed frame.
-            new Dictionary<string, string?> { ["DOTNET_PerfMapEnabled"] = "1", ["DOTNET_ReadyToRun"] = "0" }))[0];
+            // All code JIT-compiled (none precompiled ReadyToRun) into anonymous memory (not W^X's memfd double
+            // mapping, which perf cannot match with the map), so that the perf map names every managed frame.
+            new Dictionary<string, string?> { ["DOTNET_PerfMapEnabled"] = "1", ["DOTNET_ReadyToRun"] = "0", ["DOTNET_EnableWriteXorExecute"] = "0" }))[0];
         await using var client = await RpcClient.ConnectAsync("profile", host, cancellationToken);
         await run.WarmUpAsync(client, cancellationToken);
 
@@ -103,13 +104,13 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
 
     private static string ComponentOf(string function)
     {
-        // perf prints "[.] name" for user code and "[k] name" for the kernel; managed names carry their namespace.
-        var name = function.StartsWith("[k]", StringComparison.Ordinal) ? "[k]" : function.TrimStart('[', '.', ']', ' ');
-        name = name.Replace("instance ", "", StringComparison.Ordinal).Replace("class ", "", StringComparison.Ordinal);
-        var start = name.IndexOf(' ', StringComparison.Ordinal) is var space and > 0 && !name.StartsWith("[", StringComparison.Ordinal)
-            ? name[(space + 1)..] : name;
+        // perf prints "[.] name" for user code and "[k] name" for the kernel. A managed frame reads
+        // "[.] instance void [Assembly] Namespace.Type::Method(...)[Tier]": its type is the word before "::".
+        var name = function.StartsWith("[k]", StringComparison.Ordinal) ? "[k]" : function[4..];
+        if (name.IndexOf("::", StringComparison.Ordinal) is var members and > 0)
+            name = name[(name.LastIndexOf(' ', members) + 1)..];
         foreach (var (component, prefixes) in Components)
-            if (prefixes.Any(prefix => start.StartsWith(prefix, StringComparison.Ordinal) || name.StartsWith(prefix, StringComparison.Ordinal)))
+            if (prefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal)))
                 return component;
         return "runtime (GC, JIT, stubs)";
     }
@@ -127,7 +128,8 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
         return await output;
     }
 
-    /// <summary>A line of <c>perf report -F sample,sym</c>: the sample count, then "[.] function" or "[k] function".</summary>
-    [GeneratedRegex(@"^\s*(?<samples>\d+)\s+(?<dso>\S+)\s+(?<function>\[[.k]\].*)$")]
+    /// <summary>A line of <c>perf report -F sample,dso,sym</c>: the sample count, the library (JIT code's is "[JIT] tid N"),
+    /// then "[.] function" or "[k] function".</summary>
+    [GeneratedRegex(@"^\s*(?<samples>\d+)\s+(?<dso>.+?)\s+(?<function>\[[.k]\] .*)$")]
     private static partial Regex ReportLine();
 }
