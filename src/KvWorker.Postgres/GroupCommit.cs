@@ -54,45 +54,73 @@ public sealed class GroupCommit
         return command.Outcome.WaitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// One runner of groups. Under load it keeps its connection from group to group (returning
+    /// it to the pool resets its session each time); it returns it when no command is waiting.
+    /// </summary>
     private async Task RunGroupsAsync()
     {
         var group = new List<GroupCommand>(_maxCommands);
-        while (await _queue.Reader.WaitToReadAsync())
+        NpgsqlConnection? connection = null;
+        while (true)
         {
+            if (connection is not null && !_queue.Reader.TryPeek(out _))
+            {
+                await connection.DisposeAsync();
+                connection = null;
+            }
+            if (!await _queue.Reader.WaitToReadAsync()) break;
             while (group.Count < _maxCommands && _queue.Reader.TryRead(out var pending))
             {
                 if (pending.CancellationToken.IsCancellationRequested) pending.Command.Cancel(pending.CancellationToken);
                 else group.Add(pending.Command);
             }
             if (group.Count == 0) continue;
-            await ExecuteWithFallbackAsync(group);
+            connection = await ExecuteWithFallbackAsync(group, connection);
             group.Clear();
         }
     }
 
-    private async Task ExecuteWithFallbackAsync(List<GroupCommand> group)
+    /// <summary>Runs the group; returns the connection for the next one, null when it broke or never opened.</summary>
+    private async Task<NpgsqlConnection?> ExecuteWithFallbackAsync(List<GroupCommand> group, NpgsqlConnection? connection)
     {
         try
         {
-            await ExecuteAsync(group);
+            connection ??= await _dataSource.OpenConnectionAsync();
+            await ExecuteAsync(connection, group);
+            return connection;
         }
-        catch (Exception ex) when (group.Count > 1 && PostgresFaults.Translate(ex) == ex)
+        catch (Exception ex) when (group.Count > 1 && !IsTransient(ex))
         {
             // Not transient: reported by whichever command caused it, when it runs alone.
-            foreach (var command in group) await ExecuteWithFallbackAsync([command]);
+            foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], Usable(connection));
+            return connection;
         }
         catch (Exception ex)
         {
             foreach (var command in group) command.Fail(ex);
+            if (!IsTransient(ex)) return Usable(connection);
+            // Perhaps the server's fault (a demoted primary, say): the retry takes a new connection.
+            connection?.Dispose();
+            return null;
         }
     }
 
-    private async Task ExecuteAsync(List<GroupCommand> group)
+    private static bool IsTransient(Exception ex) => PostgresFaults.Translate(ex) != ex;
+
+    /// <summary>The connection if it is still open (a failed group has rolled back); else disposed, and null.</summary>
+    private static NpgsqlConnection? Usable(NpgsqlConnection? connection)
+    {
+        if (connection is { State: System.Data.ConnectionState.Open }) return connection;
+        connection?.Dispose();
+        return null;
+    }
+
+    private async Task ExecuteAsync(NpgsqlConnection connection, List<GroupCommand> group)
     {
         using var span = StartSpan(group);
         Interlocked.Increment(ref _groups);
         PostgresMetrics.GroupExecuted(group.Count);
-        await using var connection = await _dataSource.OpenConnectionAsync();
         var writes = group.Any(command => command.Writes);
         for (var attempt = 1; ; attempt++)
         {
