@@ -36,6 +36,30 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void RabbitMq_hosts_name_the_cluster_nodes_and_without_them_host_and_port_name_one_node()
+    {
+        var cluster = new RabbitMqOptions { Hosts = "rmq1:5672, rmq2:5673,rmq3", Port = 5674 };
+        var single = new RabbitMqOptions { Host = "broker.internal", Port = 5673 };
+
+        Assert.Equal([("rmq1", 5672), ("rmq2", 5673), ("rmq3", 5674)], cluster.Nodes());
+        Assert.Equal([("broker.internal", 5673)], single.Nodes());
+    }
+
+    [Theory]
+    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts has 'rmq2:amqp' where host:port belongs")]
+    [InlineData("RabbitMq:Hosts", " , ", "RabbitMq:Hosts names no node")]
+    [InlineData("RabbitMq:QueueType", "mirrored", "RabbitMq:QueueType must be one of classic, quorum, not 'mirrored'")]
+    public void Bad_rabbitmq_cluster_settings_are_explained_naming_the_key(string key, string value, string message)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+
+        var error = Record.Exception(() => services.GetRequiredService<IOptions<RabbitMqOptions>>().Value);
+
+        Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
+    [Fact]
     public void Pool_settings_map_onto_npgsql_pooling()
     {
         var options = new PostgresAdapterOptions { Url = "postgresql://u@h/db", Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 12 } };
