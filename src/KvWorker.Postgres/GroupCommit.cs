@@ -76,7 +76,7 @@ public sealed class GroupCommit
         {
             await ExecuteAsync(group);
         }
-        catch (Exception ex) when (group.Count > 1 && PostgresFaults.Translate(ex) == ex)
+        catch (Exception ex) when (group.Count > 1 && !PostgresFaults.IsTransient(ex))
         {
             // Not transient: reported by whichever command caused it, when it runs alone.
             foreach (var command in group) await ExecuteWithFallbackAsync([command]);
