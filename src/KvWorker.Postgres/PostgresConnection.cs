@@ -8,6 +8,7 @@ public static class PostgresConnection
 {
     public const string ConversationStoreKey = "ConnectionStrings:conversation_store";
     private const string UrlKey = PostgresAdapterOptions.Section + ":url";
+    private const int DefaultHostRecheckSeconds = 10; // Npgsql's
 
     /// <summary>
     /// The connection string: the conversation store's when
@@ -37,6 +38,10 @@ public static class PostgresConnection
         builder.Timeout = options.Pool.Timeout;
         // The same few statements run all day: let Npgsql prepare them.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
+        // With several hosts Npgsql remembers each one's role (primary, standby, down) for this
+        // long; its 10 s default would keep a failover's new primary unused for up to 10 s.
+        if (builder.Host?.Contains(',') == true && builder.HostRecheckSeconds == DefaultHostRecheckSeconds)
+            builder.HostRecheckSeconds = 2;
         return builder.ConnectionString;
     }
 

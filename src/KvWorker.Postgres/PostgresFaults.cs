@@ -7,13 +7,19 @@ namespace KvWorker.Postgres;
 public static class PostgresFaults
 {
     /// <summary>
-    /// Lost or refused connections, a server shutting down (57P01, as a failover does to
-    /// the old primary), pool time-outs, serialization failures and deadlocks: worth another
-    /// try. So is a write refused as read-only (25006): the connection reached a standby,
-    /// such as a primary a failover demoted, and the next one finds the new primary.
+    /// Worth another try: every failure to reach a server (refused, lost or timed-out
+    /// connections, an exhausted pool, and a multi-host URL that finds no host of the kind
+    /// it asks for, as in the seconds of a failover), and the server errors that pass:
+    /// a server shutting down (57P01, as a failover does to the old primary), serialization
+    /// failures, deadlocks and the like, and a write refused as read-only (25006) because
+    /// the connection reached a standby, such as a primary that a failover demoted.
     /// </summary>
-    public static bool IsTransient(Exception exception) =>
-        exception is NpgsqlException { IsTransient: true } or PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        PostgresException postgres => postgres.IsTransient || postgres.SqlState == PostgresErrorCodes.ReadOnlySqlTransaction,
+        NpgsqlException => true, // not sent by a server: reaching one failed
+        _ => false,
+    };
 
     public static Exception Translate(Exception exception) => IsTransient(exception)
         ? new KvStoreUnavailableException($"postgres unavailable: {exception.Message}", exception)

@@ -48,6 +48,19 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
+    [InlineData("postgresql://u@h1,h2/db", 2)]                          // a failover's new primary is noticed within seconds
+    [InlineData("Host=h1,h2;Username=u;Host Recheck Seconds=5", 5)]     // as configured
+    [InlineData("postgresql://u@h1/db", 10)]                            // one host: Npgsql's default, unused
+    public void Several_hosts_have_their_roles_rechecked_every_two_seconds_unless_configured(string url, int seconds)
+    {
+        var options = new PostgresAdapterOptions { Url = url };
+
+        var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(options, new ConfigurationBuilder().Build()));
+
+        Assert.Equal(seconds, builder.HostRecheckSeconds);
+    }
+
+    [Theory]
     [InlineData("read-write")]
     [InlineData("primary")]
     [InlineData("any")]

@@ -15,6 +15,13 @@ public sealed class PostgresFaultsTests(DatabaseFixture db)
     public void Failover_and_contention_errors_are_transient(string sqlState) =>
         Assert.True(PostgresFaults.IsTransient(new PostgresException("", "FATAL", "FATAL", sqlState)));
 
+    [Fact]
+    public void Failing_to_reach_a_server_is_transient_also_when_a_multi_host_url_finds_no_host_of_the_wanted_kind()
+    {
+        Assert.True(PostgresFaults.IsTransient(new NpgsqlException("No suitable host was found.")));
+        Assert.True(PostgresFaults.IsTransient(new NpgsqlException("Failed to connect to 127.0.0.1:16811", new System.Net.Sockets.SocketException(111))));
+    }
+
     [Theory]
     [InlineData(PostgresErrorCodes.UniqueViolation)]
     [InlineData(PostgresErrorCodes.UndefinedFunction)]
