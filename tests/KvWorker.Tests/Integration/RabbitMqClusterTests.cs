@@ -1,3 +1,4 @@
+using MassTransit;
 using RabbitMQ.Client.Exceptions;
 
 namespace KvWorker.Tests.Integration;
@@ -82,6 +83,28 @@ public sealed class QuorumQueueTests(BrokerFixture broker) : IClassFixture<Broke
         await WaitForQueueAsync(client, KvOperations.Set.Queue + "_error");
         foreach (var queue in KvOperations.All.Select(operation => operation.Queue).Append(KvOperations.Set.Queue + "_error"))
             Assert.True(await IsQuorumQueueAsync(client, queue), $"{queue} is not a quorum queue");
+    }
+
+    [Fact]
+    public async Task A_masstransit_client_reaches_quorum_queues_through_their_exchange()
+    {
+        broker.StartWorkerProcess(new Dictionary<string, string?> { ["RabbitMq:QueueType"] = "quorum" });
+        await broker.WaitForConsumersAsync(KvOperations.Increment.Queue, 1, TimeSpan.FromSeconds(60));
+        var credentials = broker.Broker.UserInfo.Split(':').Select(Uri.UnescapeDataString).ToArray();
+        var bus = await broker.StartClientBusAsync(credentials[0], credentials[1]);
+        try
+        {
+            // A queue: address would declare kv_increment as a classic queue, which RabbitMQ refuses.
+            var response = await bus.CreateRequestClient<KvIncrement>(new Uri($"exchange:{KvOperations.Increment.Queue}"))
+                .GetResponse<KvIncrementResult, KvError>(new KvIncrement { Namespace = "ns-" + Guid.NewGuid().ToString("N"), Key = "c" });
+
+            Assert.True(response.Is(out Response<KvIncrementResult>? result), response.Message.ToString());
+            Assert.Equal(1, result!.Message.Value.GetInt64());
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
     }
 
     private static async Task WaitForQueueAsync(RawRpcClient client, string queue)
