@@ -17,19 +17,16 @@ back within the aims below after each fault.
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import uuid
 
-from faultkit import (Replica, RpcClient, Stats, check, log, outages, report, run_under_load, stop_replicas,
-                      wait_for_consumers)
+from faultkit import (CLIENTS, REPLICAS, Replica, RpcClient, Stats, check, log, outages, report, run_under_load,
+                      stop_replicas, wait_for_consumers)
 
 RIG = os.environ["CLUSTER_RIG"]
 WORKER_DLL = os.environ["CLUSTER_WORKER_DLL"]
 LOG_DIR = os.environ["CLUSTER_LOG_DIR"]
 LOAD_SECONDS = float(os.environ.get("CLUSTER_LOAD_SECONDS", "60"))
-REPLICAS = 3
-CLIENTS = 6
 RUN = uuid.uuid4().hex[:8]
 NAMESPACE = f"cluster-{RUN}"
 # Seconds without service after a fault beyond which the test fails.
@@ -76,13 +73,6 @@ def main():
     replicas = [Replica(i, WORKER_DLL, environment, LOG_DIR) for i in range(REPLICAS)]
     wait_for_consumers(AMQP_URLS[0], REPLICAS, 90)
 
-    def kill(index):
-        replicas[index].kill()
-        log(f"SIGKILL replica {index}")
-        time.sleep(2)
-        replicas[index].start()
-        log(f"replica {index} restarted")
-
     # Asked before the load (rabbitmqctl takes seconds here); killing a replica moves no queue leader.
     leader = rig("kvc_rmq_queue_leader", "kv_increment")
     leader_index = rig("kvc_rmq_index", leader)
@@ -104,10 +94,10 @@ def main():
     share = LOAD_SECONDS / 6
     faults = [
         (1 * share, "stop the RabbitMQ node leading kv_increment", lambda: rig("kvc_rmq_stop_node", leader_index)),
-        (2 * share, "SIGKILL replica 0", lambda: kill(0)),
+        (2 * share, "SIGKILL replica 0", replicas[0].kill_and_restart),
         (3 * share, "start that RabbitMQ node again", lambda: rig("kvc_rmq_start_node", leader_index)),
         (4 * share, "PostgreSQL failover (pg_autoctl perform failover)", failover),
-        (5 * share, "SIGKILL replica 1", lambda: kill(1)),
+        (5 * share, "SIGKILL replica 1", replicas[1].kill_and_restart),
     ]
     aims = [AIMS["broker"], AIMS["replica"], AIMS["broker"], AIMS["postgres"], AIMS["replica"]]
 

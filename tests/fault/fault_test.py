@@ -15,16 +15,14 @@ import sys
 import time
 import uuid
 
-from faultkit import (Replica, RpcClient, Stats, check, log, outages, report, run_under_load, stop_replicas,
-                      wait_for_consumers)
+from faultkit import (CLIENTS, REPLICAS, Replica, RpcClient, Stats, check, log, outages, report, run_under_load,
+                      stop_replicas, wait_for_consumers)
 
 AMQP_URL = os.environ["FAULT_AMQP_URL"]
 WORKER_DLL = os.environ["FAULT_WORKER_DLL"]
 PG_CTL = shlex.split(os.environ["FAULT_PG_CTL"])
 RABBITMQ_NODE = os.environ["RABBITMQ_NODENAME"]
 LOAD_SECONDS = float(os.environ.get("FAULT_LOAD_SECONDS", "60"))
-REPLICAS = 3
-CLIENTS = 6
 RUN = uuid.uuid4().hex[:8]
 NAMESPACE = f"fault-{RUN}"
 
@@ -61,21 +59,14 @@ def main():
     replicas = [Replica(i, WORKER_DLL, environment, "/var/tmp/kvworker/fault") for i in range(REPLICAS)]
     wait_for_consumers(AMQP_URL, REPLICAS, 90)
 
-    def kill(index):
-        replicas[index].kill()
-        log(f"SIGKILL replica {index}")
-        time.sleep(2)
-        replicas[index].start()
-        log(f"replica {index} restarted")
-
     share = LOAD_SECONDS / 7
     faults = [
-        (1 * share, "kill replica 0", lambda: kill(0)),
-        (2 * share, "kill replica 1", lambda: kill(1)),
+        (1 * share, "kill replica 0", replicas[0].kill_and_restart),
+        (2 * share, "kill replica 1", replicas[1].kill_and_restart),
         (3 * share, "restart PostgreSQL", restart_postgres),
         (4 * share, "restart RabbitMQ", restart_rabbitmq),
-        (5 * share, "kill replica 2", lambda: kill(2)),
-        (6 * share, "kill replica 0", lambda: kill(0)),
+        (5 * share, "kill replica 2", replicas[2].kill_and_restart),
+        (6 * share, "kill replica 0", replicas[0].kill_and_restart),
     ]
     stats = Stats()
     clients = [RpcClient([AMQP_URL]) for _ in range(CLIENTS)]

@@ -17,6 +17,8 @@ import uuid
 
 import pika
 
+REPLICAS = 3
+CLIENTS = 6
 REQUEST_TIMEOUT = 5.0  # seconds before a client gives up on a reply and resends
 GIVE_UP = 120.0  # seconds after which a request still unanswered fails the test
 COUNTERS = 4
@@ -47,6 +49,13 @@ class Replica:
     def kill(self):
         self.process.kill()  # SIGKILL
         self.process.wait()
+
+    def kill_and_restart(self):
+        self.kill()
+        log(f"SIGKILL replica {self.index}")
+        time.sleep(2)
+        self.start()
+        log(f"replica {self.index} restarted")
 
     def alive(self):
         return self.process.poll() is None
