@@ -5,8 +5,8 @@
 # kv_increment stops and starts again, PostgreSQL fails over and replicas are
 # killed (tests/fault/cluster_test.py). Everything runs on this machine on the
 # rig's own ports (scripts/cluster/engines.sh); the servers other work uses are
-# never touched, nor the rig's Redis Cluster. About two minutes; run as root. The
-# replicas' logs stay in $KVC_BASE/cluster-test, with the engines' after a failure.
+# never touched, nor the rig's Redis Cluster. About three minutes; run as root. The
+# replicas' logs stay in $KVC_BASE/cluster-test, with a copy of the engines'.
 #   bash scripts/cluster-test.sh         (CLUSTER_LOAD_SECONDS=60; KVC_KEEP=1 leaves the engines up)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,9 +17,10 @@ source scripts/cluster/engines.sh
 
 export CLUSTER_LOG_DIR="$KVC_BASE/cluster-test"
 teardown() {
-  local status=$?
-  # The engines' logs go with their data: keep a copy of them beside the replicas' logs after a failure.
-  [ "$status" -eq 0 ] || { mkdir -p "$CLUSTER_LOG_DIR" && cp -r "$KVC_BASE"/rabbitmq/kvc*/log "$KVC_BASE/postgres/logs" "$CLUSTER_LOG_DIR/" 2>/dev/null; }
+  # The engines' logs go with their data: keep a copy beside the replicas' logs.
+  mkdir -p "$CLUSTER_LOG_DIR/rabbitmq"
+  cp "$KVC_BASE"/rabbitmq/kvc*/log/kvc*.log "$CLUSTER_LOG_DIR/rabbitmq/" 2>/dev/null || true
+  cp -r "$KVC_BASE/postgres/logs" "$CLUSTER_LOG_DIR/postgres" 2>/dev/null || true
   [ "${KVC_KEEP:-0}" = 1 ] && return
   kvc_rmq_down || true
   kvc_pg_down || true
