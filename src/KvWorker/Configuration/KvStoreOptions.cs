@@ -116,17 +116,15 @@ public sealed class RabbitMqOptions
     /// <summary>What is wrong with these settings: none when they are usable.</summary>
     public IEnumerable<string> Validate()
     {
-        if (Hosts is null) yield break;
-        string? failure = null;
+        if (Hosts is null) return [];
         try
         {
-            if (Nodes().Count == 0) failure = "names no node";
+            return Nodes().Count > 0 ? [] : [$"{Section}:Hosts names no node"];
         }
         catch (FormatException ex)
         {
-            failure = $"has '{ex.Message}' where host:port belongs";
+            return [$"{Section}:Hosts has '{ex.Message}' where host:port belongs (nodes are host:port, separated by commas)"];
         }
-        if (failure is not null) yield return $"{Section}:Hosts {failure} (nodes are host:port, separated by commas)";
     }
 }
 
