@@ -25,9 +25,12 @@ bash scripts/python-tests.sh "$results" || status=1
 # docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
 if docker-compose config -q && docker-compose --profile monitoring config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
 
-# The fault test (replicas killed, PostgreSQL and RabbitMQ restarted under load) counts as one test.
+# The fault tests count as one test each: replicas killed, PostgreSQL and RabbitMQ restarted
+# under load; and the same on a RabbitMQ cluster and PostgreSQL under pg_auto_failover.
 fault_passed=0 fault_failed=0
-if bash scripts/fault-test.sh; then fault_passed=1; else fault_failed=1; status=1; fi
+for fault_test in scripts/fault-test.sh scripts/cluster-test.sh; do
+  if bash "$fault_test"; then fault_passed=$((fault_passed + 1)); else fault_failed=$((fault_failed + 1)); status=1; fi
+done
 
 # The test projects of the solution: those that reference the test SDK; and "python", whose
 # TRX file scripts/python-tests.sh writes into "$results/python".

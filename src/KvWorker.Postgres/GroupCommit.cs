@@ -90,7 +90,7 @@ public sealed class GroupCommit
             await ExecuteAsync(connection, group);
             return connection;
         }
-        catch (Exception ex) when (group.Count > 1 && !IsTransient(ex))
+        catch (Exception ex) when (group.Count > 1 && !PostgresFaults.IsTransient(ex))
         {
             // Not transient: reported by whichever command caused it, when it runs alone.
             foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], Usable(connection));
@@ -99,14 +99,12 @@ public sealed class GroupCommit
         catch (Exception ex)
         {
             foreach (var command in group) command.Fail(ex);
-            if (!IsTransient(ex)) return Usable(connection);
+            if (!PostgresFaults.IsTransient(ex)) return Usable(connection);
             // Perhaps the server's fault (a demoted primary, say): the retry takes a new connection.
             connection?.Dispose();
             return null;
         }
     }
-
-    private static bool IsTransient(Exception ex) => PostgresFaults.Translate(ex) != ex;
 
     /// <summary>The connection if it is still open (a failed group has rolled back); else disposed, and null.</summary>
     private static NpgsqlConnection? Usable(NpgsqlConnection? connection)

@@ -8,6 +8,7 @@ public static class PostgresConnection
 {
     public const string ConversationStoreKey = "ConnectionStrings:conversation_store";
     private const string UrlKey = PostgresAdapterOptions.Section + ":url";
+    private const int DefaultHostRecheckSeconds = 10; // Npgsql's
 
     /// <summary>
     /// The connection string: the conversation store's when
@@ -37,6 +38,10 @@ public static class PostgresConnection
         builder.Timeout = options.Pool.Timeout;
         // The same few statements run all day: let Npgsql prepare them.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
+        // With several hosts Npgsql remembers each one's role (primary, standby, down) for this
+        // long; its 10 s default would keep a failover's new primary unused for up to 10 s.
+        if (builder.Host?.Contains(',') == true && builder.HostRecheckSeconds == DefaultHostRecheckSeconds)
+            builder.HostRecheckSeconds = 2;
         return builder.ConnectionString;
     }
 
@@ -54,7 +59,11 @@ public static class PostgresConnection
         }
     }
 
-    /// <summary>Accepts <c>postgresql[+driver]://user:pass@host:port/db?sslmode=...</c> or a connection string.</summary>
+    /// <summary>
+    /// Accepts <c>postgresql[+driver]://user:pass@host:port/db?sslmode=...</c> or a connection string.
+    /// As in libpq, the URL may name several hosts (<c>h1:5432,h2:5433</c>), tried in turn for one that
+    /// suits <c>target_session_attrs</c> (e.g. <c>read-write</c>: the primary, wherever a failover put it).
+    /// </summary>
     public static NpgsqlConnectionStringBuilder ToConnectionStringBuilder(string url)
     {
         var schemeEnd = url.IndexOf("://", StringComparison.Ordinal);
@@ -65,35 +74,57 @@ public static class PostgresConnection
         if (scheme is not ("postgresql" or "postgres"))
             throw new FormatException($"unsupported scheme '{url[..schemeEnd]}'");
 
-        var uri = new Uri("postgresql" + url[(schemeEnd)..]);
-        var builder = new NpgsqlConnectionStringBuilder
+        // System.Uri cannot read an authority of several hosts: split the URL by hand.
+        var rest = url[(schemeEnd + 3)..];
+        var (beforeQuery, query) = Cut(rest, rest.IndexOf('?'));
+        var (authority, path) = Cut(beforeQuery, beforeQuery.IndexOf('/'));
+        var (userInfo, hosts) = authority.Contains('@') ? Cut(authority, authority.LastIndexOf('@')) : ("", authority);
+
+        var builder = new NpgsqlConnectionStringBuilder { Database = Uri.UnescapeDataString(path) };
+        var nodes = hosts.Split(',').Select(ParseHost).ToList();
+        if (nodes.Count == 1)
+            (builder.Host, builder.Port) = (nodes[0].Host, nodes[0].Port);
+        else
+            builder.Host = string.Join(',', nodes.Select(node => $"{(node.Host.Contains(':') ? $"[{node.Host}]" : node.Host)}:{node.Port}"));
+        if (userInfo.Length > 0)
         {
-            Host = uri.Host.Trim('[', ']'),
-            Port = uri.IsDefaultPort || uri.Port < 0 ? 5432 : uri.Port,
-            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
-        };
-        if (uri.UserInfo.Length > 0)
-        {
-            var parts = uri.UserInfo.Split(':', 2);
+            var parts = userInfo.Split(':', 2);
             builder.Username = Uri.UnescapeDataString(parts[0]);
             if (parts.Length == 2) builder.Password = Uri.UnescapeDataString(parts[1]);
         }
-        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var kv = pair.Split('=', 2);
             var name = Uri.UnescapeDataString(kv[0]);
             var value = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
             if (name == "sslmode") value = value.Replace("-", ""); // verify-full -> VerifyFull
-            // libpq names that differ from Npgsql's.
+            // libpq names that differ from Npgsql's (target_session_attrs' values are the same in both).
             builder[name switch
             {
                 "sslmode" => "SSL Mode",
                 "connect_timeout" => "Timeout",
                 "application_name" => "Application Name",
+                "target_session_attrs" => "Target Session Attributes",
                 _ => name,
             }] = value;
         }
         if (builder.Database is "") builder.Database = null;
         return builder;
+    }
+
+    /// <summary>The text before and after the separator at <paramref name="at"/> (all of it before, when there is none).</summary>
+    private static (string Before, string After) Cut(string text, int at) => at < 0 ? (text, "") : (text[..at], text[(at + 1)..]);
+
+    /// <summary><c>host</c>, <c>host:port</c>, <c>[v6]</c> or <c>[v6]:port</c>; the port is 5432 when not given.</summary>
+    private static (string Host, int Port) ParseHost(string hostPort)
+    {
+        var portAt = hostPort.StartsWith('[') ? hostPort.IndexOf("]:", StringComparison.Ordinal) + 1 : hostPort.LastIndexOf(':');
+        var (host, port) = portAt <= 0 ? (hostPort, "") : (hostPort[..portAt], hostPort[(portAt + 1)..]);
+        host = Uri.UnescapeDataString(host.Trim('[', ']'));
+        if (host.Length == 0) throw new FormatException($"no host in '{hostPort}'");
+        if (port.Length == 0) return (host, 5432);
+        return int.TryParse(port, System.Globalization.CultureInfo.InvariantCulture, out var number) && number is > 0 and <= ushort.MaxValue
+            ? (host, number)
+            : throw new FormatException($"port '{port}' of host '{host}' is not a port number");
     }
 }

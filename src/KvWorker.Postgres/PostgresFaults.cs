@@ -6,9 +6,23 @@ namespace KvWorker.Postgres;
 /// <summary>Turns PostgreSQL's transient faults into the adapter seam's <see cref="KvStoreUnavailableException"/>, which the worker retries.</summary>
 public static class PostgresFaults
 {
-    /// <summary>Lost or refused connections, pool time-outs, serialization failures and deadlocks: worth another try.</summary>
-    public static Exception Translate(Exception exception) => exception is NpgsqlException { IsTransient: true } npgsql
-        ? new KvStoreUnavailableException($"postgres unavailable: {npgsql.Message}", npgsql)
+    /// <summary>
+    /// Worth another try: every failure to reach a server (refused, lost or timed-out
+    /// connections, an exhausted pool, and a multi-host URL that finds no host of the kind
+    /// it asks for, as in the seconds of a failover), and the server errors that pass:
+    /// a server shutting down (57P01, as a failover does to the old primary), serialization
+    /// failures, deadlocks and the like, and a write refused as read-only (25006) because
+    /// the connection reached a standby, such as a primary that a failover demoted.
+    /// </summary>
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        PostgresException postgres => postgres.IsTransient || postgres.SqlState == PostgresErrorCodes.ReadOnlySqlTransaction,
+        NpgsqlException => true, // not sent by a server: reaching one failed
+        _ => false,
+    };
+
+    public static Exception Translate(Exception exception) => IsTransient(exception)
+        ? new KvStoreUnavailableException($"postgres unavailable: {exception.Message}", exception)
         : exception;
 
     /// <summary>Runs <paramref name="operation"/>, translating its transient faults.</summary>
@@ -18,7 +32,7 @@ public static class PostgresFaults
         {
             return await operation();
         }
-        catch (NpgsqlException ex) when (ex.IsTransient)
+        catch (NpgsqlException ex) when (IsTransient(ex))
         {
             throw Translate(ex);
         }

@@ -38,6 +38,7 @@ public static class Extensions
             // MassTransit would report usage to its vendor; the worker sends nothing anywhere unasked.
             bus.DisableUsageTelemetry();
             bus.AddReceiveEndpointObserver<ConsumingLog>();
+            bus.AddReceiveEndpointObserver<QueueTypeCheck>();
             bus.AddKvRequestConsumers();
             bus.UsingRabbitMq((context, rabbit) => rabbit.ConfigureKvEndpoints(context));
         });
@@ -78,7 +79,7 @@ public static class Extensions
     {
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section)
             .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate);
-        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateOnStart();
+        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate());
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
             .Validate(o => o.ShutdownTimeoutSeconds > 0 && double.IsFinite(o.ShutdownTimeoutSeconds),
                 $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds")
@@ -112,10 +113,23 @@ public static class Extensions
     public static void ConfigureKvTransport(this IRabbitMqBusFactoryConfigurator rabbit, IBusRegistrationContext context)
     {
         var options = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
-        rabbit.Host(options.Host, options.Port, options.VirtualHost, host =>
+        var nodes = options.Nodes();
+        rabbit.Host(nodes[0].Host, nodes[0].Port, options.VirtualHost, host =>
         {
             host.Username(options.Username);
             host.Password(options.Password);
+            if (nodes.Count == 1) return;
+            // MassTransit connects to the nodes in turn, moving on when one fails. Each replica
+            // starts at a random one, so replicas spread their connections over the cluster.
+            var first = Random.Shared.Next(nodes.Count);
+            host.UseCluster(cluster =>
+            {
+                for (var i = 0; i < nodes.Count; i++)
+                {
+                    var (name, port) = nodes[(first + i) % nodes.Count];
+                    cluster.Node($"{name}:{port}");
+                }
+            });
         });
         // Plain JSON from any AMQP client (also when it sets no content type);
         // MassTransit clients' envelopes are still recognised by their content type.
@@ -150,6 +164,9 @@ public static class Extensions
         this IRabbitMqReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, Action<IRabbitMqReceiveEndpointConfigurator> consumer)
     {
         consumer(endpoint);
+        // Quorum queues for clusters; their _error queues take the same type (MassTransit copies the arguments).
+        if (context.GetRequiredService<IOptions<RabbitMqOptions>>().Value.QueueType == RabbitMqQueueType.Quorum)
+            endpoint.SetQuorumQueue();
         var logger = context.GetRequiredService<ILogger<ErrorReplyFilter>>();
         endpoint.ConfigureError(error => error.UseFilter(new ErrorReplyFilter(logger)));
         // Configuring the error pipe replaces MassTransit's defaults: put back the

@@ -14,7 +14,7 @@ try
     // Before the host starts, which would log the failure with a stack trace first.
     host.Services.GetService<IStartupValidator>()?.Validate();
     await host.RunAsync();
-    return 0;
+    return Environment.ExitCode; // 0, or 2 when RabbitMQ refused the configured queue type (Amqp/QueueTypeCheck)
 }
 catch (Exception ex) when (ConfigurationErrors.Explain(ex, builder.Configuration) is { } failures)
 {

@@ -17,12 +17,17 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
 
     public Task Ready(ReceiveEndpointReady ready)
     {
+        // Only the operation queues count: the bus has a queue of its own too.
+        var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
+        if (!KvOperations.All.Any(operation => operation.Queue == queue)) return Task.CompletedTask;
+        var wasReady = _ready.TryGetValue(ready.InputAddress, out var before) && before;
         _ready[ready.InputAddress] = true;
-        if (_ready.Count(queue => queue.Value) == KvOperations.All.Count)
+        if (!wasReady && _ready.Count(entry => entry.Value) == KvOperations.All.Count)
         {
             var rabbitMq = options.Value;
-            logger.LogInformation("Connected to RabbitMQ at {Host}:{Port}, virtual host {VirtualHost}; consuming {Queues}",
-                rabbitMq.Host, rabbitMq.Port, rabbitMq.VirtualHost, string.Join(", ", KvOperations.All.Select(operation => operation.Queue)));
+            logger.LogInformation("Connected to RabbitMQ ({Nodes}), virtual host {VirtualHost}; consuming {Queues} ({QueueType} queues)",
+                string.Join(",", rabbitMq.Nodes().Select(node => $"{node.Host}:{node.Port}")), rabbitMq.VirtualHost,
+                string.Join(", ", KvOperations.All.Select(operation => operation.Queue)), rabbitMq.QueueType.ToString().ToLowerInvariant());
         }
         return Task.CompletedTask;
     }
@@ -37,5 +42,10 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
 
     public Task Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;
 
-    public Task Completed(ReceiveEndpointCompleted completed) => Task.CompletedTask;
+    /// <summary>A queue also stops without a fault when its broker node closes the connection: it logs again once back.</summary>
+    public Task Completed(ReceiveEndpointCompleted completed)
+    {
+        _ready.TryUpdate(completed.InputAddress, false, true);
+        return Task.CompletedTask;
+    }
 }

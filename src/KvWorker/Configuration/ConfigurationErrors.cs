@@ -21,7 +21,8 @@ public static partial class ConfigurationErrors
         OptionsValidationException invalid => [.. invalid.Failures.Select(failure => Rewrite(failure, configuration))],
         InvalidOperationException unconvertible when NotConvertible().Match(unconvertible.Message) is { Success: true } match =>
             [$"{AsWritten(match.Groups["key"].Value, configuration)} must be {Expected(match.Groups["type"].Value)}, not '{match.Groups["value"].Value}'"],
-        AggregateException { InnerExceptions: [var only] } => Explain(only, configuration),
+        AggregateException aggregate when aggregate.InnerExceptions.Select(inner => Explain(inner, configuration)).ToList() is var explained
+            && explained.All(messages => messages is not null) => [.. explained.SelectMany(messages => messages!)],
         _ => null,
     };
 
@@ -63,6 +64,7 @@ public static partial class ConfigurationErrors
         "System.Int32" or "System.Int64" or "System.UInt16" => "a whole number",
         "System.Double" => "a number",
         "System.Boolean" => "true or false",
+        _ when Type.GetType(type) is { IsEnum: true } choices => "one of " + string.Join(", ", Enum.GetNames(choices).Select(name => name.ToLowerInvariant())),
         _ => "a value of type " + type.Replace("System.", "", StringComparison.Ordinal).ToLower(CultureInfo.InvariantCulture),
     };
 

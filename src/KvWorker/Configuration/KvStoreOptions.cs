@@ -76,9 +76,64 @@ public sealed class RabbitMqOptions
 
     public string Host { get; set; } = "localhost";
     public ushort Port { get; set; } = 5672;
+
+    /// <summary>
+    /// The nodes of a cluster, <c>host:port</c> separated by commas (a node without a port
+    /// uses <see cref="Port"/>); when set, <see cref="Host"/> is not used. The worker connects
+    /// to one of them and, when that node goes away, to the next.
+    /// </summary>
+    public string? Hosts { get; set; }
+
     public string VirtualHost { get; set; } = "/";
     public string Username { get; set; } = "guest";
     public string Password { get; set; } = "guest";
     /// <summary>Messages each replica takes from a queue at once.</summary>
     public ushort PrefetchCount { get; set; } = 64;
+
+    /// <summary>
+    /// The operation queues' type. Classic by default, so single-node deployments and their
+    /// existing queues keep working; quorum queues are replicated across a cluster's nodes.
+    /// RabbitMQ never changes the type of an existing queue.
+    /// </summary>
+    public RabbitMqQueueType QueueType { get; set; } = RabbitMqQueueType.Classic;
+
+    /// <summary>The nodes to connect to: <see cref="Hosts"/>, else <see cref="Host"/> and <see cref="Port"/>.</summary>
+    public IReadOnlyList<(string Host, ushort Port)> Nodes()
+    {
+        if (string.IsNullOrWhiteSpace(Hosts)) return [(Host, Port)];
+        return [.. Hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseNode)];
+    }
+
+    private (string Host, ushort Port) ParseNode(string node)
+    {
+        var colon = node.LastIndexOf(':');
+        if (colon < 0) return (node, Port);
+        return colon > 0 && ushort.TryParse(node[(colon + 1)..], out var port) && port > 0
+            ? (node[..colon], port)
+            : throw new FormatException(node);
+    }
+
+    /// <summary>What is wrong with these settings: none when they are usable.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (Hosts is null) return [];
+        try
+        {
+            return Nodes().Count > 0 ? [] : [$"{Section}:Hosts names no node"];
+        }
+        catch (FormatException ex)
+        {
+            return [$"{Section}:Hosts has '{ex.Message}' where host:port belongs (nodes are host:port, separated by commas)"];
+        }
+    }
+}
+
+/// <summary>What the operation queues are declared as.</summary>
+public enum RabbitMqQueueType
+{
+    /// <summary>A queue on one node: what single-node deployments have.</summary>
+    Classic,
+
+    /// <summary>A replicated queue (Raft) whose leader moves to another node when its node goes away.</summary>
+    Quorum,
 }

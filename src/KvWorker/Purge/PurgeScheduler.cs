@@ -43,7 +43,7 @@ public sealed class PurgeScheduler(
 
     private async Task SendAsync(CancellationToken cancellationToken)
     {
-        var endpoint = await bus.GetSendEndpoint(new Uri("queue:" + KvOperations.Purge.Queue));
+        var endpoint = await bus.GetSendEndpoint(new Uri("exchange:" + KvOperations.Purge.Queue));
         foreach (var provider in adapters.Names.Order())
         {
             await endpoint.Send(new PurgeExpiredEntries { Provider = provider }, send =>

@@ -36,6 +36,101 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void A_url_with_several_hosts_becomes_npgsql_multiple_hosts_tried_for_the_primary()
+    {
+        var builder = PostgresConnection.ToConnectionStringBuilder(
+            "postgresql+psycopg://atlas:p%40ss@pg1.internal:5432,pg2.internal:5433,pg3.internal/atlas_kv?target_session_attrs=read-write&connect_timeout=3");
+
+        Assert.Equal("pg1.internal:5432,pg2.internal:5433,pg3.internal:5432", builder.Host);
+        Assert.Equal("read-write", builder.TargetSessionAttributes);
+        Assert.Equal(("atlas", "p@ss", "atlas_kv", 3), (builder.Username, builder.Password, builder.Database, builder.Timeout));
+        Assert.IsType<NpgsqlMultiHostDataSource>(NpgsqlDataSource.Create(builder.ConnectionString));
+    }
+
+    [Theory]
+    [InlineData("postgresql://u@h1,h2/db", 2)]                          // a failover's new primary is noticed within seconds
+    [InlineData("Host=h1,h2;Username=u;Host Recheck Seconds=5", 5)]     // as configured
+    [InlineData("postgresql://u@h1/db", 10)]                            // one host: Npgsql's default, unused
+    public void Several_hosts_have_their_roles_rechecked_every_two_seconds_unless_configured(string url, int seconds)
+    {
+        var options = new PostgresAdapterOptions { Url = url };
+
+        var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(options, new ConfigurationBuilder().Build()));
+
+        Assert.Equal(seconds, builder.HostRecheckSeconds);
+    }
+
+    [Theory]
+    [InlineData("read-write")]
+    [InlineData("primary")]
+    [InlineData("any")]
+    [InlineData("standby")]
+    [InlineData("prefer-standby")]
+    [InlineData("read-only")]
+    public void Every_libpq_target_session_attrs_value_reaches_npgsql(string value)
+    {
+        var builder = PostgresConnection.ToConnectionStringBuilder($"postgresql://u@h1,h2:5433/db?target_session_attrs={value}");
+
+        Assert.Equal(("h1:5432,h2:5433", value), (builder.Host, builder.TargetSessionAttributes));
+    }
+
+    [Fact]
+    public void Bracketed_ipv6_hosts_may_be_among_several()
+    {
+        var builder = PostgresConnection.ToConnectionStringBuilder("postgresql://u@[::1]:5433,[fe80::2]/db");
+
+        Assert.Equal("[::1]:5433,[fe80::2]:5432", builder.Host);
+    }
+
+    [Fact]
+    public void A_multi_host_url_in_ATLAS_KV_STORE_URL_reaches_the_connection_string()
+    {
+        var configuration = new ConfigurationManager();
+        configuration.AddKvStoreConfiguration(Directory.CreateTempSubdirectory().FullName,
+            name => name == "ATLAS_KV_STORE_URL" ? "postgresql://kv:kv@10.0.0.1:5432,10.0.0.2:5432/kv?target_session_attrs=primary" : null);
+
+        var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(BindPostgres(configuration), configuration));
+
+        Assert.Equal(("10.0.0.1:5432,10.0.0.2:5432", "primary", "kv"), (builder.Host, builder.TargetSessionAttributes, builder.Database));
+    }
+
+    [Theory]
+    [InlineData("postgresql://u@h1:5432,h2:x/db", "port 'x' of host 'h2' is not a port number")]
+    [InlineData("postgresql://u@h1,/db", "no host in ''")]
+    [InlineData("postgresql://u@h1,h2/db?target_session_attrs=leader", "Target Session Attributes")]
+    public void A_bad_multi_host_url_fails_validation_naming_the_key(string url, string problem)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => Validate(new Dictionary<string, string?> { [$"{PostgresKey}:url"] = url }));
+
+        Assert.Contains($"{PostgresKey}:url is not a PostgreSQL URL or Npgsql connection string: ", error.Message);
+        Assert.Contains(problem, error.Message);
+    }
+
+    [Fact]
+    public void RabbitMq_hosts_name_the_cluster_nodes_and_without_them_host_and_port_name_one_node()
+    {
+        var cluster = new RabbitMqOptions { Hosts = "rmq1:5672, rmq2:5673,rmq3", Port = 5674 };
+        var single = new RabbitMqOptions { Host = "broker.internal", Port = 5673 };
+
+        Assert.Equal([("rmq1", 5672), ("rmq2", 5673), ("rmq3", 5674)], cluster.Nodes());
+        Assert.Equal([("broker.internal", 5673)], single.Nodes());
+    }
+
+    [Theory]
+    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts has 'rmq2:amqp' where host:port belongs")]
+    [InlineData("RabbitMq:Hosts", " , ", "RabbitMq:Hosts names no node")]
+    [InlineData("RabbitMq:QueueType", "mirrored", "RabbitMq:QueueType must be one of classic, quorum, not 'mirrored'")]
+    public void Bad_rabbitmq_cluster_settings_are_explained_naming_the_key(string key, string value, string message)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+
+        var error = Record.Exception(() => services.GetRequiredService<IOptions<RabbitMqOptions>>().Value);
+
+        Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
+    [Fact]
     public void Pool_settings_map_onto_npgsql_pooling()
     {
         var options = new PostgresAdapterOptions { Url = "postgresql://u@h/db", Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 12 } };

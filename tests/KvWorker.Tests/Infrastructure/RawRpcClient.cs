@@ -53,9 +53,12 @@ public sealed class RawRpcClient : IAsyncDisposable
         return (Encoding.UTF8.GetString(reply.Body), reply.Properties);
     }
 
+    /// <summary>The client's AMQP connection, for declarations of a test's own.</summary>
+    public IConnection Connection => _client.Connection;
+
     public async Task<uint> ConsumerCountAsync(string queue)
     {
-        await using var channel = await _client.Connection.CreateChannelAsync();
+        await using var channel = await Connection.CreateChannelAsync();
         return (await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
     }
 
