@@ -66,8 +66,8 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
     public async Task The_log_says_once_when_the_worker_is_connected_and_consuming_every_queue()
     {
         var broker = _fixture.Broker;
-        var expected = $"INF] Connected to RabbitMQ at {broker.Host}:{broker.Port}, virtual host {Uri.UnescapeDataString(_fixture.AmqpUri.AbsolutePath.TrimStart('/'))}; " +
-            "consuming " + string.Join(", ", KvOperations.All.Select(operation => operation.Queue));
+        var expected = $"INF] Connected to RabbitMQ ({broker.Host}:{broker.Port}), virtual host {Uri.UnescapeDataString(_fixture.AmqpUri.AbsolutePath.TrimStart('/'))}; " +
+            "consuming " + string.Join(", ", KvOperations.All.Select(operation => operation.Queue)) + " (classic queues)";
         for (var waited = 0; waited < 100 && !_fixture.Output.Contains(expected, StringComparison.Ordinal); waited++)
             await Task.Delay(100);
 
