@@ -23,7 +23,7 @@ status=$?
 bash scripts/python-tests.sh "$results" || status=1
 
 # docker-compose.yml must stay valid for hosts with Docker (Debian's docker-compose checks it without an engine).
-if docker-compose config -q && docker-compose --profile monitoring config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
+if docker-compose config -q && docker-compose --profile monitoring config -q && docker-compose --profile cluster config -q; then echo "docker-compose.yml is valid"; else echo "docker-compose.yml is invalid"; status=1; fi
 
 # The fault tests count as one test each: replicas killed, PostgreSQL and RabbitMQ restarted
 # under load; and the same on a RabbitMQ cluster and PostgreSQL under pg_auto_failover.
