@@ -85,6 +85,9 @@ public sealed class BenchOptions
         if (unknown.Count > 0) throw new ArgumentException($"unknown scenario {string.Join(", ", unknown)}");
         if (options.Rounds < 1 || options.Duration <= TimeSpan.Zero || options.InFlight.Any(n => n < 1))
             throw new ArgumentException("rounds, duration and in-flight counts must be positive");
+        // Checked now rather than when the report is written, at the end of a long run.
+        if (options.PlotDirectory is { } directory && !Directory.Exists(directory))
+            throw new ArgumentException($"--markdown {options.MarkdownPath}: no directory {directory}");
         return options;
     }
 

@@ -231,6 +231,18 @@ public sealed class Deployment : IAsyncDisposable
         NpgsqlConnection.ClearAllPools();
         await using var admin = NpgsqlDataSource.Create(AdminConnectionString);
         await using var command = admin.CreateCommand($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
-        await command.ExecuteNonQueryAsync();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await command.ExecuteNonQueryAsync();
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InsufficientPrivilege && attempt < 30)
+            {
+                // An autovacuum worker on the database, which this role may not terminate: it ends soon.
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+        }
     }
 }

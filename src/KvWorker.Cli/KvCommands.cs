@@ -82,8 +82,6 @@ public static class KvCommands
         {
             Namespace = parse.GetRequiredValue(Namespace),
             Key = parse.GetRequiredValue(Key),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             if (!result.Found)
@@ -120,8 +118,6 @@ public static class KvCommands
                 Value = Json.ParseValue(text == "-" ? Console.In.ReadToEnd() : text),
                 TtlSeconds = parse.GetValue(ttl),
                 IfVersion = parse.GetValue(ifVersion),
-                Persona = parse.GetValue(Persona),
-                Provider = parse.GetValue(Provider),
             }, result =>
             {
                 Console.WriteLine(result.TtlSeconds is { } seconds
@@ -142,8 +138,6 @@ public static class KvCommands
             Namespace = parse.GetRequiredValue(Namespace),
             Key = parse.GetRequiredValue(Key),
             IfVersion = parse.GetValue(ifVersion),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             Console.WriteLine(result.Deleted
@@ -171,8 +165,6 @@ public static class KvCommands
             Delta = parse.GetValue(by),
             InitialValue = parse.GetValue(initial),
             TtlSeconds = parse.GetValue(ttl),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             Console.WriteLine(Json.Format(result.Value, indented: false));
@@ -198,8 +190,6 @@ public static class KvCommands
             Prefix = parse.GetValue(prefix),
             Limit = parse.GetValue(limit),
             Cursor = parse.GetValue(cursor),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, page =>
         {
             foreach (var key in page.Keys)
@@ -229,8 +219,6 @@ public static class KvCommands
             Namespace = parse.GetRequiredValue(Namespace),
             Key = parse.GetRequiredValue(Key),
             TtlSeconds = parse.GetValue(ttl),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             if (!result.Found)
@@ -257,8 +245,6 @@ public static class KvCommands
         {
             Namespace = parse.GetRequiredValue(Namespace),
             Keys = parse.GetRequiredValue(keys),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             foreach (var entry in result.Entries)
@@ -274,8 +260,6 @@ public static class KvCommands
         command.SetAction((parse, cancellationToken) => CallAsync(parse, KvOperations.Usage, () => new KvUsage
         {
             Namespace = parse.GetRequiredValue(Namespace),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, usage =>
         {
             var percent = usage.QuotaBytes > 0 ? 100.0 * usage.UsedBytes / usage.QuotaBytes : 0;
@@ -298,8 +282,6 @@ public static class KvCommands
         command.SetAction((parse, cancellationToken) => CallAsync(parse, KvOperations.Purge, () => new PurgeExpiredEntries
         {
             Namespace = parse.GetValue(ns),
-            Persona = parse.GetValue(Persona),
-            Provider = parse.GetValue(Provider),
         }, result =>
         {
             foreach (var line in PurgeSummary(result)) Console.WriteLine(line);
@@ -338,7 +320,8 @@ public static class KvCommands
             var body = request();
             var options = new KvCallOptions { Timeout = TimeSpan.FromSeconds(parse.GetValue(Timeout)) };
             var asJson = parse.GetValue(JsonOutput);
-            await using var client = await ConnectAsync(parse, cancellationToken);
+            await using var client = await ConnectAsync(parse, cancellationToken,
+                new KvClientOptions { Persona = parse.GetValue(Persona), Provider = parse.GetValue(Provider) });
             try
             {
                 if (!asJson) return printResult(await client.CallAsync(operation, body, options, cancellationToken));
@@ -354,8 +337,8 @@ public static class KvCommands
             }
         });
 
-    public static Task<KvClient> ConnectAsync(ParseResult parse, CancellationToken cancellationToken) =>
-        KvClient.ConnectAsync(BrokerUrl(parse), new KvClientOptions { ClientName = "kv" }, cancellationToken);
+    public static Task<KvClient> ConnectAsync(ParseResult parse, CancellationToken cancellationToken, KvClientOptions? options = null) =>
+        KvClient.ConnectAsync(BrokerUrl(parse), (options ?? new KvClientOptions()) with { ClientName = "kv" }, cancellationToken);
 
     /// <summary>Runs a command's work, turning the CLI's own failures into a message and an exit code.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> work)

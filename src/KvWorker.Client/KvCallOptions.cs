@@ -13,6 +13,12 @@ public sealed record KvClientOptions
     /// so a mutation is still applied at most once. 0 (the default): never resend.
     /// </summary>
     public int RetriesOnTimeout { get; init; }
+
+    /// <summary>The persona sent with every request that names none, as an agent runtime acting for one persona wants.</summary>
+    public string? Persona { get; init; }
+
+    /// <summary>The storage provider sent with every request that names none; null leaves the worker's default.</summary>
+    public string? Provider { get; init; }
 }
 
 /// <summary>Per call: the request's identity and how long to wait for the reply.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using KvWorker.Contracts;
 using Polly;
@@ -31,17 +32,21 @@ public sealed class KvClient : IAsyncDisposable
     private readonly IChannel _channel;
     private readonly string _replyQueue;
     private readonly ResiliencePipeline? _retry;
+    private readonly string? _persona;
+    private readonly string? _provider;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<KvRawReply>> _pending = new();
     private long _lastCorrelationId;
 
-    private KvClient(IConnection connection, IChannel channel, string replyQueue, string userName, string broker, ResiliencePipeline? retry)
+    private KvClient(IConnection connection, IChannel channel, string replyQueue, string userName, string broker, KvClientOptions options)
     {
         Connection = connection;
         _channel = channel;
         _replyQueue = replyQueue;
         UserName = userName;
         Broker = broker;
-        _retry = retry;
+        _retry = RetryPipeline(options.RetriesOnTimeout);
+        _persona = options.Persona;
+        _provider = options.Provider;
     }
 
     /// <summary>The connection, for what this client does not wrap (declaring queues, following events, server properties).</summary>
@@ -92,7 +97,7 @@ public sealed class KvClient : IAsyncDisposable
             // connection recovers and replies to later calls still find it.
             var replyQueue = $"{options.ClientName}.reply.{Guid.NewGuid():N}";
             await channel.QueueDeclareAsync(replyQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
-            var client = new KvClient(connection, channel, replyQueue, factory.UserName, broker, RetryPipeline(options.RetriesOnTimeout));
+            var client = new KvClient(connection, channel, replyQueue, factory.UserName, broker, options);
             var consumer = new AsyncEventingBasicConsumer(channel);
             consumer.ReceivedAsync += client.OnReplyAsync;
             channel.BasicReturnAsync += client.OnReturnAsync;
@@ -132,8 +137,7 @@ public sealed class KvClient : IAsyncDisposable
         if (!operation.RequestType.IsInstanceOfType(request))
             throw new ArgumentException($"{operation.Name} takes a {operation.RequestType.Name}, not a {request.GetType().Name}", nameof(request));
         options ??= KvCallOptions.Default;
-        var body = JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, RequestJson);
-        var reply = await SendAsync(operation.Queue, body, options, KvRawCallOptions.Default, cancellationToken);
+        var reply = await SendAsync(operation.Queue, Serialize(operation, request), options, KvRawCallOptions.Default, cancellationToken);
         JsonElement result;
         try
         {
@@ -147,6 +151,18 @@ public sealed class KvClient : IAsyncDisposable
         if (result.ValueKind == JsonValueKind.Object && result.TryGetProperty("error", out var error))
             throw KeyValueStoreException.FromError(error);
         return result;
+    }
+
+    /// <summary>The request as JSON, with this client's persona and provider where it names none.</summary>
+    private byte[] Serialize(KvOperation operation, IKvRequest request)
+    {
+        var addPersona = request.Persona is null && _persona is not null;
+        var addProvider = request.Provider is null && _provider is not null;
+        if (!addPersona && !addProvider) return JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, RequestJson);
+        var body = JsonSerializer.SerializeToNode(request, operation.RequestType, RequestJson)!.AsObject();
+        if (addPersona) body["persona"] = _persona;
+        if (addProvider) body["provider"] = _provider;
+        return JsonSerializer.SerializeToUtf8Bytes(body, RequestJson);
     }
 
     /// <summary><c>kv_get</c>: the entry's value and remaining TTL, or <c>found: false</c>.</summary>

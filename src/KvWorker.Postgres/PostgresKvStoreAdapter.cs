@@ -101,24 +101,16 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
 
     public Task<KvListResult> ListAsync(KvList request, CancellationToken cancellationToken) => PostgresFaults.RunAsync(async () =>
     {
-        // An index range scan of (namespace, key COLLATE "C"): [prefix, the first text after every
-        // text that starts with it), after the cursor's key; limit + 1 rows say whether more follow.
-        const string sql = """
-            SELECT e.key, e.size_bytes, e.version, extract(epoch FROM e.expires_at - now())::float8
-              FROM kv_entries e
-             WHERE e.namespace = $1 AND e.key >= $2 AND ($3::text IS NULL OR e.key < $3) AND ($4::text IS NULL OR e.key > $4)
-               AND (e.expires_at IS NULL OR e.expires_at > now())
-             ORDER BY e.key
-             LIMIT $5
-            """;
         var limit = request.Limit ?? ListCursor.DefaultLimit;
         var prefix = request.Prefix ?? "";
+        var prefixEnd = PrefixEnd(prefix);
+        var sql = ListSql(bounded: prefixEnd is not null);
         await using var command = _dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(request.Namespace));
         command.Parameters.Add(Text(prefix));
-        command.Parameters.Add(NullableText(PrefixEnd(prefix)));
-        command.Parameters.Add(NullableText(request.Cursor is null ? null : ListCursor.Decode(request.Cursor)));
+        command.Parameters.Add(Text(request.Cursor is null ? "" : ListCursor.Decode(request.Cursor)));
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit + 1 });
+        if (prefixEnd is not null) command.Parameters.Add(Text(prefixEnd));
         var keys = new List<KvListedKey>(limit + 1);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
@@ -167,6 +159,24 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         : new KvGetResult { Namespace = ns, Key = key, Found = true, Value = StoredValue.Parse(entry.Value), TtlSeconds = entry.TtlSeconds, Version = entry.Version };
 
     /// <summary>
+    /// A kv_list page: $1 namespace, $2 prefix, $3 the cursor's key ('' for none), $4 limit + 1
+    /// (the extra row says whether more follow) and, when <paramref name="bounded"/>, $5 the
+    /// prefix's end. An index range scan of (namespace, key COLLATE "C") from after the cursor,
+    /// within the prefix. Every bound is an index condition, none an "IS NULL OR" filter: the
+    /// generic plan of a prepared statement would otherwise scan from the prefix to the cursor
+    /// and on past the prefix's end, so a page deep in a large namespace cost its size. Keys are
+    /// never empty, so "after ''" is "from the start".
+    /// </summary>
+    public static string ListSql(bool bounded) => $"""
+        SELECT e.key, e.size_bytes, e.version, extract(epoch FROM e.expires_at - now())::float8
+          FROM kv_entries e
+         WHERE e.namespace = $1 AND e.key >= $2 AND e.key > $3 {(bounded ? "AND e.key < $5" : "")}
+           AND (e.expires_at IS NULL OR e.expires_at > now())
+         ORDER BY e.key
+         LIMIT $4
+        """;
+
+    /// <summary>
     /// The first text after every text that starts with <paramref name="prefix"/>, in code point
     /// (so UTF-8 byte) order: the prefix with its last code point raised by one, the ones past
     /// the highest dropped; null when there is none (an empty prefix, or only U+10FFFF).
@@ -182,7 +192,4 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
     }
 
     private static NpgsqlParameter Text(string value) => new NpgsqlParameter<string> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text };
-
-    private static NpgsqlParameter NullableText(string? value) =>
-        new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
 }

@@ -29,35 +29,23 @@ public sealed class KvCommands(IOptions<KvLimits> options)
                 CheckKey(get.Namespace, get.Key);
                 return new(get.Namespace, get.Key, (adapter, ct) => Box(adapter.GetAsync(get, ct)));
             case KvSet set:
-            {
                 CheckKey(set.Namespace, set.Key);
                 CheckTtl(set.TtlSeconds);
                 CheckVersion(set.IfVersion);
                 var value = StoredValue.From(set.Value, Limits.MaxValueDepth);
-                var identity = Identity(messageId, KvOperations.Set, set.Namespace, set.Key, set);
-                return new(set.Namespace, set.Key, (adapter, ct) => Box(adapter.SetAsync(set, value, identity, ct)));
-            }
+                return Mutation(KvOperations.Set, set, set.Key, messageId, (adapter, identity, ct) => Box(adapter.SetAsync(set, value, identity, ct)));
             case KvDelete delete:
-            {
                 CheckKey(delete.Namespace, delete.Key);
                 CheckVersion(delete.IfVersion);
-                var identity = Identity(messageId, KvOperations.Delete, delete.Namespace, delete.Key, delete);
-                return new(delete.Namespace, delete.Key, (adapter, ct) => Box(adapter.DeleteAsync(delete, identity, ct)));
-            }
+                return Mutation(KvOperations.Delete, delete, delete.Key, messageId, (adapter, identity, ct) => Box(adapter.DeleteAsync(delete, identity, ct)));
             case KvIncrement increment:
-            {
                 CheckKey(increment.Namespace, increment.Key);
                 CheckTtl(increment.TtlSeconds);
-                var identity = Identity(messageId, KvOperations.Increment, increment.Namespace, increment.Key, increment);
-                return new(increment.Namespace, increment.Key, (adapter, ct) => Box(adapter.IncrementAsync(increment, identity, ct)));
-            }
+                return Mutation(KvOperations.Increment, increment, increment.Key, messageId, (adapter, identity, ct) => Box(adapter.IncrementAsync(increment, identity, ct)));
             case KvTouch touch:
-            {
                 CheckKey(touch.Namespace, touch.Key);
                 CheckTtl(touch.TtlSeconds);
-                var identity = Identity(messageId, KvOperations.Touch, touch.Namespace, touch.Key, touch);
-                return new(touch.Namespace, touch.Key, (adapter, ct) => Box(adapter.TouchAsync(touch, identity, ct)));
-            }
+                return Mutation(KvOperations.Touch, touch, touch.Key, messageId, (adapter, identity, ct) => Box(adapter.TouchAsync(touch, identity, ct)));
             case KvList list:
                 CheckName(list.Namespace, "namespace", Limits.MaxNamespaceLength);
                 if (!string.IsNullOrEmpty(list.Prefix)) CheckName(list.Prefix, "prefix", Limits.MaxKeyLength);
@@ -82,8 +70,13 @@ public sealed class KvCommands(IOptions<KvLimits> options)
         }
     }
 
-    private static RequestIdentity? Identity(string? messageId, KvOperation operation, string ns, string key, IKvRequest request) =>
-        messageId is null ? null : RequestIdentity.Of(messageId, operation, ns, key, request);
+    /// <summary>A write of one key, with the identity its message_id gives it (none without one).</summary>
+    private static KvCommand Mutation(KvOperation operation, IKvRequest request, string key, string? messageId,
+        Func<IKvStoreAdapter, RequestIdentity?, CancellationToken, Task<object>> run)
+    {
+        var identity = messageId is null ? null : RequestIdentity.Of(messageId, operation, request.Namespace!, key, request);
+        return new(request.Namespace, key, (adapter, ct) => run(adapter, identity, ct));
+    }
 
     private static async Task<object> Box<T>(Task<T> task) where T : class => await task;
 

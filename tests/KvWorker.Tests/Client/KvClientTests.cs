@@ -41,6 +41,19 @@ public sealed class KvClientTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task The_clients_persona_goes_with_every_request_that_names_none()
+    {
+        var ns = NewNamespace();
+        await using var client = await ConnectAsync(new KvClientOptions { Persona = "somebody-else" });
+
+        var denied = await Assert.ThrowsAsync<AccessDeniedException>(() => client.IncrementAsync(new KvIncrement { Namespace = ns, Key = "c" }));
+        var allowed = await client.IncrementAsync(new KvIncrement { Namespace = ns, Key = "c", Persona = WorkerFixture.TestPersona });
+
+        Assert.Contains("somebody-else", denied.Message);
+        Assert.Equal(1, allowed.Value.GetInt64());
+    }
+
+    [Fact]
     public async Task The_json_call_returns_the_reply_as_the_worker_sent_it()
     {
         var ns = NewNamespace();

@@ -336,16 +336,14 @@ public sealed class ConfigurationTests
     }
 
     private static PostgresAdapterOptions BindPostgres(IConfiguration configuration) =>
-        new ServiceCollection()
-            .AddSingleton(configuration)
-            .AddOptions<PostgresAdapterOptions>().BindConfiguration(PostgresAdapterOptions.Section).Services
-            .BuildServiceProvider()
-            .GetRequiredService<IOptions<PostgresAdapterOptions>>().Value;
+        Bind<PostgresAdapterOptions>(configuration, PostgresAdapterOptions.Section);
 
-    private static KvStoreOptions Bind(IConfiguration configuration) =>
+    private static KvStoreOptions Bind(IConfiguration configuration) => Bind<KvStoreOptions>(configuration, KvStoreOptions.Section);
+
+    private static TOptions Bind<TOptions>(IConfiguration configuration, string section) where TOptions : class =>
         new ServiceCollection()
             .AddSingleton(configuration)
-            .AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section).Services
+            .AddOptions<TOptions>().BindConfiguration(section).Services
             .BuildServiceProvider()
-            .GetRequiredService<IOptions<KvStoreOptions>>().Value;
+            .GetRequiredService<IOptions<TOptions>>().Value;
 }
