@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using KvWorker.Configuration;
 using KvWorker.Contracts;
 using MassTransit;
@@ -13,17 +12,22 @@ namespace KvWorker.Amqp;
 /// </summary>
 public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<ConsumingLog> logger) : IReceiveEndpointObserver
 {
-    private readonly ConcurrentDictionary<Uri, bool> _ready = new();
+    // Endpoints become ready on several threads at once: the check that all are ready and
+    // the line it logs happen under one lock, or two endpoints finishing together log it twice.
+    private readonly Dictionary<Uri, bool> _ready = new();
+    private readonly Lock _gate = new();
 
     public Task Ready(ReceiveEndpointReady ready)
     {
         // Only the operation queues count: the bus has a queue of its own too.
         var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
         if (!KvOperations.All.Any(operation => operation.Queue == queue)) return Task.CompletedTask;
-        var wasReady = _ready.TryGetValue(ready.InputAddress, out var before) && before;
-        _ready[ready.InputAddress] = true;
-        if (!wasReady && _ready.Count(entry => entry.Value) == KvOperations.All.Count)
+        lock (_gate)
         {
+            var wasReady = _ready.TryGetValue(ready.InputAddress, out var before) && before;
+            _ready[ready.InputAddress] = true;
+            if (wasReady || _ready.Count(entry => entry.Value) != KvOperations.All.Count) return Task.CompletedTask;
+
             var rabbitMq = options.Value;
             logger.LogInformation("Connected to RabbitMQ ({Nodes}), virtual host {VirtualHost}; consuming {Queues} ({QueueType} queues)",
                 string.Join(",", rabbitMq.Nodes().Select(node => $"{node.Host}:{node.Port}")), rabbitMq.VirtualHost,
@@ -34,7 +38,7 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
 
     public Task Faulted(ReceiveEndpointFaulted faulted)
     {
-        if (_ready.TryUpdate(faulted.InputAddress, false, true))
+        if (Stopped(faulted.InputAddress))
             logger.LogWarning("Stopped consuming {Queue}, reconnecting: {Message}", faulted.InputAddress.AbsolutePath.TrimStart('/'),
                 faulted.Exception?.Message);
         return Task.CompletedTask;
@@ -45,7 +49,18 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
     /// <summary>A queue also stops without a fault when its broker node closes the connection: it logs again once back.</summary>
     public Task Completed(ReceiveEndpointCompleted completed)
     {
-        _ready.TryUpdate(completed.InputAddress, false, true);
+        Stopped(completed.InputAddress);
         return Task.CompletedTask;
+    }
+
+    /// <summary>Marks a ready queue as stopped; false when it was not ready.</summary>
+    private bool Stopped(Uri inputAddress)
+    {
+        lock (_gate)
+        {
+            if (!_ready.TryGetValue(inputAddress, out var wasReady) || !wasReady) return false;
+            _ready[inputAddress] = false;
+            return true;
+        }
     }
 }
