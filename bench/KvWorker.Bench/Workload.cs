@@ -54,7 +54,7 @@ public static class Workload
 
     /// <summary>
     /// The JSON body of a request. kv_list asks for a page of 100 keys after the key (the first page for an empty key);
-    /// kv_get_many reads the 100 keys that follow the key's number.
+    /// kv_get_many reads 50 entries and 50 counters numbered from the key's number on.
     /// </summary>
     public static byte[] RequestBody(Request request)
     {
@@ -65,17 +65,20 @@ public static class Workload
             "kv_set" => $"{{{names},\"value\":{SetValue}}}",
             "kv_increment" => $"{{{names},\"delta\":1}}",
             "kv_list" => request.Key.Length == 0 ? $"{{{ns},\"limit\":100}}" : $"{{{ns},\"limit\":100,\"cursor\":\"{Storage.ListCursor.Encode(request.Key)}\"}}",
-            "kv_get_many" => $"{{{ns},\"keys\":[{string.Join(",", HundredKeys(request.Key).Select(key => $"\"{key}\""))}]}}",
+            "kv_get_many" => $"{{{ns},\"keys\":[{string.Join(",", GetManyKeys(request.Key).Select(key => $"\"{key}\""))}]}}",
             _ => $"{{{names}}}",
         };
         return Encoding.UTF8.GetBytes(json);
     }
 
-    /// <summary>The 100 keys with the prefix of <paramref name="first"/> numbered from its number on.</summary>
-    public static IEnumerable<string> HundredKeys(string first)
+    /// <summary>The keys one kv_get_many reads: 50 entries and 50 counters, numbered from <paramref name="first"/>'s number on.</summary>
+    public static IEnumerable<string> GetManyKeys(string first)
     {
-        var prefix = first.TrimEnd("0123456789".ToCharArray());
-        var start = long.Parse(first[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
-        return Enumerable.Range(0, 100).Select(i => prefix + (start + i));
+        var start = long.Parse(first.TrimStart(KeyPrefix(KvOperations.Set)[0], KeyPrefix(KvOperations.Increment)[0]), System.Globalization.CultureInfo.InvariantCulture);
+        return Enumerable.Range(0, GetManyKeyCount / 2)
+            .SelectMany(i => new[] { KeyOf(KvOperations.Set, start + i), KeyOf(KvOperations.Increment, start + i) });
     }
+
+    /// <summary>How many keys one kv_get_many reads.</summary>
+    public const int GetManyKeyCount = 100;
 }
