@@ -11,10 +11,7 @@ namespace KvWorker.Postgres;
 /// </summary>
 public abstract record GroupCommand(string Namespace, string Key, RequestIdentity? Identity)
 {
-    // Continuations run on the group's runner as it completes each command (up to the reply's
-    // first wait), not queued to the thread pool: a thread-pool hop per request cost more CPU
-    // in thread switches than the runner spends on them (docs/benchmarks.md).
-    private readonly TaskCompletionSource<CommandOutcome> _completion = new();
+    private readonly TaskCompletionSource<CommandOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The operation's name, as request identities record it.</summary>
     public abstract string Operation { get; }
