@@ -14,7 +14,7 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
 {
     // Endpoints become ready on several threads at once: the check that all are ready and
     // the line it logs happen under one lock, or two endpoints finishing together log it twice.
-    private readonly Dictionary<Uri, bool> _ready = new();
+    private readonly HashSet<Uri> _ready = [];
     private readonly Lock _gate = new();
 
     public Task Ready(ReceiveEndpointReady ready)
@@ -24,9 +24,7 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
         if (!KvOperations.All.Any(operation => operation.Queue == queue)) return Task.CompletedTask;
         lock (_gate)
         {
-            var wasReady = _ready.TryGetValue(ready.InputAddress, out var before) && before;
-            _ready[ready.InputAddress] = true;
-            if (wasReady || _ready.Count(entry => entry.Value) != KvOperations.All.Count) return Task.CompletedTask;
+            if (!_ready.Add(ready.InputAddress) || _ready.Count != KvOperations.All.Count) return Task.CompletedTask;
 
             var rabbitMq = options.Value;
             logger.LogInformation("Connected to RabbitMQ ({Nodes}), virtual host {VirtualHost}; consuming {Queues} ({QueueType} queues)",
@@ -56,11 +54,6 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<Cons
     /// <summary>Marks a ready queue as stopped; false when it was not ready.</summary>
     private bool Stopped(Uri inputAddress)
     {
-        lock (_gate)
-        {
-            if (!_ready.TryGetValue(inputAddress, out var wasReady) || !wasReady) return false;
-            _ready[inputAddress] = false;
-            return true;
-        }
+        lock (_gate) return _ready.Remove(inputAddress);
     }
 }
