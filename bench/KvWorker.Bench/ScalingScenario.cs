@@ -65,10 +65,14 @@ public sealed class ScalingScenario(BenchRun run, Deployment deployment)
     private static Request Next(KvOperation operation, int size)
     {
         var keys = size / 2;
-        var key = operation == KvOperations.List ? (size == Sizes[0] ? "" : Workload.KeyOf(KvOperations.Set, Random.Shared.Next(keys)))
+        var key = operation.Name switch
+        {
+            "kv_list" => size == Sizes[0] ? "" : Workload.KeyOf(KvOperations.Set, Random.Shared.Next(keys)),
             // Every key a kv_get_many asks for exists, in both namespaces: the same work, whatever the size.
-            : operation == KvOperations.GetMany ? Workload.KeyOf(KvOperations.Set, Random.Shared.Next(keys - Workload.GetManyKeyCount / 2 + 1))
-            : Workload.KeyOf(operation == KvOperations.Increment ? KvOperations.Increment : KvOperations.Set, Random.Shared.Next(Math.Max(1, keys - 100)));
+            "kv_get_many" => Workload.KeyOf(KvOperations.Set, Random.Shared.Next(keys - Workload.GetManyKeyCount / 2 + 1)),
+            "kv_increment" => Workload.KeyOf(KvOperations.Increment, Random.Shared.Next(Math.Max(1, keys - 100))),
+            _ => Workload.KeyOf(KvOperations.Set, Random.Shared.Next(Math.Max(1, keys - 100))),
+        };
         return new Request(operation, Namespace(size), key);
     }
 
