@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault test: three worker replicas under steady increment load while replicas
 # are killed with SIGKILL, PostgreSQL restarts once and RabbitMQ restarts once.
-# Runs its own PostgreSQL (port 55432) and RabbitMQ node (port 55672), so the
+# Runs its own PostgreSQL (port 16432) and RabbitMQ node (port 16672), so the
 # servers other work uses are never disturbed. About two and a half minutes.
 #   bash scripts/fault-test.sh            (FAULT_LOAD_SECONDS=60 by default)
 set -euo pipefail
@@ -10,8 +10,10 @@ ROOT="$(pwd)"
 bash scripts/services.sh >/dev/null  # installs what is missing
 
 BASE=/var/tmp/kvworker/fault
-PG_PORT=55432
-AMQP_PORT=55672
+# Below the kernel's ephemeral range (32768-60999 by default), so a client socket of
+# another test can never hold the port when the server binds it.
+PG_PORT=16432
+AMQP_PORT=16672
 say() { printf '[fault-test] %s\n' "$*" >&2; }
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -E "$@"; fi; }
@@ -39,7 +41,8 @@ if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$BASE/pg"; chown -R rabbitmq: 
 say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 as_postgres initdb -D "$BASE/pg" -U postgres --auth=trust -E UTF8 >/dev/null
 as_postgres pg_ctl -D "$BASE/pg" -l "$BASE/pg/server.log" -w -t 60 start \
-  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" >/dev/null
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" >/dev/null || {
+  say "PostgreSQL did not start; its log:"; cat "$BASE/pg/server.log" >&2; exit 1; }
 say "starting RabbitMQ node $RABBITMQ_NODENAME on 127.0.0.1:$AMQP_PORT"
 as_root rabbitmq-server -detached >/dev/null 2>&1
 for _ in $(seq 1 60); do
