@@ -32,9 +32,9 @@ public sealed class Deployment : IAsyncDisposable
         Name = name;
         ConnectionString = connectionString;
         // Enough connections for the direct PostgreSQL baseline's 64 concurrent clients, and
-        // statements prepared automatically as the worker's are (see PostgresConnection).
+        // statements prepared automatically and no session reset as the worker's (see PostgresConnection).
         DataSource = NpgsqlDataSource.Create(
-            new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 200, MaxAutoPrepare = 32 }.ConnectionString);
+            new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 200, MaxAutoPrepare = 32, NoResetOnClose = true }.ConnectionString);
     }
 
     public string Name { get; }

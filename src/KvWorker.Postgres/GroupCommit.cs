@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using KvWorker.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -10,8 +11,9 @@ namespace KvWorker.Postgres;
 /// flight form the next group, which runs in one transaction of two round trips.
 /// The first locks the namespaces the group writes (advisory locks, in hash order,
 /// so groups and purges cannot deadlock) and reads, set-based, everything its
-/// commands need: their entries, namespace counters, the global counter and
-/// request identities. <see cref="GroupSimulation"/> then applies the commands
+/// commands need: their entries, namespace counters and the global counter (request
+/// identities only when a replay is suspected, see <see cref="ExecuteAsync"/>).
+/// <see cref="GroupSimulation"/> then applies the commands
 /// one by one in arrival order, in memory. The second round trip writes the end
 /// result, a statement per table over arrays (entries upserted in one, deleted in
 /// one, each namespace's counters once, identities and their answers in one,
@@ -55,8 +57,8 @@ public sealed class GroupCommit
     }
 
     /// <summary>
-    /// One runner of groups. Under load it keeps its connection from group to group (returning
-    /// it to the pool resets its session each time); it returns it when no command is waiting.
+    /// One runner of groups. Under load it keeps its connection from group to group; it returns
+    /// it to the pool when no command is waiting.
     /// </summary>
     private async Task RunGroupsAsync()
     {
@@ -124,8 +126,18 @@ public sealed class GroupCommit
         {
             try
             {
-                var snapshot = await ReadAsync(connection, group, writes);
+                // Request identities are read only when an answer may depend on them. Replays are rare:
+                // one that the simulation applies again fails the INSERT of its identity, and the group
+                // runs again with identities read; one that it refuses (a version conflict, say, after
+                // the first run changed the version) reads them before anything is answered.
+                var identitiesRead = attempt > 1;
+                var snapshot = await ReadAsync(connection, group, writes, identitiesRead);
                 var (simulation, outcomes) = Simulate(group, snapshot);
+                if (!identitiesRead && RefusesAnIdentity(group, outcomes))
+                {
+                    snapshot = snapshot with { Identities = await ReadIdentitiesAsync(connection, group) };
+                    (simulation, outcomes) = Simulate(group, snapshot);
+                }
                 if (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded)
                     (simulation, outcomes) = Simulate(group, await ReadExpiredAsync(connection, group, snapshot, simulation));
                 if (writes) await WriteAsync(connection, group, simulation);
@@ -145,6 +157,13 @@ public sealed class GroupCommit
         }
     }
 
+    private static bool RefusesAnIdentity(List<GroupCommand> group, CommandOutcome[] outcomes)
+    {
+        for (var i = 0; i < group.Count; i++)
+            if (group[i].Identity is not null && outcomes[i].Status != KvStatus.Ok) return true;
+        return false;
+    }
+
     private (GroupSimulation Simulation, CommandOutcome[] Outcomes) Simulate(List<GroupCommand> group, GroupSnapshot snapshot)
     {
         var simulation = new GroupSimulation(snapshot, _settings);
@@ -155,14 +174,14 @@ public sealed class GroupCommit
 
     /// <summary>
     /// The first round trip. A group that writes begins its transaction, locks its namespaces
-    /// and reads their counters, the global counter (locked, when a global quota is kept) and
-    /// its identities; every group reads its keys' entries.
+    /// and reads their counters, the global counter (locked, when a global quota is kept) and,
+    /// when asked to, its identities; every group reads its keys' entries.
     /// </summary>
-    private async Task<GroupSnapshot> ReadAsync(NpgsqlConnection connection, List<GroupCommand> group, bool writes)
+    private async Task<GroupSnapshot> ReadAsync(NpgsqlConnection connection, List<GroupCommand> group, bool writes, bool readIdentities)
     {
         var keys = group.Select(command => (command.Namespace, command.Key)).Distinct().ToArray();
         var namespaces = group.Where(command => command.Writes).Select(command => command.Namespace).Distinct().ToArray();
-        var identities = group.Where(command => command.Identity is not null).Select(command => command.Identity!.MessageId).Distinct().ToArray();
+        var identities = readIdentities ? Identities(group) : [];
         var global = writes && _settings.GlobalQuotaBytes is not null;
 
         await using var batch = new NpgsqlBatch(connection);
@@ -174,11 +193,7 @@ public sealed class GroupCommit
                 SELECT namespace, used_bytes, entry_count, last_version FROM kv_namespace_usage WHERE namespace = ANY($1)
                 """, Array(namespaces)));
             if (global) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT used_bytes, entry_count FROM kv_global_usage FOR UPDATE"));
-            if (identities.Length > 0)
-                batch.BatchCommands.Add(Command("""
-                    SELECT request_id, operation, namespace, key, request_hash, result, ttl_seconds, version
-                      FROM kv_processed_requests WHERE request_id = ANY($1)
-                    """, Array(identities)));
+            if (identities.Length > 0) batch.BatchCommands.Add(Command(IdentitiesSql, Array(identities)));
         }
         batch.BatchCommands.Add(Command("""
             SELECT now(), e.namespace, e.key, e.value, e.size_bytes, extract(epoch FROM e.expires_at - now())::float8, e.version
@@ -207,10 +222,7 @@ public sealed class GroupCommit
             if (identities.Length > 0)
             {
                 await reader.NextResultAsync();
-                while (await reader.ReadAsync())
-                    records[reader.GetString(0)] = new IdentityRecord(
-                        NullableString(reader, 1), NullableString(reader, 2), NullableString(reader, 3), NullableString(reader, 4),
-                        NullableString(reader, 5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.IsDBNull(7) ? null : reader.GetInt64(7));
+                await ReadIdentityRecordsAsync(reader, records);
             }
             await reader.NextResultAsync();
         }
@@ -222,6 +234,32 @@ public sealed class GroupCommit
                 reader.GetString(3), reader.GetInt64(4), reader.IsDBNull(5) ? null : reader.GetDouble(5), reader.GetInt64(6));
         }
         return new GroupSnapshot(now, entries, counters, globalCounters, records);
+    }
+
+    private const string IdentitiesSql = """
+        SELECT request_id, operation, namespace, key, request_hash, result, ttl_seconds, version
+          FROM kv_processed_requests WHERE request_id = ANY($1)
+        """;
+
+    private static string[] Identities(List<GroupCommand> group) =>
+        group.Where(command => command.Identity is not null).Select(command => command.Identity!.MessageId).Distinct().ToArray();
+
+    /// <summary>Rarely, a read of the group's request identities on their own (see <see cref="ExecuteAsync"/>).</summary>
+    private static async Task<Dictionary<string, IdentityRecord>> ReadIdentitiesAsync(NpgsqlConnection connection, List<GroupCommand> group)
+    {
+        var records = new Dictionary<string, IdentityRecord>(StringComparer.Ordinal);
+        await using var command = new NpgsqlCommand(IdentitiesSql, connection) { Parameters = { Array(Identities(group)) } };
+        await using var reader = await command.ExecuteReaderAsync();
+        await ReadIdentityRecordsAsync(reader, records);
+        return records;
+    }
+
+    private static async Task ReadIdentityRecordsAsync(NpgsqlDataReader reader, Dictionary<string, IdentityRecord> records)
+    {
+        while (await reader.ReadAsync())
+            records[reader.GetString(0)] = new IdentityRecord(
+                NullableString(reader, 1), NullableString(reader, 2), NullableString(reader, 3), NullableString(reader, 4),
+                NullableString(reader, 5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.IsDBNull(7) ? null : reader.GetInt64(7));
     }
 
     /// <summary>

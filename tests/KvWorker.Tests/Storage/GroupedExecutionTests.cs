@@ -44,14 +44,40 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
     /// <summary>A JSON string value of exactly <paramref name="bytes"/> bytes.</summary>
     private static string Bytes(int bytes) => $"\"{new string('x', bytes - 2)}\"";
 
+    /// <summary>
+    /// Replays of requests applied in earlier groups, beside new ones: a group reads request
+    /// identities only when it suspects a replay, so these take its two other paths (a replay
+    /// refused on its own terms, and one applied again whose identity's INSERT fails the group).
+    /// </summary>
+    public static TheoryData<string, Step[], Step[]> Replays => new()
+    {
+        {
+            "replays of a conditional set, an increment and a delete, with new writes and a reused id",
+            [Set("k", "1", id: "s1"), Set("k", "2", ifVersion: 1, id: "s2"), Increment("c", 1, id: "i1"), Set("x", "1"), Delete("x", id: "d1")],
+            [Set("k", "2", ifVersion: 1, id: "s2"), Increment("c", 1, id: "i1"), Increment("c", 5), Delete("x", id: "d1"), Set("x", "3"), Increment("e", 1, id: "s1"), Get("c"), Get("k")]
+        },
+        { "only replays", [Increment("c", 1, id: "i1"), Set("k", "1", id: "s1")], [Set("k", "1", id: "s1"), Increment("c", 1, id: "i1"), Get("c")] },
+    };
+
     [Theory]
     [MemberData(nameof(Mixes))]
-    public async Task A_group_gives_each_command_what_running_them_one_by_one_gives(string mix, Step[] steps)
+    public Task A_group_gives_each_command_what_running_them_one_by_one_gives(string mix, Step[] steps) =>
+        AssertGroupedAsSequentialAsync(mix, [], steps);
+
+    [Theory]
+    [MemberData(nameof(Replays))]
+    public Task A_group_with_replays_of_earlier_requests_gives_what_running_them_one_by_one_gives(string mix, Step[] before, Step[] steps) =>
+        AssertGroupedAsSequentialAsync(mix, before, steps);
+
+    /// <summary>Runs <paramref name="before"/> one by one on both sides, then <paramref name="steps"/> one by one on one side and as one group on the other.</summary>
+    private async Task AssertGroupedAsSequentialAsync(string mix, Step[] before, Step[] steps)
     {
         var options = new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1 } };
         var grouped = new PostgresKvStoreAdapter(db.DataSource, options, new KvLimits());
         var sequential = db.Adapter(namespaceQuotaBytes: 100);
         var (groupNs, sequentialNs, blocked) = (NewNamespace(), NewNamespace(), NewNamespace());
+        foreach (var step in before)
+            Assert.Equal(await DescribeAsync(step(sequential, sequentialNs), sequentialNs), await DescribeAsync(step(grouped, groupNs), groupNs));
 
         // One by one: each awaited before the next is sent.
         var expected = new List<string>();
