@@ -1,3 +1,4 @@
+using KvWorker.Storage;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 
@@ -120,16 +121,10 @@ public static class PostgresConnection
     /// <summary>The text before and after the separator at <paramref name="at"/> (all of it before, when there is none).</summary>
     private static (string Before, string After) Cut(string text, int at) => at < 0 ? (text, "") : (text[..at], text[(at + 1)..]);
 
-    /// <summary><c>host</c>, <c>host:port</c>, <c>[v6]</c> or <c>[v6]:port</c>; the port is 5432 when not given.</summary>
+    /// <summary>One host of a URL's list, percent-decoded; the port is 5432 when not given.</summary>
     private static (string Host, int Port) ParseHost(string hostPort)
     {
-        var portAt = hostPort.StartsWith('[') ? hostPort.IndexOf("]:", StringComparison.Ordinal) + 1 : hostPort.LastIndexOf(':');
-        var (host, port) = portAt <= 0 ? (hostPort, "") : (hostPort[..portAt], hostPort[(portAt + 1)..]);
-        host = Uri.UnescapeDataString(host.Trim('[', ']'));
-        if (host.Length == 0) throw new FormatException($"no host in '{hostPort}'");
-        if (port.Length == 0) return (host, 5432);
-        return int.TryParse(port, System.Globalization.CultureInfo.InvariantCulture, out var number) && number is > 0 and <= ushort.MaxValue
-            ? (host, number)
-            : throw new FormatException($"port '{port}' of host '{host}' is not a port number");
+        var (host, port) = HostPort.Parse(hostPort, 5432);
+        return (Uri.UnescapeDataString(host), port);
     }
 }

@@ -1,3 +1,4 @@
+using KvWorker.Storage;
 using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Configuration;
@@ -106,11 +107,10 @@ public sealed class RabbitMqOptions
 
     private (string Host, ushort Port) ParseNode(string node)
     {
-        var colon = node.LastIndexOf(':');
-        if (colon < 0) return (node, Port);
-        return colon > 0 && ushort.TryParse(node[(colon + 1)..], out var port) && port > 0
-            ? (node[..colon], port)
-            : throw new FormatException(node);
+        var (host, port) = HostPort.Parse(node, Port);
+        // MassTransit 8.5 splits a cluster node at every ':', so it cannot take an IPv6 literal.
+        if (host.Contains(':')) throw new FormatException($"'{host}' is an IPv6 address, which MassTransit cannot connect to as a node; name the node by DNS name");
+        return (host, (ushort)port);
     }
 
     /// <summary>What is wrong with these settings: none when they are usable.</summary>
@@ -123,7 +123,7 @@ public sealed class RabbitMqOptions
         }
         catch (FormatException ex)
         {
-            return [$"{Section}:Hosts has '{ex.Message}' where host:port belongs (nodes are host:port, separated by commas)"];
+            return [$"{Section}:Hosts: {ex.Message} (nodes are host:port, separated by commas)"];
         }
     }
 }

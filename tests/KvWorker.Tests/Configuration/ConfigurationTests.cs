@@ -97,6 +97,7 @@ public sealed class ConfigurationTests
     [Theory]
     [InlineData("postgresql://u@h1:5432,h2:x/db", "port 'x' of host 'h2' is not a port number")]
     [InlineData("postgresql://u@h1,/db", "no host in ''")]
+    [InlineData("postgresql://u@h1,:5433/db", "no host in ':5433'")]
     [InlineData("postgresql://u@h1,h2/db?target_session_attrs=leader", "Target Session Attributes")]
     public void A_bad_multi_host_url_fails_validation_naming_the_key(string url, string problem)
     {
@@ -117,7 +118,9 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
-    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts has 'rmq2:amqp' where host:port belongs")]
+    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts: port 'amqp' of host 'rmq2' is not a port number")]
+    [InlineData("RabbitMq:Hosts", "rmq1,:5672", "RabbitMq:Hosts: no host in ':5672'")]
+    [InlineData("RabbitMq:Hosts", "rmq1,[fd00::2]:5672", "RabbitMq:Hosts: 'fd00::2' is an IPv6 address")]
     [InlineData("RabbitMq:Hosts", " , ", "RabbitMq:Hosts names no node")]
     [InlineData("RabbitMq:QueueType", "mirrored", "RabbitMq:QueueType must be one of classic, quorum, not 'mirrored'")]
     public void Bad_rabbitmq_cluster_settings_are_explained_naming_the_key(string key, string value, string message)
