@@ -130,16 +130,26 @@ public sealed class GroupCommit
                 // one that the simulation applies again fails the INSERT of its identity, and the group
                 // runs again with identities read; one that it refuses (a version conflict, say, after
                 // the first run changed the version) reads them before anything is answered.
-                var identitiesRead = attempt > 1;
+                // Either further read may change which commands are refused, so each comes at most once,
+                // whenever a run of the simulation asks for it.
+                var (identitiesRead, expiredRead) = (attempt > 1, false);
                 var snapshot = await ReadAsync(connection, group, writes, identitiesRead);
                 var (simulation, outcomes) = Simulate(group, snapshot);
-                if (!identitiesRead && RefusesAnIdentity(group, outcomes))
+                while (true)
                 {
-                    snapshot = snapshot with { Identities = await ReadIdentitiesAsync(connection, group) };
+                    if (!identitiesRead && RefusesAnIdentity(group, outcomes))
+                    {
+                        snapshot = snapshot with { Identities = await ReadIdentitiesAsync(connection, group) };
+                        identitiesRead = true;
+                    }
+                    else if (!expiredRead && (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded))
+                    {
+                        snapshot = await ReadExpiredAsync(connection, group, snapshot, simulation);
+                        expiredRead = true;
+                    }
+                    else break;
                     (simulation, outcomes) = Simulate(group, snapshot);
                 }
-                if (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded)
-                    (simulation, outcomes) = Simulate(group, await ReadExpiredAsync(connection, group, snapshot, simulation));
                 if (writes) await WriteAsync(connection, group, simulation);
                 for (var i = 0; i < group.Count; i++) group[i].Complete(outcomes[i]);
                 return;
