@@ -32,8 +32,7 @@ public sealed class KvClient : IAsyncDisposable
     private readonly IChannel _channel;
     private readonly string _replyQueue;
     private readonly ResiliencePipeline? _retry;
-    private readonly string? _persona;
-    private readonly string? _provider;
+    private readonly KvClientOptions _options;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<KvRawReply>> _pending = new();
     private long _lastCorrelationId;
 
@@ -45,8 +44,7 @@ public sealed class KvClient : IAsyncDisposable
         UserName = userName;
         Broker = broker;
         _retry = RetryPipeline(options.RetriesOnTimeout);
-        _persona = options.Persona;
-        _provider = options.Provider;
+        _options = options;
     }
 
     /// <summary>The connection, for what this client does not wrap (declaring queues, following events, server properties).</summary>
@@ -156,12 +154,12 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>The request as JSON, with this client's persona and provider where it names none.</summary>
     private byte[] Serialize(KvOperation operation, IKvRequest request)
     {
-        var addPersona = request.Persona is null && _persona is not null;
-        var addProvider = request.Provider is null && _provider is not null;
+        var addPersona = request.Persona is null && _options.Persona is not null;
+        var addProvider = request.Provider is null && _options.Provider is not null;
         if (!addPersona && !addProvider) return JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, RequestJson);
         var body = JsonSerializer.SerializeToNode(request, operation.RequestType, RequestJson)!.AsObject();
-        if (addPersona) body["persona"] = _persona;
-        if (addProvider) body["provider"] = _provider;
+        if (addPersona) body["persona"] = _options.Persona;
+        if (addProvider) body["provider"] = _options.Provider;
         return JsonSerializer.SerializeToUtf8Bytes(body, RequestJson);
     }
 
