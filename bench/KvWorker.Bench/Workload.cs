@@ -72,9 +72,10 @@ public static class Workload
     }
 
     /// <summary>The keys one kv_get_many reads: 50 entries and 50 counters, numbered from <paramref name="first"/>'s number on.</summary>
+    /// <param name="first">An entry's key, as <see cref="KeyOf"/> makes it for kv_set.</param>
     public static IEnumerable<string> GetManyKeys(string first)
     {
-        var start = long.Parse(first.TrimStart(KeyPrefix(KvOperations.Set)[0], KeyPrefix(KvOperations.Increment)[0]), System.Globalization.CultureInfo.InvariantCulture);
+        var start = long.Parse(first[KeyPrefix(KvOperations.Set).Length..], System.Globalization.CultureInfo.InvariantCulture);
         return Enumerable.Range(0, GetManyKeyCount / 2)
             .SelectMany(i => new[] { KeyOf(KvOperations.Set, start + i), KeyOf(KvOperations.Increment, start + i) });
     }
