@@ -1,4 +1,5 @@
 using System.Globalization;
+using KvWorker.Contracts;
 
 namespace KvWorker.Bench;
 
@@ -14,6 +15,11 @@ public sealed class BenchOptions
           --duration S          seconds measured per cell (default 5)
           --warmup S            seconds of load before each cell is measured (default 1)
           --in-flight LIST      requests in flight (default 1,16,64)
+          --operations LIST     the operation table's operations (default kv_set,kv_get,kv_increment,kv_delete)
+          --settings LIST       worker settings (key=value,...) of the 1-replica target of the table and scaling,
+                                e.g. tools:kv_store:adapters:postgres:group_commit:transactions=1
+          --variant LIST        the table's second worker target is one replica with these worker settings
+                                (key=value,...) instead of two replicas: a setting measured side by side
           --scenarios LIST      any of table,scaling,profile,purge,soak (default table,scaling,profile,purge);
                                 profile samples the worker with perf (Debian's linux-perf)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)
@@ -32,6 +38,14 @@ public sealed class BenchOptions
     /// <summary>Mixed load on each target before its first measurement.</summary>
     public TimeSpan StartUpWarmUp { get; private set; } = TimeSpan.FromSeconds(10);
     public int[] InFlight { get; private set; } = [1, 16, 64];
+
+    /// <summary>The operations of the operation table, in the order a round measures them.</summary>
+    public KvOperation[] Operations { get; private set; } = Workload.Operations;
+    /// <summary>Worker settings of the 1-replica target (configuration keys, as in appsettings.json).</summary>
+    public Dictionary<string, string?> WorkerSettings { get; private set; } = [];
+
+    /// <summary>Settings of the table's second worker target, one replica, instead of two replicas of the defaults; null without --variant.</summary>
+    public Dictionary<string, string?>? Variant { get; private set; }
     public HashSet<string> Scenarios { get; private set; } = ["table", "scaling", "profile", "purge"];
     public int PurgeEntries { get; private set; } = 1_000_000;
     public TimeSpan Soak { get; private set; } = TimeSpan.FromSeconds(600);
@@ -68,6 +82,9 @@ public sealed class BenchOptions
                 case "--duration": options.Duration = TimeSpan.FromSeconds(Number()); break;
                 case "--warmup": options.WarmUp = TimeSpan.FromSeconds(Number()); break;
                 case "--in-flight": options.InFlight = Value().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray(); break;
+                case "--operations": options.Operations = Value().Split(',').Select(TableOperation).ToArray(); break;
+                case "--settings": options.WorkerSettings = Settings(Value()); break;
+                case "--variant": options.Variant = Settings(Value()); break;
                 case "--scenarios": scenarios.AddRange(Value().Split(',')); break;
                 case "--purge-entries": options.PurgeEntries = (int)Number(); break;
                 case "--soak":
@@ -91,6 +108,16 @@ public sealed class BenchOptions
         return options;
     }
 
+    private static Dictionary<string, string?> Settings(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(setting => setting.Split('=', 2) is [var key, var value]
+                ? (key.Trim(), value.Trim())
+                : throw new ArgumentException($"{setting}: a setting is key=value"))
+            .ToDictionary(setting => setting.Item1, setting => (string?)setting.Item2);
+
+    private static KvOperation TableOperation(string name) =>
+        Workload.Operations.FirstOrDefault(operation => operation.Name == name)
+        ?? throw new ArgumentException($"--operations: {name} is not one of {string.Join(", ", Workload.Operations.Select(o => o.Name))}");
+
     /// <summary>What heads the Markdown report: how it was made, and a warning when the run was a quick one.</summary>
     public string Introduction(string[] args)
     {
@@ -104,5 +131,9 @@ public sealed class BenchOptions
     /// <summary>The settings in one line, for the report.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"{(Quick ? "quick run, " : "")}{Rounds} round(s), {Duration.TotalSeconds} s measured per cell after {WarmUp.TotalSeconds} s of warm-up, " +
-        $"in flight {string.Join("/", InFlight)}, scenarios {string.Join(", ", Scenarios.Order())}");
+        $"in flight {string.Join("/", InFlight)}, operations {string.Join("/", Operations.Select(o => o.Name))}, scenarios {string.Join(", ", Scenarios.Order())}") +
+        (WorkerSettings.Count > 0 ? $", 1 replica with {Listed(WorkerSettings)}" : "") +
+        (Variant is not null ? $", variant: 1 replica with {Listed(Variant)}" : "");
+
+    private static string Listed(Dictionary<string, string?> settings) => string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}"));
 }

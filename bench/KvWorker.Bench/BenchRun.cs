@@ -29,11 +29,11 @@ public sealed class BenchRun(BenchOptions options)
         if (options.Scenarios.Contains("table") || options.Scenarios.Contains("scaling"))
         {
             await using var deployment = await CreateDeploymentAsync("main", cancellationToken);
-            var (oneHost, oneProcesses) = await StartWorkersAsync(deployment, "w1", 1, cancellationToken);
+            var (oneHost, oneProcesses) = await StartWorkersAsync(deployment, "w1", 1, cancellationToken, options.WorkerSettings);
             await using var oneReplica = await RpcClient.ConnectAsync("w1", oneHost, cancellationToken);
             if (options.Scenarios.Contains("table"))
             {
-                var (twoHost, twoProcesses) = await StartWorkersAsync(deployment, "w2", 2, cancellationToken);
+                var (twoHost, twoProcesses) = await StartWorkersAsync(deployment, "w2", options.Variant is null ? 2 : 1, cancellationToken, options.Variant);
                 await using var twoReplicas = await RpcClient.ConnectAsync("w2", twoHost, cancellationToken);
                 var echoHost = await deployment.AddVirtualHostAsync("echo", cancellationToken);
                 var rawEchoHost = await deployment.AddVirtualHostAsync("rawecho", cancellationToken);
@@ -46,7 +46,7 @@ public sealed class BenchRun(BenchOptions options)
                 await new TableScenario(this, deployment, cpu).RunAsync(
                     new Target(rawEcho, "raw echo", [rawEchoProcess.Id]), new Target(echo, "echo", [echoProcess.Id]),
                     new Target(oneReplica, "1 replica", [.. oneProcesses.Select(p => p.Id)]),
-                    new Target(twoReplicas, "2 replicas", [.. twoProcesses.Select(p => p.Id)]), cancellationToken);
+                    new Target(twoReplicas, options.Variant is null ? "2 replicas" : "variant", [.. twoProcesses.Select(p => p.Id)]), cancellationToken);
             }
             if (options.Scenarios.Contains("scaling"))
                 await new ScalingScenario(this, deployment).RunAsync(oneReplica, cancellationToken);

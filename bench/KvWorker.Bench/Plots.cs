@@ -7,10 +7,9 @@ namespace KvWorker.Bench;
 public static class Plots
 {
     /// <summary>Draws throughput, latency and the CPU split at <paramref name="inFlight"/>; returns the files written.</summary>
-    public static List<string> Draw(string directory, int inFlight, TableScenario table, Target rawEcho, Target echo, Target worker, Target postgres)
+    public static List<string> Draw(string directory, int inFlight, KvOperation[] operations, TableScenario table, Target rawEcho, Target echo, Target worker, Target postgres)
     {
         Directory.CreateDirectory(directory);
-        var operations = Workload.Operations;
         (string Label, Func<KvOperation, Stats> Stats)[] throughput =
         [
             ("raw echo", op => table.Median(op, inFlight, Layout.Spread, rawEcho)),

@@ -32,7 +32,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         foreach (var target in targets) await run.WarmUpAsync(target.Load, cancellationToken);
 
         var cells = new List<(KvOperation Operation, int InFlight, Layout Layout, Target Target)>();
-        foreach (var operation in Workload.Operations)
+        foreach (var operation in options.Operations)
         {
             foreach (var inFlight in options.InFlight)
                 cells.AddRange(targets.Select(target => (operation, inFlight, Layout.Spread, target)));
@@ -84,10 +84,10 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         report.Line("with the worker's prefetch: what the broker itself allows. Echo: the worker's own MassTransit set-up answering");
         report.Line("without a database. PostgreSQL: the worker's adapter with group commit off, one transaction per operation,");
         report.Line("as many at once as requests in flight.");
-        foreach (var operation in Workload.Operations)
+        foreach (var operation in options.Operations)
         {
             var table = new Table($"{operation.Name}, a namespace per lane", "in flight", "raw echo req/s", "echo req/s",
-                "1 replica req/s", "p50", "p99", "2 replicas req/s", "PostgreSQL req/s", "1r/echo", "1r/raw echo", "2r/echo", "1r/PG");
+                "1 replica req/s", "p50", "p99", $"{two.Label} req/s", "PostgreSQL req/s", "1r/echo", "1r/raw echo", $"{Short(two)}/echo", "1r/PG");
             foreach (var inFlight in options.InFlight)
             {
                 var (r, e, w1, w2, pg) = (Median(operation, inFlight, Layout.Spread, rawEcho), Median(operation, inFlight, Layout.Spread, echo),
@@ -103,8 +103,8 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         }
 
         var hot = new Table($"All lanes on one namespace, {at} in flight", "operation", "echo req/s", "1 replica req/s", "p50", "p99",
-            "2 replicas req/s", "PostgreSQL req/s", "1r/echo", "1r/PG", "1r hot/spread");
-        foreach (var operation in Workload.Operations)
+            $"{two.Label} req/s", "PostgreSQL req/s", "1r/echo", "1r/PG", "1r hot/spread");
+        foreach (var operation in options.Operations)
         {
             var (e, w1, w2, pg, spread) = (Median(operation, at, Layout.Spread, echo), Median(operation, at, Layout.Hot, one),
                 Median(operation, at, Layout.Hot, two), Median(operation, at, Layout.Hot, postgres), Median(operation, at, Layout.Spread, one));
@@ -119,8 +119,8 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         report.Line("PostgreSQL (the server and all its backends), RabbitMQ (the broker), the service under load (worker or echo process) and");
         report.Line("the load generator (this benchmark, which is also the client of the PostgreSQL baseline). Medians over rounds.");
         var cpuTable = new Table("CPU µs per request", "operation", "target", "PostgreSQL", "RabbitMQ", "service", "load generator", "total");
-        foreach (var operation in Workload.Operations)
-        foreach (var (target, layout) in new[] { (rawEcho, Layout.Spread), (echo, Layout.Spread), (one, Layout.Spread), (one, Layout.Hot), (postgres, Layout.Spread) })
+        foreach (var operation in options.Operations)
+        foreach (var (target, layout) in new[] { (rawEcho, Layout.Spread), (echo, Layout.Spread), (one, Layout.Spread), (one, Layout.Hot), (two, Layout.Spread), (two, Layout.Hot), (postgres, Layout.Spread) })
         {
             if (Median(operation, at, layout, target).Cpu is not { } c) continue;
             cpuTable.Row(operation.Name, target.Label + (layout == Layout.Hot ? ", one namespace" : ""),
@@ -138,7 +138,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         }
 
         report.Section($"Targets at {at} in flight (one worker replica)");
-        foreach (var operation in Workload.Operations)
+        foreach (var operation in options.Operations)
         {
             var e = Median(operation, at, Layout.Spread, echo);
             var required = operation == KvOperations.Get ? GetTarget : MutationTarget;
@@ -165,11 +165,14 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
 
         if (options.PlotDirectory is { } directory)
         {
-            var files = Plots.Draw(directory, options.TargetInFlight, this, rawEcho, echo, one, postgres);
+            var files = Plots.Draw(directory, options.TargetInFlight, options.Operations, this, rawEcho, echo, one, postgres);
             report.Section("Plots");
             foreach (var file in files) report.Line($"![{Path.GetFileNameWithoutExtension(file)}]({Path.GetFileName(file)})");
         }
     }
+
+    /// <summary>The second worker target in a ratio's name: 2r (two replicas) or v (the variant).</summary>
+    private static string Short(Target two) => two.Label == "variant" ? "v" : "2r";
 
     private static string Micros(double value) => value.ToString("0", CultureInfo.InvariantCulture);
 }
