@@ -21,7 +21,7 @@ public sealed class DirectPostgres(NpgsqlDataSource dataSource, long namespaceQu
         new PostgresAdapterOptions
         {
             NamespaceQuotaBytes = namespaceQuotaBytes,
-            GroupCommit = new GroupCommitOptions { MaxCommands = 1, Transactions = inFlight },
+            GroupCommit = new GroupCommitOptions { MaxCommands = 1, Transactions = inFlight, ReadTransactions = 0 },
         },
         new KvLimits());
 

@@ -75,8 +75,10 @@ public sealed class PostgresAdapterOptions
         Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
         Require(RequestRetentionSeconds > 0 && double.IsFinite(RequestRetentionSeconds), "request_retention_seconds", "must be a positive number of seconds");
         Require(GroupCommit.MaxCommands is > 0 and <= 10_000, "group_commit:max_commands", "must be between 1 and 10000");
-        Require(GroupCommit.Transactions > 0 && GroupCommit.Transactions < Pool.Size + Pool.MaxOverflow,
-            "group_commit:transactions", "must be at least 1 and less than the pool's size + max_overflow");
+        Require(GroupCommit.Transactions > 0, "group_commit:transactions", "must be at least 1");
+        Require(GroupCommit.ReadTransactions >= 0, "group_commit:read_transactions", "must be zero or more");
+        Require(GroupCommit.Transactions + GroupCommit.ReadTransactions < Pool.Size + Pool.MaxOverflow,
+            "group_commit:transactions", "and group_commit:read_transactions together must be less than the pool's size + max_overflow");
         Require(OutboxPollIntervalMs > 0, "outbox_poll_interval_ms", "must be a positive number of milliseconds");
         return failures;
     }
@@ -89,9 +91,21 @@ public sealed class GroupCommitOptions
     [ConfigurationKeyName("max_commands")]
     public int MaxCommands { get; set; } = 256;
 
-    /// <summary>Transactions in flight at once per worker; while they run, the next group gathers.</summary>
+    /// <summary>
+    /// Transactions of mutations in flight at once per worker; while they run, the next group gathers.
+    /// One by default: a second one mostly halves the groups (twice the statements and commits per
+    /// mutation) or waits for the first one's namespace locks (docs/experiments/group-commit-transactions.md).
+    /// </summary>
     [ConfigurationKeyName("transactions")]
-    public int Transactions { get; set; } = 2;
+    public int Transactions { get; set; } = 1;
+
+    /// <summary>
+    /// Groups of gets in flight at once per worker, beside the mutations' transactions: gets take no
+    /// locks, so they need not wait for a write group. Zero puts gets in the mutations' groups, where
+    /// a get sees the writes ahead of it in its group.
+    /// </summary>
+    [ConfigurationKeyName("read_transactions")]
+    public int ReadTransactions { get; set; } = 2;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>

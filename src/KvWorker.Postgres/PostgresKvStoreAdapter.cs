@@ -9,15 +9,17 @@ namespace KvWorker.Postgres;
 /// <summary>
 /// The built-in <c>postgres</c> provider. Gets and mutations go through
 /// <see cref="GroupCommit"/>: concurrent commands share a transaction, read and
-/// written set-based, each with its own outcome. Listing, bulk reads and usage
-/// are one statement each. Time is always the database's <c>now()</c>.
+/// written set-based, each with its own outcome; gets in groups of their own
+/// unless <c>group_commit:read_transactions</c> is 0. Listing, bulk reads and
+/// usage are one statement each. Time is always the database's <c>now()</c>.
 /// </summary>
 public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresAdapterOptions _options;
     private readonly KvLimits _limits;
-    private readonly GroupCommit _group;
+    private readonly GroupCommit _writes;
+    private readonly GroupCommit _reads;
     private readonly PostgresPurge _purge;
 
     public PostgresKvStoreAdapter(NpgsqlDataSource dataSource, PostgresAdapterOptions options, KvLimits limits)
@@ -26,16 +28,19 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         _options = options;
         _limits = limits;
         var settings = new GroupSettings(options.NamespaceQuotaBytes, options.GlobalQuotaBytes, options.EffectiveQuotaThresholds, limits.MaxIntegerDigits);
-        _group = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions);
+        _writes = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions);
+        _reads = options.GroupCommit.ReadTransactions > 0
+            ? new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.ReadTransactions)
+            : _writes;
         _purge = new PostgresPurge(dataSource, options);
     }
 
     /// <summary>Transactions this adapter has run its commands in (each holding one or more).</summary>
-    public long Groups => _group.Groups;
+    public long Groups => _writes.Groups + (_reads == _writes ? 0 : _reads.Groups);
 
     public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken)
     {
-        var outcome = await _group.RunAsync(new GetCommand(request.Namespace, request.Key), cancellationToken);
+        var outcome = await _reads.RunAsync(new GetCommand(request.Namespace, request.Key), cancellationToken);
         return Found(request.Namespace, request.Key, outcome.Entry);
     }
 
@@ -149,7 +154,7 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
     /// <summary>Runs a mutation in the next group; a refusal becomes the error the caller gets.</summary>
     private async Task<CommandOutcome> RunAsync(GroupCommand command, long? ifVersion, CancellationToken cancellationToken)
     {
-        var outcome = await _group.RunAsync(command, cancellationToken);
+        var outcome = await _writes.RunAsync(command, cancellationToken);
         outcome.ToKvOutcome().ThrowIfRefused(command.Namespace, command.Key, outcome.AttemptedBytes, command.Identity, _limits.MaxIntegerDigits, ifVersion);
         return outcome;
     }

@@ -37,7 +37,7 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     public async Task Commands_grouped_in_one_transaction_each_get_their_own_result_and_rejections_do_not_spread()
     {
         var adapter = new PostgresKvStoreAdapter(db.DataSource,
-            new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1 } },
+            new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1, ReadTransactions = 0 } },
             new KvLimits());
         var (blocked, ok, full, text) = (NewNamespace(), NewNamespace(), NewNamespace(), NewNamespace());
         await adapter.SetAsync(full, "big", Value($"\"{new string('x', 90)}\""), null, null, None);
@@ -67,6 +67,27 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     }
 
     [Fact]
+    public async Task A_get_is_answered_while_the_write_transaction_waits_on_a_lock()
+    {
+        var adapter = new PostgresKvStoreAdapter(db.DataSource, new PostgresAdapterOptions(), new KvLimits());
+        var (blocked, ns) = (NewNamespace(), NewNamespace());
+        await adapter.SetAsync(ns, "k", Value("1"), null, null, None);
+
+        // The one write transaction (the default) waits on the lock; gets run in groups of their own.
+        var holder = await LockNamespaceAsync(blocked);
+        var write = adapter.SetAsync(blocked, "k", Value("2"), null, null, None);
+        await WaitForALockWaiterAsync();
+        var read = await adapter.GetAsync(ns, "k", None).WaitAsync(TimeSpan.FromSeconds(10));
+        var writeWaited = !write.IsCompleted;
+        await holder.CommitAsync();
+        await holder.Connection!.DisposeAsync();
+
+        Assert.Equal(1, read.Value!.Value.GetInt32());
+        Assert.True(writeWaited);
+        Assert.Equal(2, (await write).Value.GetInt32());
+    }
+
+    [Fact]
     public async Task A_command_that_fails_its_group_fails_alone_and_its_neighbours_succeed()
     {
         // A database of its own, where writing the key "boom" fails the transaction.
@@ -79,7 +100,7 @@ public sealed class GroupCommitTests(DatabaseFixture db)
             """))
             await trigger.ExecuteNonQueryAsync();
         var adapter = new PostgresKvStoreAdapter(isolated.DataSource,
-            new PostgresAdapterOptions { GroupCommit = new GroupCommitOptions { Transactions = 1 } }, new KvLimits());
+            new PostgresAdapterOptions { GroupCommit = new GroupCommitOptions { Transactions = 1, ReadTransactions = 0 } }, new KvLimits());
         var (blocked, ns) = (NewNamespace(), NewNamespace());
         var groupsBefore = adapter.Groups;
         var holder = await LockNamespaceAsyncIn(isolated, blocked);

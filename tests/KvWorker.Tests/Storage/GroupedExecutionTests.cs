@@ -72,7 +72,7 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
     /// <summary>Runs <paramref name="before"/> one by one on both sides, then <paramref name="steps"/> one by one on one side and as one group on the other.</summary>
     private async Task AssertGroupedAsSequentialAsync(string mix, Step[] before, Step[] steps)
     {
-        var options = new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1 } };
+        var options = new PostgresAdapterOptions { NamespaceQuotaBytes = 100, GroupCommit = new GroupCommitOptions { Transactions = 1, ReadTransactions = 0 } };
         var grouped = new PostgresKvStoreAdapter(db.DataSource, options, new KvLimits());
         var sequential = db.Adapter(namespaceQuotaBytes: 100);
         var (groupNs, sequentialNs, blocked) = (NewNamespace(), NewNamespace(), NewNamespace());
