@@ -4,24 +4,30 @@ namespace KvWorker.Bench;
 
 /// <summary>
 /// CPU time per request, split by process: PostgreSQL (the server listening on the
-/// benchmark's port and every backend it forked), RabbitMQ (the broker listening
-/// on its port), the service under load (worker replicas or echo service) and this
-/// process, the load generator. Read from <c>/proc/&lt;pid&gt;/stat</c> (user + system
-/// time) before and after a measured cell.
+/// benchmark's port and every backend it forked, those that exited included), RabbitMQ
+/// (the broker listening on its port), the service under load (worker replicas or echo
+/// service) and this process, the load generator. Read from <c>/proc/&lt;pid&gt;/stat</c>
+/// (user + system time) before and after a measured cell.
 /// </summary>
 public sealed class CpuMeter(int postgresPort, int rabbitMqPort)
 {
     private static readonly double TicksPerSecond = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
 
     public CpuSample Sample(IReadOnlyCollection<int> service) => new(
-        Seconds(PostgresProcesses()), Seconds(ListeningProcess(rabbitMqPort) is { } broker ? [broker] : []),
+        PostgresSeconds(), Seconds(ListeningProcess(rabbitMqPort) is { } broker ? [broker] : []),
         Seconds(service), Seconds([Environment.ProcessId]));
 
-    /// <summary>The postmaster listening on the port and its children (backends, WAL writer, checkpointer, ...).</summary>
-    private IEnumerable<int> PostgresProcesses()
+    /// <summary>
+    /// The postmaster listening on the port and its children (backends, WAL writer, checkpointer, ...).
+    /// A child that exits (a backend whose pooled connection was closed, an autovacuum worker) takes
+    /// its CPU time with it, which would make a cell's delta short or negative; the postmaster's
+    /// times of reaped children (cutime, cstime) hold it from then on.
+    /// </summary>
+    private double PostgresSeconds()
     {
-        if (ListeningProcess(postgresPort) is not { } postmaster) return [];
-        return Processes().Where(pid => pid == postmaster || ParentOf(pid) == postmaster).ToList();
+        if (ListeningProcess(postgresPort) is not { } postmaster || Stat(postmaster) is not { } fields) return 0;
+        var reaped = (long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture)) / TicksPerSecond;
+        return reaped + Seconds(Processes().Where(pid => pid == postmaster || ParentOf(pid) == postmaster).ToList());
     }
 
     /// <summary>The process with a socket listening on 127.0.0.1 or any address at <paramref name="port"/>.</summary>
@@ -63,7 +69,7 @@ public sealed class CpuMeter(int postgresPort, int rabbitMqPort)
             ? (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond
             : 0);
 
-    /// <summary>The fields of /proc/pid/stat after the command name (state is [0], ppid [1], utime [11], stime [12]).</summary>
+    /// <summary>The fields of /proc/pid/stat after the command name (state is [0], ppid [1], utime [11], stime [12], cutime [13], cstime [14]).</summary>
     private static string[]? Stat(int pid)
     {
         try
