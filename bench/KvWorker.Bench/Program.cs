@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using KvWorker.Bench;
 
 // Either an echo service (baselines a0 and a), started by the benchmark as a process of its own...
@@ -31,11 +32,15 @@ if (options.Help)
 }
 
 using var stop = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
+// Ctrl-C or a plain kill stops cleanly: processes, virtual hosts and databases are removed on the way out.
+// (A run started in the background of a script ignores SIGINT, so SIGTERM is the way to stop it.)
+void Stop(PosixSignalContext signal)
 {
-    e.Cancel = true; // stop cleanly: processes, virtual hosts and databases are removed on the way out
+    signal.Cancel = true;
     stop.Cancel();
-};
+}
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
 try
 {
