@@ -41,6 +41,7 @@ public sealed class BenchOptions
 
     /// <summary>The operations of the operation table, in the order a round measures them.</summary>
     public KvOperation[] Operations { get; private set; } = Workload.Operations;
+
     /// <summary>Worker settings of the 1-replica target (configuration keys, as in appsettings.json).</summary>
     public Dictionary<string, string?> WorkerSettings { get; private set; } = [];
 

@@ -26,8 +26,7 @@ public sealed class CpuMeter(int postgresPort, int rabbitMqPort)
     private double PostgresSeconds()
     {
         if (ListeningProcess(postgresPort) is not { } postmaster || Stat(postmaster) is not { } fields) return 0;
-        var reaped = (long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture)) / TicksPerSecond;
-        return reaped + Seconds(Processes().Where(pid => pid == postmaster || ParentOf(pid) == postmaster).ToList());
+        return Seconds(fields, 13, 14) + Seconds(Processes().Where(pid => pid == postmaster || ParentOf(pid) == postmaster).ToList());
     }
 
     /// <summary>The process with a socket listening on 127.0.0.1 or any address at <paramref name="port"/>.</summary>
@@ -65,9 +64,11 @@ public sealed class CpuMeter(int postgresPort, int rabbitMqPort)
 
     /// <summary>User plus system CPU seconds of the processes (those that exited meanwhile count as nothing).</summary>
     private static double Seconds(IEnumerable<int> pids) =>
-        pids.Sum(pid => Stat(pid) is { } fields
-            ? (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond
-            : 0);
+        pids.Sum(pid => Stat(pid) is { } fields ? Seconds(fields, 11, 12) : 0);
+
+    /// <summary>The sum of two /proc/pid/stat time fields (user and system), in seconds.</summary>
+    private static double Seconds(string[] fields, int user, int system) =>
+        (long.Parse(fields[user], CultureInfo.InvariantCulture) + long.Parse(fields[system], CultureInfo.InvariantCulture)) / TicksPerSecond;
 
     /// <summary>The fields of /proc/pid/stat after the command name (state is [0], ppid [1], utime [11], stime [12], cutime [13], cstime [14]).</summary>
     private static string[]? Stat(int pid)

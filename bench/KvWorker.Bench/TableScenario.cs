@@ -87,7 +87,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         foreach (var operation in options.Operations)
         {
             var table = new Table($"{operation.Name}, a namespace per lane", "in flight", "raw echo req/s", "echo req/s",
-                "1 replica req/s", "p50", "p99", $"{two.Label} req/s", "PostgreSQL req/s", "1r/echo", "1r/raw echo", $"{Short(two)}/echo", "1r/PG");
+                "1 replica req/s", "p50", "p99", $"{two.Label} req/s", "PostgreSQL req/s", "1r/echo", "1r/raw echo", $"{Short}/echo", "1r/PG");
             foreach (var inFlight in options.InFlight)
             {
                 var (r, e, w1, w2, pg) = (Median(operation, inFlight, Layout.Spread, rawEcho), Median(operation, inFlight, Layout.Spread, echo),
@@ -172,7 +172,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
     }
 
     /// <summary>The second worker target in a ratio's name: 2r (two replicas) or v (the variant).</summary>
-    private static string Short(Target two) => two.Label == "variant" ? "v" : "2r";
+    private string Short => run.Options.Variant is null ? "2r" : "v";
 
     private static string Micros(double value) => value.ToString("0", CultureInfo.InvariantCulture);
 }
