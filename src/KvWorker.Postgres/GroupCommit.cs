@@ -95,24 +95,24 @@ public sealed class GroupCommit
         catch (Exception ex) when (group.Count > 1 && !PostgresFaults.IsTransient(ex))
         {
             // Not transient: reported by whichever command caused it, when it runs alone.
-            foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], Usable(connection));
+            foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], await UsableAsync(connection));
             return connection;
         }
         catch (Exception ex)
         {
             foreach (var command in group) command.Fail(ex);
-            if (!PostgresFaults.IsTransient(ex)) return Usable(connection);
+            if (!PostgresFaults.IsTransient(ex)) return await UsableAsync(connection);
             // Perhaps the server's fault (a demoted primary, say): the retry takes a new connection.
-            connection?.Dispose();
+            if (connection is not null) await connection.DisposeAsync();
             return null;
         }
     }
 
     /// <summary>The connection if it is still open (a failed group has rolled back); else disposed, and null.</summary>
-    private static NpgsqlConnection? Usable(NpgsqlConnection? connection)
+    private static async Task<NpgsqlConnection?> UsableAsync(NpgsqlConnection? connection)
     {
         if (connection is { State: System.Data.ConnectionState.Open }) return connection;
-        connection?.Dispose();
+        if (connection is not null) await connection.DisposeAsync();
         return null;
     }
 
