@@ -54,6 +54,9 @@ public sealed class BenchOptions
 
     /// <summary>Where the plots go: beside the Markdown report; none without one.</summary>
     public string? PlotDirectory => MarkdownPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(MarkdownPath));
+
+    /// <summary>The plots' file names begin with the report's (benchmarks.md: benchmarks-cpu.png), so reports in one directory keep their own.</summary>
+    public string PlotNamePrefix => Path.GetFileNameWithoutExtension(MarkdownPath ?? "benchmarks");
     public bool Help { get; private set; }
 
     /// <summary>The in-flight level the targets are judged at: the highest measured.</summary>

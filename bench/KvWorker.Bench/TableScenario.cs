@@ -31,16 +31,25 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         Target[] stores = [oneReplica, twoReplicas, postgres];
         foreach (var target in targets) await run.WarmUpAsync(target.Load, cancellationToken);
 
-        var cells = new List<(KvOperation Operation, int InFlight, Layout Layout, Target Target)>();
-        foreach (var operation in options.Operations)
+        // The two worker targets swap places every other round: a target measured right after
+        // another runs in a different state of the machine (which one is warmer shows in A/B runs).
+        List<(KvOperation Operation, int InFlight, Layout Layout, Target Target)> Cells(int round)
         {
-            foreach (var inFlight in options.InFlight)
-                cells.AddRange(targets.Select(target => (operation, inFlight, Layout.Spread, target)));
-            cells.AddRange(stores.Select(target => (operation, options.TargetInFlight, Layout.Hot, target)));
+            var (first, second) = round % 2 == 1 ? (oneReplica, twoReplicas) : (twoReplicas, oneReplica);
+            Target[] ordered = [rawEcho, echo, first, second, postgres];
+            var cells = new List<(KvOperation, int, Layout, Target)>();
+            foreach (var operation in options.Operations)
+            {
+                foreach (var inFlight in options.InFlight)
+                    cells.AddRange(ordered.Select(target => (operation, inFlight, Layout.Spread, target)));
+                cells.AddRange(ordered.Where(stores.Contains).Select(target => (operation, options.TargetInFlight, Layout.Hot, target)));
+            }
+            return cells;
         }
+        var cellsPerRound = Cells(1).Count;
         var done = 0;
         for (var round = 1; round <= options.Rounds; round++)
-        foreach (var (operation, inFlight, layout, target) in cells)
+        foreach (var (operation, inFlight, layout, target) in Cells(round))
         {
             // Before kv_get and kv_delete cells, every lane's entries are there (written with SQL, not measured).
             if (operation == KvOperations.Get || operation == KvOperations.Delete)
@@ -50,7 +59,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
                 options.WarmUp, options.Duration, cancellationToken,
                 inFlight == options.TargetInFlight ? () => cpu.Sample(target.Service) : null);
             Results(operation, inFlight, layout, target.Name).Add(stats);
-            run.Progress($"cell {++done}/{cells.Count * options.Rounds}  round {round}  {operation.Name,-12}  in flight {inFlight,2}  " +
+            run.Progress($"cell {++done}/{cellsPerRound * options.Rounds}  round {round}  {operation.Name,-12}  in flight {inFlight,2}  " +
                 $"{(layout == Layout.Hot ? "one namespace" : "namespaces"),-13}  {target.Label,-11}  {Format.Rate(stats.RequestsPerSecond),7} req/s  " +
                 $"p50 {Format.Ms(stats.P50Ms)} ms  p99 {Format.Ms(stats.P99Ms)} ms" +
                 (stats.Cpu is { } c ? $"  cpu µs/req pg {c.Postgres:0} mq {c.RabbitMq:0} svc {c.Service:0} gen {c.LoadGenerator:0}" : "") +
@@ -165,7 +174,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
 
         if (options.PlotDirectory is { } directory)
         {
-            var files = Plots.Draw(directory, options.TargetInFlight, options.Operations, this, rawEcho, echo, one, postgres);
+            var files = Plots.Draw(directory, options.PlotNamePrefix, options.TargetInFlight, options.Operations, this, rawEcho, echo, one, postgres);
             report.Section("Plots");
             foreach (var file in files) report.Line($"![{Path.GetFileNameWithoutExtension(file)}]({Path.GetFileName(file)})");
         }
