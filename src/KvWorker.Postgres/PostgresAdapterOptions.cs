@@ -101,11 +101,13 @@ public sealed class GroupCommitOptions
 
     /// <summary>
     /// Groups of gets in flight at once per worker, beside the mutations' transactions: gets take no
-    /// locks, so they need not wait for a write group. Zero puts gets in the mutations' groups, where
-    /// a get sees the writes ahead of it in its group.
+    /// locks, so they need not wait for a write group. One by default: measured side by side, a second
+    /// one made groups smaller, cost PostgreSQL more CPU per get and lowered the rate
+    /// (docs/experiments/group-commit-read-transactions.md). Zero puts gets in the mutations' groups,
+    /// where a get sees the writes ahead of it in its group.
     /// </summary>
     [ConfigurationKeyName("read_transactions")]
-    public int ReadTransactions { get; set; } = 2;
+    public int ReadTransactions { get; set; } = 1;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
