@@ -66,8 +66,9 @@ public sealed class KvRequestPipeline
             KvMetrics.RequestDropped(operation);
             return;
         }
+        var budget = request.Budget;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        deadline.CancelAfter(request.Budget);
+        deadline.CancelAfter(budget);
         object reply;
         object? quotaEvent = null;
         var ns = request.Request.Namespace;
@@ -93,9 +94,9 @@ public sealed class KvRequestPipeline
             // The budget ran out while storage was failing or slow. A mutation may
             // still have committed: a retry with the same message_id is answered
             // from its record instead of applied twice.
-            var budget = Stopwatch.GetElapsedTime(started);
-            _logger.LogError("Storage unavailable for {Operation} on {Namespace}/{Key} within {Budget}: {Message}",
-                operation.Name, ns, key, budget, ex.Message);
+            // The reply names the budget, not the time taken, which a busy machine stretches past it.
+            _logger.LogError("Storage unavailable for {Operation} on {Namespace}/{Key} within {Budget} (answered after {Elapsed}): {Message}",
+                operation.Name, ns, key, budget, Stopwatch.GetElapsedTime(started), ex.Message);
             reply = new KvStoreException(KvErrorCodes.StoreUnavailableError,
                 $"storage did not answer within {budget.TotalSeconds:0.#} s: {ex.Message}").ToReply();
         }
