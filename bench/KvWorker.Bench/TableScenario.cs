@@ -30,6 +30,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         Target[] targets = [rawEcho, echo, oneReplica, twoReplicas, postgres];
         Target[] stores = [oneReplica, twoReplicas, postgres];
         foreach (var target in targets) await run.WarmUpAsync(target.Load, cancellationToken);
+        await deployment.VacuumAsync(cancellationToken);
 
         // The two worker targets swap places every other round: a target measured right after
         // another runs in a different state of the machine (which one is warmer shows in A/B runs).
