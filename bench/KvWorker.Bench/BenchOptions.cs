@@ -52,11 +52,11 @@ public sealed class BenchOptions
     public TimeSpan Soak { get; private set; } = TimeSpan.FromSeconds(600);
     public string? MarkdownPath { get; private set; }
 
-    /// <summary>Where the plots go: beside the Markdown report; none without one.</summary>
-    public string? PlotDirectory => MarkdownPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(MarkdownPath));
-
-    /// <summary>The plots' file names begin with the report's (benchmarks.md: benchmarks-cpu.png), so reports in one directory keep their own.</summary>
-    public string PlotNamePrefix => Path.GetFileNameWithoutExtension(MarkdownPath ?? "benchmarks");
+    /// <summary>
+    /// Where the plots go: beside the Markdown report, named after it (docs/benchmarks.md: docs/benchmarks-cpu.png, ...),
+    /// so reports in one directory keep their own; none without a report.
+    /// </summary>
+    public string? PlotPathPrefix => MarkdownPath is null ? null : Path.ChangeExtension(Path.GetFullPath(MarkdownPath), null);
     public bool Help { get; private set; }
 
     /// <summary>The in-flight level the targets are judged at: the highest measured.</summary>
@@ -107,7 +107,7 @@ public sealed class BenchOptions
         if (options.Rounds < 1 || options.Duration <= TimeSpan.Zero || options.InFlight.Any(n => n < 1))
             throw new ArgumentException("rounds, duration and in-flight counts must be positive");
         // Checked now rather than when the report is written, at the end of a long run.
-        if (options.PlotDirectory is { } directory && !Directory.Exists(directory))
+        if (options.PlotPathPrefix is { } plots && Path.GetDirectoryName(plots) is { } directory && !Directory.Exists(directory))
             throw new ArgumentException($"--markdown {options.MarkdownPath}: no directory {directory}");
         return options;
     }

@@ -7,9 +7,9 @@ namespace KvWorker.Bench;
 public static class Plots
 {
     /// <summary>Draws throughput, latency and the CPU split at <paramref name="inFlight"/> as <paramref name="prefix"/>-*.png; returns the files written.</summary>
-    public static List<string> Draw(string directory, string prefix, int inFlight, KvOperation[] operations, TableScenario table, Target rawEcho, Target echo, Target worker, Target postgres)
+    public static List<string> Draw(string prefix, int inFlight, KvOperation[] operations, TableScenario table, Target rawEcho, Target echo, Target worker, Target postgres)
     {
-        Directory.CreateDirectory(directory);
+        Directory.CreateDirectory(Path.GetDirectoryName(prefix)!);
         (string Label, Func<KvOperation, Stats> Stats)[] throughput =
         [
             ("raw echo", op => table.Median(op, inFlight, Layout.Spread, rawEcho)),
@@ -20,9 +20,9 @@ public static class Plots
         ];
         var files = new List<string>
         {
-            Grouped(Path.Combine(directory, $"{prefix}-throughput.png"), $"Requests per second, {inFlight} in flight", "requests per second",
+            Grouped($"{prefix}-throughput.png", $"Requests per second, {inFlight} in flight", "requests per second",
                 operations, throughput.Select(series => (series.Label, (Func<KvOperation, double>)(op => series.Stats(op).RequestsPerSecond))).ToArray()),
-            Grouped(Path.Combine(directory, $"{prefix}-latency.png"), $"Latency, {inFlight} in flight (ms)", "milliseconds", operations,
+            Grouped($"{prefix}-latency.png", $"Latency, {inFlight} in flight (ms)", "milliseconds", operations,
             [
                 ("echo p50", op => throughput[1].Stats(op).P50Ms), ("echo p99", op => throughput[1].Stats(op).P99Ms),
                 ("worker p50", op => throughput[2].Stats(op).P50Ms), ("worker p99", op => throughput[2].Stats(op).P99Ms),
@@ -58,7 +58,7 @@ public static class Plots
         plot.Add.Bars(bars);
         Finish(plot, $"CPU per request by process, {inFlight} in flight (µs)", "microseconds", ticks,
             parts.Select((part, p) => (part.Label, p)));
-        var cpuFile = Path.Combine(directory, $"{prefix}-cpu.png");
+        var cpuFile = $"{prefix}-cpu.png";
         plot.SavePng(cpuFile, 1400, 600);
         files.Add(cpuFile);
         return files;

@@ -173,9 +173,9 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
             }
         }
 
-        if (options.PlotDirectory is { } directory)
+        if (options.PlotPathPrefix is { } prefix)
         {
-            var files = Plots.Draw(directory, options.PlotNamePrefix, options.TargetInFlight, options.Operations, this, rawEcho, echo, one, postgres);
+            var files = Plots.Draw(prefix, options.TargetInFlight, options.Operations, this, rawEcho, echo, one, postgres);
             report.Section("Plots");
             foreach (var file in files) report.Line($"![{Path.GetFileNameWithoutExtension(file)}]({Path.GetFileName(file)})");
         }
