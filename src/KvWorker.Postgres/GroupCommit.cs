@@ -32,19 +32,16 @@ public sealed class GroupCommit
     private readonly NpgsqlDataSource _dataSource;
     private readonly GroupSettings _settings;
     private readonly int _maxCommands;
-    private readonly bool _readAhead;
     private readonly Channel<(GroupCommand Command, CancellationToken CancellationToken)> _queue =
         Channel.CreateUnbounded<(GroupCommand, CancellationToken)>();
     private long _groups;
 
     /// <param name="transactions">Groups in flight at once; while they run, the next group gathers.</param>
-    /// <param name="readAhead">Whether a group's first round trip goes with the commit of the group before it.</param>
-    public GroupCommit(NpgsqlDataSource dataSource, GroupSettings settings, int maxCommands, int transactions, bool readAhead)
+    public GroupCommit(NpgsqlDataSource dataSource, GroupSettings settings, int maxCommands, int transactions)
     {
         _dataSource = dataSource;
         _settings = settings;
         _maxCommands = maxCommands;
-        _readAhead = readAhead;
         for (var i = 0; i < transactions; i++) _ = Task.Run(RunGroupsAsync);
     }
 
@@ -66,58 +63,39 @@ public sealed class GroupCommit
     private async Task RunGroupsAsync()
     {
         var group = new List<GroupCommand>(_maxCommands);
-        var next = new NextGroup(_maxCommands);
         NpgsqlConnection? connection = null;
         while (true)
         {
-            if (next.Commands.Count == 0)
+            if (connection is not null && !_queue.Reader.TryPeek(out _))
             {
-                if (connection is not null && !_queue.Reader.TryPeek(out _))
-                {
-                    await connection.DisposeAsync();
-                    connection = null;
-                }
-                if (!await _queue.Reader.WaitToReadAsync()) break;
-                Gather(next.Commands);
-                if (next.Commands.Count == 0) continue;
+                await connection.DisposeAsync();
+                connection = null;
             }
-            (group, next.Commands) = (next.Commands, group);
-            var firstRead = next.FirstRead;
-            next.FirstRead = null;
-            connection = await ExecuteWithFallbackAsync(group, connection, firstRead, _readAhead ? next : null);
+            if (!await _queue.Reader.WaitToReadAsync()) break;
+            while (group.Count < _maxCommands && _queue.Reader.TryRead(out var pending))
+            {
+                if (pending.CancellationToken.IsCancellationRequested) pending.Command.Cancel(pending.CancellationToken);
+                else group.Add(pending.Command);
+            }
+            if (group.Count == 0) continue;
+            connection = await ExecuteWithFallbackAsync(group, connection);
             group.Clear();
         }
     }
 
-    /// <summary>Adds the commands waiting, up to a group's size, to <paramref name="group"/>.</summary>
-    private void Gather(List<GroupCommand> group)
-    {
-        while (group.Count < _maxCommands && _queue.Reader.TryRead(out var pending))
-        {
-            if (pending.CancellationToken.IsCancellationRequested) pending.Command.Cancel(pending.CancellationToken);
-            else group.Add(pending.Command);
-        }
-    }
-
-    /// <summary>
-    /// Runs the group; returns the connection for the next one, null when it broke or never opened.
-    /// <paramref name="firstRead"/> is the group's first read when it went with the previous group's
-    /// commit; <paramref name="next"/>, when given, gathers the next group and sends its first read
-    /// with this group's commit.
-    /// </summary>
-    private async Task<NpgsqlConnection?> ExecuteWithFallbackAsync(
-        List<GroupCommand> group, NpgsqlConnection? connection, FirstRead? firstRead, NextGroup? next)
+    /// <summary>Runs the group; returns the connection for the next one, null when it broke or never opened.</summary>
+    private async Task<NpgsqlConnection?> ExecuteWithFallbackAsync(List<GroupCommand> group, NpgsqlConnection? connection)
     {
         try
         {
             connection ??= await _dataSource.OpenConnectionAsync();
-            await ExecuteAsync(connection, group, firstRead, next);
-            return await UsableAsync(connection);
+            await ExecuteAsync(connection, group);
+            return connection;
         }
         catch (Exception ex) when (group.Count > 1 && !PostgresFaults.IsTransient(ex))
         {
             // Not transient: reported by whichever command caused it, when it runs alone.
-            foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], await UsableAsync(connection), null, null);
+            foreach (var command in group) connection = await ExecuteWithFallbackAsync([command], await UsableAsync(connection));
             return connection;
         }
         catch (Exception ex)
@@ -138,7 +116,7 @@ public sealed class GroupCommit
         return null;
     }
 
-    private async Task ExecuteAsync(NpgsqlConnection connection, List<GroupCommand> group, FirstRead? firstRead, NextGroup? next)
+    private async Task ExecuteAsync(NpgsqlConnection connection, List<GroupCommand> group)
     {
         using var span = StartSpan(group);
         Interlocked.Increment(ref _groups);
@@ -155,9 +133,7 @@ public sealed class GroupCommit
                 // Either further read may change which commands are refused, so each comes at most once,
                 // whenever a run of the simulation asks for it.
                 var (identitiesRead, expiredRead) = (attempt > 1, false);
-                var snapshot = attempt == 1 && firstRead?.Snapshot is { } readAhead
-                    ? readAhead
-                    : await ReadAsync(connection, group, writes, identitiesRead, rollBackFirst: attempt == 1 && firstRead is not null);
+                var snapshot = await ReadAsync(connection, group, writes, identitiesRead);
                 var (simulation, outcomes) = Simulate(group, snapshot);
                 while (true)
                 {
@@ -174,24 +150,8 @@ public sealed class GroupCommit
                     else break;
                     (simulation, outcomes) = Simulate(group, snapshot);
                 }
-                if (!writes)
-                {
-                    Complete(group, outcomes);
-                    return;
-                }
-                await using var batch = WriteBatch(connection, group, simulation);
-                var nextReads = next is not null ? AddReadAhead(batch, next) : null;
-                if (nextReads is null)
-                {
-                    await batch.ExecuteNonQueryAsync();
-                    Complete(group, outcomes);
-                    return;
-                }
-                // Past the marker, the group has committed: what follows is the next group's.
-                var reader = await batch.ExecuteReaderAsync();
-                Complete(group, outcomes);
-                span?.Dispose();
-                next!.FirstRead = await ReadAheadAsync(reader, nextReads.Value);
+                if (writes) await WriteAsync(connection, group, simulation);
+                for (var i = 0; i < group.Count; i++) group[i].Complete(outcomes[i]);
                 return;
             }
             catch (PostgresException ex) when (ex is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: "kv_processed_requests_pkey" } && attempt < 3)
@@ -205,11 +165,6 @@ public sealed class GroupCommit
                 throw;
             }
         }
-    }
-
-    private static void Complete(List<GroupCommand> group, CommandOutcome[] outcomes)
-    {
-        for (var i = 0; i < group.Count; i++) group[i].Complete(outcomes[i]);
     }
 
     private static bool RefusesAnIdentity(List<GroupCommand> group, CommandOutcome[] outcomes)
@@ -230,29 +185,16 @@ public sealed class GroupCommit
     /// <summary>
     /// The first round trip. A group that writes begins its transaction, locks its namespaces
     /// and reads their counters, the global counter (locked, when a global quota is kept) and,
-    /// when asked to, its identities; every group reads its keys' entries. It first ends the
-    /// transaction a failed read-ahead may have left open, when asked to.
+    /// when asked to, its identities; every group reads its keys' entries.
     /// </summary>
-    private async Task<GroupSnapshot> ReadAsync(
-        NpgsqlConnection connection, List<GroupCommand> group, bool writes, bool readIdentities, bool rollBackFirst)
-    {
-        await using var batch = new NpgsqlBatch(connection);
-        if (rollBackFirst) batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
-        var reads = AddReads(batch, group, writes, readIdentities);
-        await using var reader = await batch.ExecuteReaderAsync();
-        return await ReadSnapshotAsync(reader, reads);
-    }
-
-    /// <summary>What a group's first read asked for, so that its results can be read back.</summary>
-    private readonly record struct FirstReadPlan(bool Writes, bool Global, bool Identities);
-
-    /// <summary>Adds a group's first read to <paramref name="batch"/>.</summary>
-    private FirstReadPlan AddReads(NpgsqlBatch batch, List<GroupCommand> group, bool writes, bool readIdentities)
+    private async Task<GroupSnapshot> ReadAsync(NpgsqlConnection connection, List<GroupCommand> group, bool writes, bool readIdentities)
     {
         var keys = group.Select(command => (command.Namespace, command.Key)).Distinct().ToArray();
         var namespaces = group.Where(command => command.Writes).Select(command => command.Namespace).Distinct().ToArray();
         var identities = readIdentities ? Identities(group) : [];
         var global = writes && _settings.GlobalQuotaBytes is not null;
+
+        await using var batch = new NpgsqlBatch(connection);
         if (writes)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
@@ -269,29 +211,25 @@ public sealed class GroupCommit
               LEFT JOIN (kv_entries e JOIN unnest($1::text[], $2::text[]) AS k(namespace, key)
                          ON e.namespace = k.namespace AND e.key = k.key) ON true
             """, Array(keys.Select(k => k.Namespace)), Array(keys.Select(k => k.Key))));
-        return new FirstReadPlan(writes, global, identities.Length > 0);
-    }
 
-    /// <summary>A group's first read, from <paramref name="reader"/> standing on its first result.</summary>
-    private static async Task<GroupSnapshot> ReadSnapshotAsync(NpgsqlDataReader reader, FirstReadPlan plan)
-    {
         var counters = new Dictionary<string, (long, long, long)>(StringComparer.Ordinal);
         var records = new Dictionary<string, IdentityRecord>(StringComparer.Ordinal);
         var entries = new Dictionary<(string, string), StoredEntry>();
         (long, long) globalCounters = default;
         var now = DateTimeOffset.MinValue;
-        if (plan.Writes)
+        await using var reader = await batch.ExecuteReaderAsync();
+        if (writes)
         {
             await reader.NextResultAsync(); // past the locks (BEGIN has no result)
             while (await reader.ReadAsync())
                 counters[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
-            if (plan.Global)
+            if (global)
             {
                 await reader.NextResultAsync();
                 await reader.ReadAsync();
                 globalCounters = (reader.GetInt64(0), reader.GetInt64(1));
             }
-            if (plan.Identities)
+            if (identities.Length > 0)
             {
                 await reader.NextResultAsync();
                 await ReadIdentityRecordsAsync(reader, records);
@@ -306,56 +244,6 @@ public sealed class GroupCommit
                 reader.GetString(3), reader.GetInt64(4), reader.IsDBNull(5) ? null : reader.GetDouble(5), reader.GetInt64(6));
         }
         return new GroupSnapshot(now, entries, counters, globalCounters, records);
-    }
-
-    /// <summary>
-    /// The group after the running one: gathered when the running one sends its writes, and begun
-    /// and read in the same round trip as their commit.
-    /// </summary>
-    private sealed class NextGroup(int capacity)
-    {
-        public List<GroupCommand> Commands { get; set; } = new(capacity);
-
-        /// <summary>Its first read, once sent with the commit of the group before it.</summary>
-        public FirstRead? FirstRead { get; set; }
-    }
-
-    /// <summary>A group's first read as it went with the previous group's commit; null when it failed, which may leave its transaction open.</summary>
-    private sealed record FirstRead(GroupSnapshot? Snapshot);
-
-    /// <summary>
-    /// Gathers the next group and adds its first read to <paramref name="batch"/>, behind a marker
-    /// with an error barrier: PostgreSQL flushes everything up to it, so the running group's commit
-    /// is seen without waiting for the next group's locks, and an error after it cannot undo the commit.
-    /// Null when no command is waiting.
-    /// </summary>
-    private FirstReadPlan? AddReadAhead(NpgsqlBatch batch, NextGroup next)
-    {
-        Gather(next.Commands);
-        if (next.Commands.Count == 0) return null;
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 1") { AppendErrorBarrier = true });
-        return AddReads(batch, next.Commands, next.Commands.Any(command => command.Writes), readIdentities: false);
-    }
-
-    /// <summary>
-    /// Reads the next group's first read from <paramref name="reader"/>, standing on the marker. Its
-    /// failure is the next group's: that group reads again by itself (ending the transaction this
-    /// one may have left open) and meets the fault there, where it is reported.
-    /// </summary>
-    private static async Task<FirstRead> ReadAheadAsync(NpgsqlDataReader reader, FirstReadPlan plan)
-    {
-        try
-        {
-            await using (reader)
-            {
-                await reader.NextResultAsync();
-                return new FirstRead(await ReadSnapshotAsync(reader, plan));
-            }
-        }
-        catch (Exception)
-        {
-            return new FirstRead(null);
-        }
     }
 
     private const string IdentitiesSql = """
@@ -420,9 +308,9 @@ public sealed class GroupCommit
         $"NOT EXISTS (SELECT 1 FROM unnest(${first}::text[], ${first + 1}::text[]) AS t(namespace, key) WHERE t.namespace = e.namespace AND t.key = e.key)";
 
     /// <summary>The second round trip: the group's end result, a statement per table over arrays, and the commit.</summary>
-    private NpgsqlBatch WriteBatch(NpgsqlConnection connection, List<GroupCommand> group, GroupSimulation simulation)
+    private async Task WriteAsync(NpgsqlConnection connection, List<GroupCommand> group, GroupSimulation simulation)
     {
-        var batch = new NpgsqlBatch(connection);
+        await using var batch = new NpgsqlBatch(connection);
         if (simulation.Reclaimed.Count > 0)
         {
             batch.BatchCommands.Add(Command($"""
@@ -489,7 +377,7 @@ public sealed class GroupCommit
                 Array(simulation.Events.Select(e => e.Type)), Array(simulation.Events.Select(e => e.Payload))));
 
         batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-        return batch;
+        await batch.ExecuteNonQueryAsync();
     }
 
     /// <summary>The group's keys, as the two parameters <see cref="NotTouched"/> reads: namespaces, then keys.</summary>

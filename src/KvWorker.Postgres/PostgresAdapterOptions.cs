@@ -108,13 +108,6 @@ public sealed class GroupCommitOptions
     /// </summary>
     [ConfigurationKeyName("read_transactions")]
     public int ReadTransactions { get; set; } = 1;
-
-    /// <summary>
-    /// When commands are waiting, the next group's first round trip (its begin, locks and reads) goes
-    /// with the running group's commit: one round trip per group instead of two.
-    /// </summary>
-    [ConfigurationKeyName("read_ahead")]
-    public bool ReadAhead { get; set; } = true;
 }
 
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>

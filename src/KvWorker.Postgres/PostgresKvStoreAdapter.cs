@@ -28,9 +28,9 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         _options = options;
         _limits = limits;
         var settings = new GroupSettings(options.NamespaceQuotaBytes, options.GlobalQuotaBytes, options.EffectiveQuotaThresholds, limits.MaxIntegerDigits);
-        _writes = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions, options.GroupCommit.ReadAhead);
+        _writes = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions);
         _reads = options.GroupCommit.ReadTransactions > 0
-            ? new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.ReadTransactions, options.GroupCommit.ReadAhead)
+            ? new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.ReadTransactions)
             : _writes;
         _purge = new PostgresPurge(dataSource, options);
     }

@@ -88,69 +88,6 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     }
 
     [Fact]
-    public async Task A_group_is_answered_at_its_commit_while_the_next_group_read_with_it_waits_on_a_lock()
-    {
-        var adapter = new PostgresKvStoreAdapter(db.DataSource, new PostgresAdapterOptions(), new KvLimits());
-        var (first, second) = (NewNamespace(), NewNamespace());
-        var firstHolder = await LockNamespaceAsync(first);
-        var secondHolder = await LockNamespaceAsync(second);
-        var firstWrite = adapter.SetAsync(first, "k", Value("1"), null, null, None);
-        await WaitForALockWaiterAsync();
-        var secondWrite = adapter.SetAsync(second, "k", Value("2"), null, null, None);
-
-        // The first group commits; the second group's first read, sent with that commit, waits on its lock.
-        await firstHolder.CommitAsync();
-        await firstHolder.Connection!.DisposeAsync();
-        var written = await firstWrite.WaitAsync(TimeSpan.FromSeconds(10));
-        var secondWaited = !secondWrite.IsCompleted;
-        await secondHolder.CommitAsync();
-        await secondHolder.Connection!.DisposeAsync();
-
-        Assert.Equal(1, written.Value.GetInt32());
-        Assert.True(secondWaited);
-        Assert.Equal(2, (await secondWrite).Value.GetInt32());
-    }
-
-    [Fact]
-    public async Task A_first_read_that_fails_with_the_previous_commit_is_read_again_by_its_own_group()
-    {
-        // A database of its own, where the first lock of the namespace "boom" fails.
-        await using var isolated = new DatabaseFixture();
-        await isolated.InitializeAsync();
-        await using (var failOnce = isolated.DataSource.CreateCommand("""
-            CREATE SEQUENCE boom_locks;
-            CREATE OR REPLACE FUNCTION kv_lock_namespaces(p_namespaces text[]) RETURNS void LANGUAGE plpgsql AS $$
-            DECLARE v_hash integer;
-            BEGIN
-                IF 'boom' = ANY (p_namespaces) THEN
-                    IF nextval('boom_locks') = 1 THEN RAISE EXCEPTION 'first lock of boom'; END IF;
-                END IF;
-                FOR v_hash IN SELECT DISTINCT hashtext(n) FROM unnest(p_namespaces) AS n ORDER BY 1 LOOP
-                    PERFORM pg_advisory_xact_lock(27510, v_hash);
-                END LOOP;
-            END $$;
-            """))
-            await failOnce.ExecuteNonQueryAsync();
-        var adapter = new PostgresKvStoreAdapter(isolated.DataSource, new PostgresAdapterOptions(), new KvLimits());
-        var blocked = NewNamespace();
-        var holder = await LockNamespaceAsyncIn(isolated, blocked);
-        var first = adapter.SetAsync(blocked, "k", Value("1"), null, null, None);
-        await WaitForALockWaiterAsyncIn(isolated);
-
-        // Gathered behind the blocked group, so its first read goes with that group's commit, and fails.
-        var second = adapter.IncrementAsync("boom", "c", 5, 0, null, null, None);
-        await holder.CommitAsync();
-        await holder.Connection!.DisposeAsync();
-
-        Assert.Equal(1, (await first).Value.GetInt32());
-        Assert.Equal(5, (await second).Value.GetInt64());
-        await using var locks = isolated.DataSource.CreateCommand("SELECT last_value FROM boom_locks");
-        Assert.Equal(2L, (long)(await locks.ExecuteScalarAsync())!); // failed with the commit, then read again
-        Assert.Equal((1L, 1L, 1L), await isolated.UsageAsync("boom"));
-        await isolated.DisposeAsync();
-    }
-
-    [Fact]
     public async Task A_command_that_fails_its_group_fails_alone_and_its_neighbours_succeed()
     {
         // A database of its own, where writing the key "boom" fails the transaction.
