@@ -19,7 +19,9 @@ public sealed class BenchOptions
           --settings LIST       worker settings (key=value,...) of the 1-replica target of the table and scaling,
                                 e.g. tools:kv_store:adapters:postgres:group_commit:transactions=1
           --variant LIST        the table's second worker target is one replica with these worker settings
-                                (key=value,...) instead of two replicas: a setting measured side by side
+                                (key=value,...) instead of two replicas: a setting measured side by side;
+                                in either list bench:postgres_host=DIR connects that worker to the database
+                                through another host, e.g. /tmp for PostgreSQL's Unix socket there
           --scenarios LIST      any of table,scaling,profile,purge,soak (default table,scaling,profile,purge);
                                 profile samples the worker with perf (Debian's linux-perf)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)

@@ -95,6 +95,9 @@ public sealed class Deployment : IAsyncDisposable
             ["Serilog:MinimumLevel:Default"] = "Warning",
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
+        // Not a worker setting: the same database through another host (a Unix socket directory, say).
+        if (settings.Remove("bench:postgres_host", out var host))
+            settings["tools:kv_store:adapters:postgres:url"] = new NpgsqlConnectionStringBuilder(ConnectionString) { Host = host }.ConnectionString;
         return settings;
     }
 

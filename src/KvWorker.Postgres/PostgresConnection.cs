@@ -67,7 +67,8 @@ public static class PostgresConnection
 
     /// <summary>
     /// Accepts <c>postgresql[+driver]://user:pass@host:port/db?sslmode=...</c> or a connection string.
-    /// As in libpq, the URL may name several hosts (<c>h1:5432,h2:5433</c>), tried in turn for one that
+    /// A Unix socket is named as SQLAlchemy and libpq do: <c>user:pass@/db?host=/var/run/postgresql</c>,
+    /// or the directory percent-encoded in the host's place (<c>%2Fvar%2Frun%2Fpostgresql</c>). As in libpq, the URL may name several hosts (<c>h1:5432,h2:5433</c>), tried in turn for one that
     /// suits <c>target_session_attrs</c> (e.g. <c>read-write</c>: the primary, wherever a failover put it).
     /// </summary>
     public static NpgsqlConnectionStringBuilder ToConnectionStringBuilder(string url)
@@ -87,10 +88,11 @@ public static class PostgresConnection
         var (userInfo, hosts) = authority.Contains('@') ? Cut(authority, authority.LastIndexOf('@')) : ("", authority);
 
         var builder = new NpgsqlConnectionStringBuilder { Database = Uri.UnescapeDataString(path) };
-        var nodes = hosts.Split(',').Select(ParseHost).ToList();
+        // No host before the path: the host comes from the query, e.g. ?host=/var/run/postgresql (a Unix socket directory).
+        var nodes = hosts.Length == 0 ? [] : hosts.Split(',').Select(ParseHost).ToList();
         if (nodes.Count == 1)
             (builder.Host, builder.Port) = (nodes[0].Host, nodes[0].Port);
-        else
+        else if (nodes.Count > 1)
             builder.Host = string.Join(',', nodes.Select(node => $"{(node.Host.Contains(':') ? $"[{node.Host}]" : node.Host)}:{node.Port}"));
         if (userInfo.Length > 0)
         {
@@ -115,6 +117,8 @@ public static class PostgresConnection
             }] = value;
         }
         if (builder.Database is "") builder.Database = null;
+        if (string.IsNullOrEmpty(builder.Host))
+            throw new FormatException("no host: name one after '@', or a Unix socket directory as ?host=/var/run/postgresql");
         return builder;
     }
 

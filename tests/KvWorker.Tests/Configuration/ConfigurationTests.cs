@@ -29,6 +29,9 @@ public sealed class ConfigurationTests
     [InlineData("postgresql://u@localhost/db", "localhost", 5432)]
     [InlineData("postgres://u:p@[::1]:6543/db", "::1", 6543)]
     [InlineData("Host=pg.internal;Port=5444;Username=u;Database=db", "pg.internal", 5444)]
+    [InlineData("postgresql+psycopg://u:p@/db?host=/var/run/postgresql", "/var/run/postgresql", 5432)] // a Unix socket, as SQLAlchemy writes it
+    [InlineData("postgresql://u@/db?host=/tmp&port=5433", "/tmp", 5433)]
+    [InlineData("postgresql://u@%2Ftmp:5433/db", "/tmp", 5433)] // as libpq also reads it
     public void Urls_and_connection_strings_are_both_accepted(string url, string host, int port)
     {
         var builder = PostgresConnection.ToConnectionStringBuilder(url);
@@ -97,6 +100,7 @@ public sealed class ConfigurationTests
     [Theory]
     [InlineData("postgresql://u@h1:5432,h2:x/db", "port 'x' of host 'h2' is not a port number")]
     [InlineData("postgresql://u@h1,/db", "no host in ''")]
+    [InlineData("postgresql://u@/db", "no host: name one after '@', or a Unix socket directory as ?host=")]
     [InlineData("postgresql://u@h1,:5433/db", "no host in ':5433'")]
     [InlineData("postgresql://u@h1,h2/db?target_session_attrs=leader", "Target Session Attributes")]
     public void A_bad_multi_host_url_fails_validation_naming_the_key(string url, string problem)
