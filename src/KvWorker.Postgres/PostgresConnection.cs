@@ -68,7 +68,8 @@ public static class PostgresConnection
     /// <summary>
     /// Accepts <c>postgresql[+driver]://user:pass@host:port/db?sslmode=...</c> or a connection string.
     /// A Unix socket is named as SQLAlchemy and libpq do: <c>user:pass@/db?host=/var/run/postgresql</c>,
-    /// or the directory percent-encoded in the host's place (<c>%2Fvar%2Frun%2Fpostgresql</c>). As in libpq, the URL may name several hosts (<c>h1:5432,h2:5433</c>), tried in turn for one that
+    /// or the directory percent-encoded in the host's place (<c>%2Fvar%2Frun%2Fpostgresql</c>).
+    /// As in libpq, the URL may name several hosts (<c>h1:5432,h2:5433</c>), tried in turn for one that
     /// suits <c>target_session_attrs</c> (e.g. <c>read-write</c>: the primary, wherever a failover put it).
     /// </summary>
     public static NpgsqlConnectionStringBuilder ToConnectionStringBuilder(string url)
