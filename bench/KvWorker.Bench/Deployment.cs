@@ -127,10 +127,12 @@ public sealed class Deployment : IAsyncDisposable
     }
 
     /// <summary>Starts the echo service (baseline a) on the virtual host and waits until it consumes.</summary>
-    public async Task<ServiceProcess> StartEchoAsync(Uri virtualHost, CancellationToken cancellationToken)
+    public async Task<ServiceProcess> StartEchoAsync(
+        Uri virtualHost, CancellationToken cancellationToken, IDictionary<string, string?>? overrides = null)
     {
         var settings = RabbitMqSettings(virtualHost);
         settings["Logging:LogLevel:Default"] = "Warning";
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
         var echo = Track(ServiceProcess.Start("echo service", typeof(EchoServer).Assembly.GetName().Name + ".dll", [EchoServer.Argument], settings));
         await RpcClient.WaitForConsumersAsync(virtualHost, 1, () => echo.RecentOutput, cancellationToken);
         return echo;

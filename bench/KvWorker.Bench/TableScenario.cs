@@ -57,8 +57,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
                 await deployment.FillLanesAsync(target.Name, inFlight, cancellationToken, layout);
             var stats = await Load.MeasureAsync(target.Load, inFlight,
                 (lane, sequence) => Workload.LaneRequest(operation, target.Name, lane, sequence, layout),
-                options.WarmUp, options.Duration, cancellationToken,
-                inFlight == options.TargetInFlight ? () => cpu.Sample(target.Service) : null);
+                options.WarmUp, options.Duration, cancellationToken, () => cpu.Sample(target.Service));
             Results(operation, inFlight, layout, target.Name).Add(stats);
             run.Progress($"cell {++done}/{cellsPerRound * options.Rounds}  round {round}  {operation.Name,-12}  in flight {inFlight,2}  " +
                 $"{(layout == Layout.Hot ? "one namespace" : "namespaces"),-13}  {target.Label,-11}  {Format.Rate(stats.RequestsPerSecond),7} req/s  " +
@@ -128,13 +127,18 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         report.Line("Microseconds of CPU (user + system, from /proc/<pid>/stat before and after each measured cell) per request, by process:");
         report.Line("PostgreSQL (the server and all its backends), RabbitMQ (the broker), the service under load (worker or echo process) and");
         report.Line("the load generator (this benchmark, which is also the client of the PostgreSQL baseline). Medians over rounds.");
-        var cpuTable = new Table("CPU µs per request", "operation", "target", "PostgreSQL", "RabbitMQ", "service", "load generator", "total");
+        report.Line($"The echo also at fewer requests in flight, where its rate comes nearer the worker's at {at}.");
+        var cpuTable = new Table("CPU µs per request", "operation", "target", "req/s", "PostgreSQL", "RabbitMQ", "service", "load generator", "total");
+        var lowerLevels = options.InFlight.Where(inFlight => inFlight < at).OrderDescending();
         foreach (var operation in options.Operations)
-        foreach (var (target, layout) in new[] { (rawEcho, Layout.Spread), (echo, Layout.Spread), (one, Layout.Spread), (one, Layout.Hot), (two, Layout.Spread), (two, Layout.Hot), (postgres, Layout.Spread) })
+        foreach (var (target, layout, inFlight) in new[] { (rawEcho, Layout.Spread, at), (echo, Layout.Spread, at) }
+            .Concat(lowerLevels.Select(inFlight => (echo, Layout.Spread, inFlight)))
+            .Concat([(one, Layout.Spread, at), (one, Layout.Hot, at), (two, Layout.Spread, at), (two, Layout.Hot, at), (postgres, Layout.Spread, at)]))
         {
-            if (Median(operation, at, layout, target).Cpu is not { } c) continue;
-            cpuTable.Row(operation.Name, target.Label + (layout == Layout.Hot ? ", one namespace" : ""),
-                Micros(c.Postgres), Micros(c.RabbitMq), Micros(c.Service), Micros(c.LoadGenerator), Micros(c.Total));
+            var stats = Median(operation, inFlight, layout, target);
+            if (stats.Cpu is not { } c) continue;
+            cpuTable.Row(operation.Name, target.Label + (layout == Layout.Hot ? ", one namespace" : "") + (inFlight != at ? $", {inFlight} in flight" : ""),
+                Format.Rate(stats.RequestsPerSecond), Micros(c.Postgres), Micros(c.RabbitMq), Micros(c.Service), Micros(c.LoadGenerator), Micros(c.Total));
         }
         report.Add(cpuTable);
 
