@@ -4,7 +4,7 @@
 # echo service and PostgreSQL directly, on a fresh database and fresh virtual
 # hosts that are removed afterwards. Arguments go to the benchmark, e.g.
 #   bash scripts/bench.sh --quick                       (two to three minutes)
-#   bash scripts/bench.sh --markdown docs/benchmarks.md (full run, about 30 minutes)
+#   bash scripts/bench.sh --markdown docs/benchmarks.md (full run, about 40 minutes)
 #   bash scripts/bench.sh --soak 600                    (worker memory over 10 minutes)
 #   bash scripts/bench.sh --help                        (every option)
 set -euo pipefail
