@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
-# The profile scenario samples the worker with perf.
+# The profile scenario samples the machine with perf (the worker and the echo service).
 command -v perf >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq linux-perf >/dev/null 2>&1; } || true
 
 export KV_BENCH_POSTGRES="${KV_BENCH_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=kvworker;Password=kvworker;Database=kvworker}"
