@@ -100,8 +100,7 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
         await using var load = Load.Start(client, run.Options.TargetInFlight, (lane, sequence) => Workload.LaneRequest(operation, client.Name, lane, sequence, layout));
         await Task.Delay(run.Options.WarmUp, cancellationToken);
         var recorder = load.Record();
-        var stacks = await SampleAsync(pid, cancellationToken);
-        recorder.Stop();
+        var stacks = await SampleAsync(pid, recorder, cancellationToken);
         await load.StopAsync();
         var stats = recorder.Stats();
         var requests = Math.Max(1, stats.RequestsPerSecond * ProfileDuration.TotalSeconds);
@@ -121,8 +120,11 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
     /// <summary>One frame of a sample's stack, leaf first: in the kernel or not, the function's name and its library.</summary>
     private sealed record Frame(bool Kernel, string Function, string Library);
 
-    /// <summary>Samples the whole machine for <see cref="ProfileDuration"/>; returns the stacks of <paramref name="pid"/>'s samples.</summary>
-    private async Task<List<Frame[]>> SampleAsync(int pid, CancellationToken cancellationToken)
+    /// <summary>
+    /// Samples the whole machine for <see cref="ProfileDuration"/>, stopping <paramref name="recorder"/> as the
+    /// sampling ends; returns the stacks of <paramref name="pid"/>'s samples.
+    /// </summary>
+    private async Task<List<Frame[]>> SampleAsync(int pid, Recorder recorder, CancellationToken cancellationToken)
     {
         // Machine-wide (-a) rather than one process (-p): perf attached to the echo service alone was seen to
         // wake over a million times in 20 s, taking a core from the load and halving the echo's rate.
@@ -131,6 +133,9 @@ public sealed partial class ProfileScenario(BenchRun run, Deployment deployment)
         {
             await RunAsync("perf", ["record", "-a", "-e", "cpu-clock", "-F", Frequency.ToString(CultureInfo.InvariantCulture), "-g", "-o", data,
                 "--", "sleep", ProfileDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture)], cancellationToken);
+            // The requests counted are those answered while perf sampled, not while it reads its samples back
+            // (which takes seconds of CPU and slows the load).
+            recorder.Stop();
             var script = await RunAsync("perf", ["script", "-i", data, "--pid", pid.ToString(CultureInfo.InvariantCulture), "-F", "ip,sym,dso"], cancellationToken);
             return [.. script.Split("\n\n").Select(sample => sample.Split('\n').Select(line => FrameLine().Match(line)).Where(m => m.Success)
                 .Select(m => new Frame(m.Groups["ip"].Value.StartsWith("ffffffff", StringComparison.Ordinal), m.Groups["function"].Value, m.Groups["library"].Value))
