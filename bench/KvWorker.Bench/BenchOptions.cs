@@ -21,7 +21,8 @@ public sealed class BenchOptions
           --variant LIST        the table's second worker target is one replica with these worker settings
                                 (key=value,...) instead of two replicas: a setting measured side by side;
                                 in either list bench:postgres_host=DIR connects that worker to the database
-                                through another host, e.g. /tmp for PostgreSQL's Unix socket there
+                                through another host, e.g. /tmp for PostgreSQL's Unix socket there, and
+                                bench:worker=PATH runs another build of the worker (its KvWorker.dll)
           --scenarios LIST      any of table,scaling,profile,purge,soak (default table,scaling,profile,purge);
                                 profile samples the worker with perf (Debian's linux-perf)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)

@@ -119,8 +119,10 @@ public sealed class Deployment : IAsyncDisposable
         Uri virtualHost, int replicas, CancellationToken cancellationToken, IDictionary<string, string?>? overrides = null)
     {
         var settings = WorkerSettings(virtualHost, overrides);
+        // Not a worker setting either: another build of the worker, e.g. of the revision before a change.
+        var dll = settings.Remove("bench:worker", out var build) ? build! : "KvWorker.dll";
         var workers = Enumerable.Range(1, replicas)
-            .Select(i => Track(ServiceProcess.Start($"worker {virtualHost.AbsolutePath.TrimStart('/')} #{i}", "KvWorker.dll", [], settings)))
+            .Select(i => Track(ServiceProcess.Start($"worker {virtualHost.AbsolutePath.TrimStart('/')} #{i}", dll, [], settings)))
             .ToArray();
         await RpcClient.WaitForConsumersAsync(virtualHost, replicas, () => string.Join('\n', workers.Select(w => w.RecentOutput)), cancellationToken);
         return workers;

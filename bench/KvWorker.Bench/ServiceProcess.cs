@@ -29,16 +29,20 @@ public sealed class ServiceProcess : IDisposable
     public string Name { get; }
     public int Id { get; }
 
-    /// <summary>Starts <paramref name="dll"/> from this program's directory, where the worker's build is copied too.</summary>
+    /// <summary>
+    /// Starts <paramref name="dll"/>, in its own directory: a path relative to this program's directory,
+    /// where the worker's build is copied too, or an absolute one (another build).
+    /// </summary>
     public static ServiceProcess Start(string name, string dll, IEnumerable<string> arguments, IDictionary<string, string?> settings)
     {
+        var path = Path.Combine(AppContext.BaseDirectory, dll);
         var start = new ProcessStartInfo("dotnet")
         {
-            WorkingDirectory = AppContext.BaseDirectory,
+            WorkingDirectory = Path.GetDirectoryName(path),
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
+        start.ArgumentList.Add(path);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         foreach (var (key, value) in settings)
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
