@@ -51,11 +51,19 @@ public sealed class Deployment : IAsyncDisposable
             ? configured
             : "amqp://guest:guest@127.0.0.1:5672/");
 
-    /// <summary>Creates the database <paramref name="name"/> and applies the worker's schema.</summary>
+    /// <summary>The database every benchmark database starts as a copy of (<c>KV_BENCH_TEMPLATE</c>); null: they start empty.</summary>
+    public static string? Template => Environment.GetEnvironmentVariable("KV_BENCH_TEMPLATE") is { Length: > 0 } name ? name : null;
+
+    /// <summary>
+    /// Creates the database <paramref name="name"/>, empty or as a copy of <see cref="Template"/> (a store
+    /// that already holds data, say), and applies the worker's schema.
+    /// </summary>
     public static async Task<Deployment> CreateAsync(string name, CancellationToken cancellationToken)
     {
+        // FILE_COPY: the copy's files are copied, not written again through the WAL (gigabytes, for a large template).
+        var template = Template is { } copied ? $" TEMPLATE \"{copied}\" STRATEGY FILE_COPY" : "";
         await using (var admin = NpgsqlDataSource.Create(AdminConnectionString))
-        await using (var command = admin.CreateCommand($"CREATE DATABASE \"{name}\""))
+        await using (var command = admin.CreateCommand($"CREATE DATABASE \"{name}\"{template}"))
             await command.ExecuteNonQueryAsync(cancellationToken);
         var deployment = new Deployment(name, new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString);
         await PostgresSchema.MigrateAsync(deployment.DataSource, _ => { }, cancellationToken);

@@ -27,7 +27,7 @@ public static class Machine
             rabbitMq = client.ServerVersion;
 
         var revision = Environment.GetEnvironmentVariable("KV_BENCH_REVISION");
-        return
+        List<string> lines =
         [
             $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" + (string.IsNullOrEmpty(revision) ? "" : $", revision {revision}"),
             $"- CPU: {model}, {cpus} logical CPUs",
@@ -36,6 +36,8 @@ public static class Machine
             $"- .NET: {RuntimeInformation.FrameworkDescription}; PostgreSQL {postgres}; RabbitMQ {rabbitMq}",
             $"- Load average at the start: {LoadAverage()}",
         ];
+        if (Deployment.Template is { } template) lines.Add($"- Databases: copies of {template} (KV_BENCH_TEMPLATE), not empty ones");
+        return lines;
     }
 
     /// <summary>The 1, 5 and 15 minute load averages.</summary>
