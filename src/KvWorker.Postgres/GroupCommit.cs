@@ -15,9 +15,10 @@ namespace KvWorker.Postgres;
 /// identities only when a replay is suspected, see <see cref="ExecuteAsync"/>).
 /// <see cref="GroupSimulation"/> then applies the commands
 /// one by one in arrival order, in memory. The second round trip writes the end
-/// result, a statement per table over arrays (entries upserted in one, deleted in
-/// one, each namespace's counters once, identities and their answers in one,
-/// events in one), and commits. Each command gets its own outcome, only after
+/// result, a statement per table and kind of change over arrays (new entries
+/// inserted in one, changed ones updated in one, removed ones deleted in one, each
+/// namespace's counters once, identities and their answers in one, events in one),
+/// and commits. Each command gets its own outcome, only after
 /// the commit. A group that fails for any reason but a transient one is run again
 /// command by command, so only the faulty command fails.
 /// </summary>
@@ -318,23 +319,31 @@ public sealed class GroupCommit
                 """, [Array(simulation.Reclaimed), .. Touched(group)]));
         }
 
+        // Plain inserts and updates, not upserts: the group read every row it changes under its namespace
+        // locks, so it knows which exist, and an upsert's speculative insertion costs PostgreSQL nearly
+        // twice a plain insert's work per new row (docs/experiments/plain-writes.md).
         var changed = simulation.ChangedKeys.ToList();
-        var written = changed.Where(c => c.Entry is not null).ToList();
-        if (written.Count > 0)
+        var inserted = changed.Where(c => c.Entry is not null && !c.Stored).ToList();
+        if (inserted.Count > 0)
             batch.BatchCommands.Add(Command("""
-                INSERT INTO kv_entries AS e (namespace, key, value, size_bytes, expires_at, version, updated_at)
+                INSERT INTO kv_entries (namespace, key, value, size_bytes, expires_at, version, updated_at)
                 SELECT w.namespace, w.key, w.value, w.size_bytes, now() + w.ttl * interval '1 second', w.version, now()
                   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::bigint[])
                        AS w(namespace, key, value, size_bytes, ttl, version)
-                ON CONFLICT (namespace, key) DO UPDATE
-                   SET value = excluded.value, size_bytes = excluded.size_bytes, expires_at = excluded.expires_at,
-                       version = excluded.version, updated_at = excluded.updated_at
-                """,
-                Array(written.Select(w => w.Key.Namespace)), Array(written.Select(w => w.Key.Key)),
-                Array(written.Select(w => w.Entry!.Value)), Array(written.Select(w => w.Entry!.SizeBytes)),
-                Array(written.Select(w => w.Entry!.TtlSeconds)), Array(written.Select(w => w.Entry!.Version))));
+                """, EntryArrays(inserted)));
 
-        var removed = changed.Where(c => c.Entry is null).ToList();
+        var updated = changed.Where(c => c.Entry is not null && c.Stored).ToList();
+        if (updated.Count > 0)
+            batch.BatchCommands.Add(Command("""
+                UPDATE kv_entries e
+                   SET value = w.value, size_bytes = w.size_bytes, expires_at = now() + w.ttl * interval '1 second',
+                       version = w.version, updated_at = now()
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::bigint[])
+                       AS w(namespace, key, value, size_bytes, ttl, version)
+                 WHERE e.namespace = w.namespace AND e.key = w.key
+                """, EntryArrays(updated)));
+
+        var removed = changed.Where(c => c.Entry is null && c.Stored).ToList();
         if (removed.Count > 0)
             batch.BatchCommands.Add(Command("""
                 DELETE FROM kv_entries e USING unnest($1::text[], $2::text[]) AS d(namespace, key)
@@ -342,15 +351,24 @@ public sealed class GroupCommit
                 """, Array(removed.Select(r => r.Key.Namespace)), Array(removed.Select(r => r.Key.Key))));
 
         var namespaces = simulation.ChangedNamespaces.ToList();
-        if (namespaces.Count > 0)
+        var newNamespaces = namespaces.Where(n => !n.Stored).ToList();
+        if (newNamespaces.Count > 0)
             batch.BatchCommands.Add(Command("""
-                INSERT INTO kv_namespace_usage AS u (namespace, used_bytes, entry_count, last_version)
+                INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count, last_version)
                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-                ON CONFLICT (namespace) DO UPDATE
-                   SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count, last_version = excluded.last_version
                 """,
-                Array(namespaces.Select(n => n.Namespace)), Array(namespaces.Select(n => n.UsedBytes)),
-                Array(namespaces.Select(n => n.Entries)), Array(namespaces.Select(n => n.LastVersion))));
+                Array(newNamespaces.Select(n => n.Namespace)), Array(newNamespaces.Select(n => n.UsedBytes)),
+                Array(newNamespaces.Select(n => n.Entries)), Array(newNamespaces.Select(n => n.LastVersion))));
+        var storedNamespaces = namespaces.Where(n => n.Stored).ToList();
+        if (storedNamespaces.Count > 0)
+            batch.BatchCommands.Add(Command("""
+                UPDATE kv_namespace_usage u
+                   SET used_bytes = c.used_bytes, entry_count = c.entry_count, last_version = c.last_version
+                  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS c(namespace, used_bytes, entry_count, last_version)
+                 WHERE u.namespace = c.namespace
+                """,
+                Array(storedNamespaces.Select(n => n.Namespace)), Array(storedNamespaces.Select(n => n.UsedBytes)),
+                Array(storedNamespaces.Select(n => n.Entries)), Array(storedNamespaces.Select(n => n.LastVersion))));
 
         if (_settings.GlobalQuotaBytes is not null)
             batch.BatchCommands.Add(Command("UPDATE kv_global_usage SET used_bytes = $1, entry_count = $2",
@@ -379,6 +397,12 @@ public sealed class GroupCommit
         batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         await batch.ExecuteNonQueryAsync();
     }
+
+    /// <summary>Entries to write, as the six arrays the entry statements take: namespace, key, value, size, TTL, version.</summary>
+    private static NpgsqlParameter[] EntryArrays(List<((string Namespace, string Key) Key, StoredEntry? Entry, bool Stored)> entries) =>
+        [Array(entries.Select(w => w.Key.Namespace)), Array(entries.Select(w => w.Key.Key)),
+         Array(entries.Select(w => w.Entry!.Value)), Array(entries.Select(w => w.Entry!.SizeBytes)),
+         Array(entries.Select(w => w.Entry!.TtlSeconds)), Array(entries.Select(w => w.Entry!.Version))];
 
     /// <summary>The group's keys, as the two parameters <see cref="NotTouched"/> reads: namespaces, then keys.</summary>
     private static NpgsqlParameter[] Touched(List<GroupCommand> group) =>

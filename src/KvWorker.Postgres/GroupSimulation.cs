@@ -75,14 +75,18 @@ public sealed class GroupSimulation
         return outcome;
     }
 
-    /// <summary>The keys whose rows the group changes: their final entry, or null to delete the row.</summary>
-    public IEnumerable<((string Namespace, string Key) Key, StoredEntry? Entry)> ChangedKeys =>
-        _keys.Where(pair => pair.Value.Changed).Select(pair => (pair.Key, pair.Value.Entry));
+    /// <summary>
+    /// The keys whose rows the group changes: their final entry, or null to delete the row, and
+    /// whether the row is in the table now. The group read every key it touches under its namespace
+    /// locks, which every writer of a namespace holds, so the write knows whether to insert or update.
+    /// </summary>
+    public IEnumerable<((string Namespace, string Key) Key, StoredEntry? Entry, bool Stored)> ChangedKeys =>
+        _keys.Where(pair => pair.Value.Changed).Select(pair => (pair.Key, pair.Value.Entry, pair.Value.Stored));
 
-    /// <summary>The namespaces whose counters the group changes, with their final figures.</summary>
-    public IEnumerable<(string Namespace, long UsedBytes, long Entries, long LastVersion)> ChangedNamespaces =>
+    /// <summary>The namespaces whose counters the group changes, with their final figures and whether their row is in the table now.</summary>
+    public IEnumerable<(string Namespace, long UsedBytes, long Entries, long LastVersion, bool Stored)> ChangedNamespaces =>
         _namespaces.Where(pair => pair.Value.Changed)
-            .Select(pair => (pair.Key, pair.Value.UsedBytes, pair.Value.Entries, pair.Value.LastVersion));
+            .Select(pair => (pair.Key, pair.Value.UsedBytes, pair.Value.Entries, pair.Value.LastVersion, _snapshot.Namespaces.ContainsKey(pair.Key)));
 
     public (long UsedBytes, long Entries) Global => (_globalUsed, _globalEntries);
 
@@ -287,6 +291,9 @@ public sealed class GroupSimulation
     private sealed class KeyState(StoredEntry? entry)
     {
         public StoredEntry? Entry { get; private set; } = entry;
+
+        /// <summary>Whether the key has a row in the table (live or expired) as the group read it.</summary>
+        public bool Stored { get; } = entry is not null;
         public bool Changed { get; private set; }
 
         public void Set(StoredEntry? entry)

@@ -59,6 +59,20 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
         { "only replays", [Increment("c", 1, id: "i1"), Set("k", "1", id: "s1")], [Set("k", "1", id: "s1"), Increment("c", 1, id: "i1"), Get("c")] },
     };
 
+    /// <summary>
+    /// Mixes on rows that earlier groups stored: the group inserts only the rows it finds missing
+    /// and updates or deletes the ones it read, including an expired one and a key deleted and
+    /// written again within the group; a key written and deleted within it never reaches the table.
+    /// </summary>
+    public static TheoryData<string, Step[], Step[]> OnStoredRows => new()
+    {
+        {
+            "overwrites, deletes and rewrites of stored keys, an expired one among them, and a key that comes and goes",
+            [Set("a", "1"), Set("b", "2"), Increment("c"), Set("old", "\"expired\"", ttl: 0.001)],
+            [Set("a", "10"), Delete("b"), Set("b", "20"), Increment("c"), Delete("a"), Set("new", "1"), Delete("new"), Set("old", "2"), Get("a"), Get("b"), Get("old")]
+        },
+    };
+
     [Theory]
     [MemberData(nameof(Mixes))]
     public Task A_group_gives_each_command_what_running_them_one_by_one_gives(string mix, Step[] steps) =>
@@ -67,6 +81,11 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
     [Theory]
     [MemberData(nameof(Replays))]
     public Task A_group_with_replays_of_earlier_requests_gives_what_running_them_one_by_one_gives(string mix, Step[] before, Step[] steps) =>
+        AssertGroupedAsSequentialAsync(mix, before, steps);
+
+    [Theory]
+    [MemberData(nameof(OnStoredRows))]
+    public Task A_group_on_rows_stored_before_gives_what_running_them_one_by_one_gives(string mix, Step[] before, Step[] steps) =>
         AssertGroupedAsSequentialAsync(mix, before, steps);
 
     /// <summary>Runs <paramref name="before"/> one by one on both sides, then <paramref name="steps"/> one by one on one side and as one group on the other.</summary>
