@@ -320,8 +320,8 @@ public sealed class GroupCommit
         }
 
         // Plain inserts and updates, not upserts: the group read every row it changes under its namespace
-        // locks, so it knows which exist, and an upsert's speculative insertion costs PostgreSQL nearly
-        // twice a plain insert's work per new row (docs/experiments/plain-writes.md).
+        // locks, so it knows which exist, and writing the same entries took an upsert 1.1-1.9 times as long
+        // (docs/experiments/plain-writes.md).
         var changed = simulation.ChangedKeys.ToList();
         var inserted = changed.Where(c => c.Entry is not null && !c.Stored).ToList();
         if (inserted.Count > 0)
