@@ -350,25 +350,18 @@ public sealed class GroupCommit
                  WHERE e.namespace = d.namespace AND e.key = d.key
                 """, Array(removed.Select(r => r.Key.Namespace)), Array(removed.Select(r => r.Key.Key))));
 
+        // The counters keep their upsert: one row per namespace, almost always an update, where the
+        // plain UPDATE measured no cheaper (docs/experiments/plain-writes.md).
         var namespaces = simulation.ChangedNamespaces.ToList();
-        var newNamespaces = namespaces.Where(n => !n.Stored).ToList();
-        if (newNamespaces.Count > 0)
+        if (namespaces.Count > 0)
             batch.BatchCommands.Add(Command("""
-                INSERT INTO kv_namespace_usage (namespace, used_bytes, entry_count, last_version)
+                INSERT INTO kv_namespace_usage AS u (namespace, used_bytes, entry_count, last_version)
                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                ON CONFLICT (namespace) DO UPDATE
+                   SET used_bytes = excluded.used_bytes, entry_count = excluded.entry_count, last_version = excluded.last_version
                 """,
-                Array(newNamespaces.Select(n => n.Namespace)), Array(newNamespaces.Select(n => n.UsedBytes)),
-                Array(newNamespaces.Select(n => n.Entries)), Array(newNamespaces.Select(n => n.LastVersion))));
-        var storedNamespaces = namespaces.Where(n => n.Stored).ToList();
-        if (storedNamespaces.Count > 0)
-            batch.BatchCommands.Add(Command("""
-                UPDATE kv_namespace_usage u
-                   SET used_bytes = c.used_bytes, entry_count = c.entry_count, last_version = c.last_version
-                  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS c(namespace, used_bytes, entry_count, last_version)
-                 WHERE u.namespace = c.namespace
-                """,
-                Array(storedNamespaces.Select(n => n.Namespace)), Array(storedNamespaces.Select(n => n.UsedBytes)),
-                Array(storedNamespaces.Select(n => n.Entries)), Array(storedNamespaces.Select(n => n.LastVersion))));
+                Array(namespaces.Select(n => n.Namespace)), Array(namespaces.Select(n => n.UsedBytes)),
+                Array(namespaces.Select(n => n.Entries)), Array(namespaces.Select(n => n.LastVersion))));
 
         if (_settings.GlobalQuotaBytes is not null)
             batch.BatchCommands.Add(Command("UPDATE kv_global_usage SET used_bytes = $1, entry_count = $2",

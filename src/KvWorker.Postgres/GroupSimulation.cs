@@ -83,10 +83,10 @@ public sealed class GroupSimulation
     public IEnumerable<((string Namespace, string Key) Key, StoredEntry? Entry, bool Stored)> ChangedKeys =>
         _keys.Where(pair => pair.Value.Changed).Select(pair => (pair.Key, pair.Value.Entry, pair.Value.Stored));
 
-    /// <summary>The namespaces whose counters the group changes, with their final figures and whether their row is in the table now.</summary>
-    public IEnumerable<(string Namespace, long UsedBytes, long Entries, long LastVersion, bool Stored)> ChangedNamespaces =>
+    /// <summary>The namespaces whose counters the group changes, with their final figures.</summary>
+    public IEnumerable<(string Namespace, long UsedBytes, long Entries, long LastVersion)> ChangedNamespaces =>
         _namespaces.Where(pair => pair.Value.Changed)
-            .Select(pair => (pair.Key, pair.Value.UsedBytes, pair.Value.Entries, pair.Value.LastVersion, _snapshot.Namespaces.ContainsKey(pair.Key)));
+            .Select(pair => (pair.Key, pair.Value.UsedBytes, pair.Value.Entries, pair.Value.LastVersion));
 
     public (long UsedBytes, long Entries) Global => (_globalUsed, _globalEntries);
 
@@ -294,6 +294,7 @@ public sealed class GroupSimulation
 
         /// <summary>Whether the key has a row in the table (live or expired) as the group read it.</summary>
         public bool Stored { get; } = entry is not null;
+
         public bool Changed { get; private set; }
 
         public void Set(StoredEntry? entry)
