@@ -22,7 +22,8 @@ public sealed class BenchOptions
                                 (key=value,...) instead of two replicas: a setting measured side by side;
                                 in either list bench:postgres_host=DIR connects that worker to the database
                                 through another host, e.g. /tmp for PostgreSQL's Unix socket there, and
-                                bench:worker=PATH runs another build of the worker (its KvWorker.dll)
+                                bench:worker=PATH runs another build of the worker (its KvWorker.dll;
+                                relative paths, here and in --markdown, start at the repository's root)
           --scenarios LIST      any of table,scaling,profile,purge,soak (default table,scaling,profile,purge);
                                 profile samples the worker with perf (Debian's linux-perf)
           --purge-entries N     expired entries the purge scenario removes (default 1000000)

@@ -128,7 +128,8 @@ public sealed class Deployment : IAsyncDisposable
     {
         var settings = WorkerSettings(virtualHost, overrides);
         // Not a worker setting either: another build of the worker, e.g. of the revision before a change.
-        var dll = settings.Remove("bench:worker", out var build) ? build! : "KvWorker.dll";
+        // A relative path is taken from the repository's root, where scripts/bench.sh runs, as --markdown's is.
+        var dll = settings.Remove("bench:worker", out var build) ? Path.GetFullPath(build!) : "KvWorker.dll";
         var workers = Enumerable.Range(1, replicas)
             .Select(i => Track(ServiceProcess.Start($"worker {virtualHost.AbsolutePath.TrimStart('/')} #{i}", dll, [], settings)))
             .ToArray();
