@@ -11,7 +11,8 @@ public record KvGetResult
     [JsonPropertyName("namespace")] public required string Namespace { get; init; }
     [JsonPropertyName("key")] public required string Key { get; init; }
     [JsonPropertyName("found")] public bool Found { get; init; }
-    [JsonPropertyName("value"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    /// <summary>The entry's value when found (a stored JSON null is a JsonElement of kind Null); null when not found.</summary>
+    [JsonPropertyName("value"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(JsonNullAsElement))]
     public JsonElement? Value { get; init; }
     /// <summary>Remaining seconds; present only when the entry has a TTL.</summary>
     [JsonPropertyName("ttl_seconds"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -146,4 +147,22 @@ public static class KvErrorCodes
     public const string StoreUnavailableError = nameof(StoreUnavailableError);
     /// <summary>An <c>if_version</c> that does not match the live entry; the error carries <c>current_version</c>.</summary>
     public const string VersionConflictError = nameof(VersionConflictError);
+}
+
+/// <summary>
+/// Reads a JSON null as a <see cref="JsonElement"/> of kind Null instead of as no value, so a
+/// found entry that holds JSON null keeps it; a member that is absent stays null.
+/// </summary>
+public sealed class JsonNullAsElement : JsonConverter<JsonElement?>
+{
+    public override bool HandleNull => true;
+
+    public override JsonElement? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        JsonElement.ParseValue(ref reader);
+
+    public override void Write(Utf8JsonWriter writer, JsonElement? value, JsonSerializerOptions options)
+    {
+        if (value is { } element) element.WriteTo(writer);
+        else writer.WriteNullValue();
+    }
 }

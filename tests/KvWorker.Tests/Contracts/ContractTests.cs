@@ -55,6 +55,20 @@ public sealed class ContractTests
     }
 
     [Fact]
+    public void A_read_reply_keeps_a_stored_null_apart_from_no_value()
+    {
+        var storedNull = JsonSerializer.Deserialize<KvGetResult>("""{"namespace":"n","key":"k","found":true,"value":null}""")!;
+        var notFound = JsonSerializer.Deserialize<KvGetResult>("""{"namespace":"n","key":"k","found":false}""")!;
+        var many = JsonSerializer.Deserialize<KvGetManyResult>(
+            """{"namespace":"n","entries":[{"namespace":"n","key":"a","found":true,"value":null},{"namespace":"n","key":"b","found":false}]}""")!;
+
+        Assert.Equal(JsonValueKind.Null, storedNull.Value?.ValueKind);
+        Assert.Null(notFound.Value);
+        Assert.Equal([JsonValueKind.Null, null], many.Entries.Select(entry => entry.Value?.ValueKind));
+        Assert.Equal("""{"namespace":"n","key":"k","found":true,"value":null}""", JsonSerializer.Serialize(storedNull));
+    }
+
+    [Fact]
     public void The_manifest_has_a_tool_for_each_tool_operation_matching_its_descriptor_and_request_record()
     {
         using var manifest = JsonDocument.Parse(KvStoreManifest.Json);
