@@ -256,7 +256,13 @@ public sealed class Deployment : IAsyncDisposable
         await DataSource.DisposeAsync();
         NpgsqlConnection.ClearAllPools();
         await using var admin = NpgsqlDataSource.Create(AdminConnectionString);
-        await using var command = admin.CreateCommand($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
+        await DropDatabaseAsync(admin, Name);
+    }
+
+    /// <summary>Drops a database, ending its sessions (the tests' databases too).</summary>
+    public static async Task DropDatabaseAsync(NpgsqlDataSource admin, string name)
+    {
+        await using var command = admin.CreateCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
         for (var attempt = 1; ; attempt++)
         {
             try

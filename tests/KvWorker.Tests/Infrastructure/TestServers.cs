@@ -82,8 +82,7 @@ public static class TestServers
     {
         NpgsqlConnection.ClearAllPools();
         await using var dataSource = NpgsqlDataSource.Create(await PostgresAdminAsync());
-        await using var command = dataSource.CreateCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        await command.ExecuteNonQueryAsync();
+        await KvWorker.Bench.Deployment.DropDatabaseAsync(dataSource, name);
     }
 
     /// <summary>Creates a virtual host so each collection has its own kv_* queues.</summary>
