@@ -81,11 +81,19 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         {
             if (exception is JsonException) return exception;
             if (exception is System.Runtime.Serialization.SerializationException or MessageNotConsumedException) unreadable ??= exception;
-            if (exception is InvalidOperationException && exception.TargetSite?.DeclaringType?.Name == "SystemTextJsonSerializerContext")
+            if (exception is InvalidOperationException && ThrownReadingTheBody(exception))
                 unreadable ??= new JsonException("the body is not a JSON object");
         }
         return unreadable;
     }
+
+    /// <summary>
+    /// True when MassTransit's reading of the body is on the exception's stack: a JSON null body
+    /// reaches System.Text.Json as an empty element, which throws from within System.Text.Json.
+    /// </summary>
+    private static bool ThrownReadingTheBody(Exception exception) =>
+        new System.Diagnostics.StackTrace(exception, fNeedFileInfo: false).GetFrames()
+            .Any(frame => frame.GetMethod()?.DeclaringType?.Name == "SystemTextJsonSerializerContext");
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("kvErrorReply");
 }

@@ -55,6 +55,8 @@ public sealed class KvCommands(IOptions<KvLimits> options)
                 return new(list.Namespace, null, (adapter, ct) => Box(adapter.ListAsync(list, ct)));
             case KvGetMany getMany:
                 CheckName(getMany.Namespace, "namespace", Limits.MaxNamespaceLength);
+                if (getMany.Keys is null)
+                    throw KvStoreException.InvalidRequest("keys must be a list of key names");
                 if (getMany.Keys.Count > MaxGetManyKeys)
                     throw KvStoreException.InvalidRequest($"keys must name at most {MaxGetManyKeys} keys, not {getMany.Keys.Count}");
                 foreach (var key in getMany.Keys) CheckName(key, "every key", Limits.MaxKeyLength);
