@@ -123,14 +123,14 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
 
     private static readonly JsonSerializerOptions Compact = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    /// <summary>The reply as text, without its namespace and with TTLs rounded, so two namespaces' replies compare.</summary>
+    /// <summary>The reply as text, without its namespace and with TTLs rounded up to whole seconds (a read a moment after a write still shows the TTL written), so two namespaces' replies compare.</summary>
     private static async Task<string> DescribeAsync(Task<object> reply, string ns)
     {
         try
         {
             var result = JsonSerializer.SerializeToNode(await reply, Compact)!.AsObject();
             result.Remove("namespace");
-            if (result["ttl_seconds"] is { } ttl) result["ttl_seconds"] = Math.Round(ttl.GetValue<double>());
+            if (result["ttl_seconds"] is { } ttl) result["ttl_seconds"] = Math.Ceiling(ttl.GetValue<double>());
             return result.ToJsonString();
         }
         catch (KvStoreException ex)
