@@ -59,12 +59,15 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         && !logEvent.Properties.ContainsKey("ConsumerType")
         && FindReadFailure(logEvent.Exception) is not null;
 
+    /// <summary>How the reply to a fault no check foresaw begins, apart from a malformed request's.</summary>
+    public const string UnexpectedFaultPrefix = "request failed: ";
+
     public static KvError ToReply(Exception exception)
     {
         var failure = FindReadFailure(exception);
         var detail = failure is not null
             ? new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = $"malformed request: {failure.Message}" }
-            : new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = $"request failed: {exception.GetBaseException().Message}" };
+            : new KvErrorDetail { Code = KvErrorCodes.KeyValueStoreError, Message = UnexpectedFaultPrefix + exception.GetBaseException().Message };
         return new KvError { Error = detail };
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using KvWorker.Amqp;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Xunit.Abstractions;
@@ -159,8 +160,8 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
         {
             using var reply = JsonDocument.Parse(body.ToArray());
             if (!reply.RootElement.TryGetProperty("error", out var error)) return "ok";
-            // An error the worker did not expect (its message says "request failed") is counted apart from validation's.
-            return error.TryGetProperty("message", out var message) && message.GetString()?.StartsWith("request failed", StringComparison.Ordinal) == true
+            // An error the worker did not expect is counted apart from validation's.
+            return error.TryGetProperty("message", out var message) && message.GetString()?.StartsWith(ErrorReplyFilter.UnexpectedFaultPrefix, StringComparison.Ordinal) == true
                 ? UnexpectedFault
                 : error.GetProperty("code").GetString() ?? "?";
         }

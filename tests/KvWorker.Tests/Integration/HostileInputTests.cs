@@ -1,4 +1,5 @@
 using System.Text;
+using KvWorker.Amqp;
 
 namespace KvWorker.Tests.Integration;
 
@@ -121,7 +122,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
         var message = error.GetProperty("message").GetString();
         Assert.False(string.IsNullOrWhiteSpace(message));
         // Rejected by reading or validation, never by a fault the worker did not expect.
-        Assert.DoesNotContain("request failed", message);
+        Assert.DoesNotContain(ErrorReplyFilter.UnexpectedFaultPrefix, message);
         await Task.Delay(200);
         Assert.Empty(client.Unmatched);
         Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
