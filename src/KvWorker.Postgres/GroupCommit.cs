@@ -131,9 +131,11 @@ public sealed class GroupCommit
                 // one that the simulation applies again fails the INSERT of its identity, and the group
                 // runs again with identities read; one that it refuses (a version conflict, say, after
                 // the first run changed the version) reads them before anything is answered.
-                // Either further read may change which commands are refused, so each comes at most once,
-                // whenever a run of the simulation asks for it.
-                var (identitiesRead, expiredRead) = (attempt > 1, false);
+                // Likewise the expired entries a quota refusal would count as free: a namespace's, or
+                // all of them for the global quota, read when a run of the simulation asks for them.
+                // A further read may change which commands are refused, so the simulation runs again
+                // until it asks for nothing new: identities at most once, each expired figure at most once.
+                var identitiesRead = attempt > 1;
                 var snapshot = await ReadAsync(connection, group, writes, identitiesRead);
                 var (simulation, outcomes) = Simulate(group, snapshot);
                 while (true)
@@ -143,11 +145,8 @@ public sealed class GroupCommit
                         snapshot = snapshot with { Identities = await ReadIdentitiesAsync(connection, group) };
                         identitiesRead = true;
                     }
-                    else if (!expiredRead && (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded))
-                    {
+                    else if (simulation.ReclaimablesNeeded.Count > 0 || simulation.GlobalExpiredNeeded)
                         snapshot = await ReadExpiredAsync(connection, group, snapshot, simulation);
-                        expiredRead = true;
-                    }
                     else break;
                     (simulation, outcomes) = Simulate(group, snapshot);
                 }
@@ -274,7 +273,7 @@ public sealed class GroupCommit
     }
 
     /// <summary>
-    /// Rarely, a second read: what the expired entries the group did not read add up to, in
+    /// Rarely, a further read: what the expired entries the group did not read add up to, in
     /// the namespaces whose quota refused a write, and anywhere when the global quota did.
     /// </summary>
     private async Task<GroupSnapshot> ReadExpiredAsync(
@@ -292,13 +291,15 @@ public sealed class GroupCommit
                 SELECT coalesce(sum(e.size_bytes), 0)::bigint FROM kv_entries e WHERE e.expires_at <= now() AND {NotTouched(1)}
                 """, Touched(group)));
 
-        var reclaimables = simulation.ReclaimablesNeeded.ToDictionary(ns => ns, _ => (0L, 0L), StringComparer.Ordinal);
-        long? globalExpired = null;
+        // Added to what earlier reads found; the figures are of the transaction's one now(), so they agree.
+        var reclaimables = new Dictionary<string, (long Bytes, long Count)>(snapshot.Reclaimables, StringComparer.Ordinal);
+        foreach (var ns in simulation.ReclaimablesNeeded) reclaimables[ns] = (0, 0);
+        var globalExpired = snapshot.GlobalExpiredBytes;
         await using var reader = await batch.ExecuteReaderAsync();
         while (await reader.ReadAsync()) reclaimables[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2));
         if (simulation.GlobalExpiredNeeded && await reader.NextResultAsync() && await reader.ReadAsync())
             globalExpired = reader.GetInt64(0);
-        return snapshot with { Reclaimables = reclaimables, GlobalExpiredBytes = globalExpired ?? 0 };
+        return snapshot with { Reclaimables = reclaimables, GlobalExpiredBytes = globalExpired };
     }
 
     /// <summary>

@@ -193,10 +193,14 @@ public sealed class GroupSimulation
             if (counters.UsedBytes + delta > _settings.NamespaceQuotaBytes)
                 return new CommandOutcome(KvStatus.NamespaceQuota, UsedBytes: counters.UsedBytes, QuotaBytes: _settings.NamespaceQuotaBytes, AttemptedBytes: size);
         }
-        if (_settings.GlobalQuotaBytes is { } globalQuota && delta > 0 && _globalUsed + delta > globalQuota)
+        // The global counter may run above the quota by expired entries that writes elsewhere were
+        // admitted against: a write that makes live data grow is checked even when the counter does
+        // not grow (an expired entry written again at its old size).
+        var liveGrowth = size - (old is { Live: true } ? old.SizeBytes : 0);
+        if (_settings.GlobalQuotaBytes is { } globalQuota && liveGrowth > 0 && _globalUsed + delta > globalQuota)
         {
-            var used = _globalUsed - GlobalExpiredBytes(ns, key);
-            if (used + delta > globalQuota)
+            var used = _globalUsed - GlobalExpiredBytes(ns, key) - (old is { Live: false } ? old.SizeBytes : 0);
+            if (used + liveGrowth > globalQuota)
                 return new CommandOutcome(KvStatus.GlobalQuota, UsedBytes: used, QuotaBytes: globalQuota, AttemptedBytes: size);
         }
 
@@ -210,20 +214,25 @@ public sealed class GroupSimulation
     }
 
     /// <summary>
-    /// Removes the namespace's expired entries (other than the key being written), once per
-    /// group: those the group holds in memory now, and those it did not read, whose total the
-    /// second run knows (<see cref="GroupSnapshot.Reclaimables"/>); reported like a purge.
+    /// Removes the namespace's expired entries other than the key being written, as a write run
+    /// on its own would: those the group holds in memory now (a key an earlier refused write kept
+    /// among them), and, the first time, those it did not read, whose total a further run knows
+    /// (<see cref="GroupSnapshot.Reclaimables"/>); reported like a purge.
     /// </summary>
     private void Reclaim(string ns, string exceptKey, NamespaceState counters)
     {
-        if (counters.Reclaimed) return;
         if (!_snapshot.Reclaimables.TryGetValue(ns, out var unread))
         {
             ReclaimablesNeeded.Add(ns);
             return;
         }
-        counters.Reclaimed = true;
-        long bytes = unread.Bytes, count = unread.Count;
+        long bytes = 0, count = 0;
+        if (!counters.UnreadReclaimed)
+        {
+            counters.UnreadReclaimed = true;
+            (bytes, count) = unread;
+            _reclaimedBytes += unread.Bytes;
+        }
         foreach (var ((entryNamespace, key), state) in _keys)
         {
             if (entryNamespace != ns || key == exceptKey || state.Entry is not { Live: false } expired) continue;
@@ -232,8 +241,7 @@ public sealed class GroupSimulation
             state.Set(null);
         }
         if (count == 0) return;
-        Reclaimed.Add(ns);
-        _reclaimedBytes += unread.Bytes;
+        if (!Reclaimed.Contains(ns)) Reclaimed.Add(ns);
         counters.Add(-bytes, -count);
         AddGlobal(-bytes, -count);
         Events.Add((nameof(KvEntriesExpired), JsonSerializer.Serialize(new KvEntriesExpired
@@ -310,7 +318,8 @@ public sealed class GroupSimulation
         public long Entries { get; private set; } = entries;
         public long LastVersion { get; private set; } = lastVersion;
         public bool Changed { get; private set; }
-        public bool Reclaimed { get; set; }
+        /// <summary>Whether a reclaim has removed the namespace's expired entries that the group did not read.</summary>
+        public bool UnreadReclaimed { get; set; }
 
         public void Add(long bytes, long entries)
         {

@@ -157,4 +157,50 @@ public sealed class GroupCommitTests(DatabaseFixture db)
         Assert.Equal(2000, total);
         await isolated.DisposeAsync();
     }
+
+    /// <summary>A JSON string value of exactly <paramref name="bytes"/> bytes.</summary>
+    private static StoredValue Bytes(int bytes) => Value($"\"{new string('x', bytes - 2)}\"");
+
+    [Fact]
+    public async Task A_write_is_admitted_when_expired_entries_in_its_namespace_and_elsewhere_together_make_room()
+    {
+        await using var isolated = new DatabaseFixture();
+        await isolated.InitializeAsync();
+        var adapter = isolated.Adapter(namespaceQuotaBytes: 100, globalQuotaBytes: 200);
+        var (ns, other, third) = (NewNamespace(), NewNamespace(), NewNamespace());
+        await adapter.SetAsync(ns, "live", Bytes(87), null, null, None);
+        await adapter.SetAsync(ns, "expired", Bytes(3), 60, null, None);
+        await adapter.SetAsync(other, "expired", Bytes(60), 60, null, None);
+        await adapter.SetAsync(third, "live", Bytes(50), null, null, None);
+        await isolated.ExpireAsync(ns, "expired");
+        await isolated.ExpireAsync(other, "expired");
+
+        // 101 bytes in the namespace until its own expired entry goes; 208 counted globally, 148 of them live.
+        await adapter.SetAsync(ns, "new", Bytes(11), null, null, None);
+
+        Assert.True((await adapter.GetAsync(ns, "new", None)).Found);
+        Assert.Equal((98L, 98L, 2L), await isolated.UsageAsync(ns));
+        await isolated.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task An_expired_entry_written_again_at_its_old_size_is_held_to_the_global_quota()
+    {
+        await using var isolated = new DatabaseFixture();
+        await isolated.InitializeAsync();
+        var adapter = isolated.Adapter(namespaceQuotaBytes: 10_000, globalQuotaBytes: 100);
+        var (ns, other) = (NewNamespace(), NewNamespace());
+        await adapter.SetAsync(other, "x", Bytes(50), 60, null, None);
+        await isolated.ExpireAsync(other, "x");
+        await adapter.SetAsync(ns, "y", Bytes(40), null, null, None);
+        // Admitted against x's expired bytes, which stay counted until purged: 140 counted, 90 live.
+        await adapter.SetAsync(ns, "z", Bytes(50), null, null, None);
+
+        // Written again, x would be live: 140 live bytes against a quota of 100.
+        var refused = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(other, "x", Bytes(50), null, null, None));
+
+        Assert.Equal((KvErrorCodes.GlobalQuotaExceededError, 90L), (refused.Code, refused.UsedBytes));
+        Assert.False((await adapter.GetAsync(other, "x", None)).Found);
+        await isolated.DisposeAsync();
+    }
 }

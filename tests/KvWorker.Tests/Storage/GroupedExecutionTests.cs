@@ -73,6 +73,12 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
             [Set("a", "1"), Set("b", "2"), Increment("c"), Set("old", "\"expired\"", ttl: 0.001)],
             [Set("a", "10"), Delete("b"), Set("b", "20"), Increment("c"), Delete("a"), Set("new", "1"), Delete("new"), Set("old", "2"), Get("a"), Get("b"), Get("old")]
         },
+        {
+            // The refused write leaves its own expired entry; the next write reclaims it, as it would alone.
+            "a write refused beside its own expired entry, then one that its reclaim makes room for",
+            [Set("live", Bytes(55)), Set("old", Bytes(40), ttl: 0.001)],
+            [Set("old", Bytes(50)), Set("k", Bytes(10)), Get("k"), Get("old")]
+        },
     };
 
     [Theory]
