@@ -34,9 +34,11 @@ public static class PostgresConnection
         {
             throw new InvalidOperationException($"{key} is not a PostgreSQL URL or Npgsql connection string: {ex.Message}", ex);
         }
-        builder.MinPoolSize = options.Pool.Size;
-        builder.MaxPoolSize = options.Pool.Size + options.Pool.MaxOverflow;
-        builder.Timeout = options.Pool.Timeout;
+        // The pool settings, unless the URL names its own (connect_timeout, as libpq reads it, or
+        // Npgsql's keywords): a URL shared with other clients keeps its meaning here.
+        if (!builder.ShouldSerialize("Minimum Pool Size")) builder.MinPoolSize = options.Pool.Size;
+        if (!builder.ShouldSerialize("Maximum Pool Size")) builder.MaxPoolSize = options.Pool.Size + options.Pool.MaxOverflow;
+        if (!builder.ShouldSerialize("Timeout")) builder.Timeout = options.Pool.Timeout;
         // The same few statements run all day: let Npgsql prepare them.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         // Every statement runs in a transaction of its own or the group's and leaves no session

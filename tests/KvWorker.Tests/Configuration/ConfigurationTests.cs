@@ -147,6 +147,19 @@ public sealed class ConfigurationTests
         Assert.Equal((5, 12, 12), (builder.MinPoolSize, builder.MaxPoolSize, builder.Timeout));
     }
 
+    [Theory]
+    [InlineData("postgresql://u@h/db?connect_timeout=3", 5, 12, 3)]
+    [InlineData("Host=h;Username=u;Timeout=4;Maximum Pool Size=40", 5, 40, 4)]
+    [InlineData("Host=h;Username=u;Minimum Pool Size=1", 1, 12, 12)]
+    public void Pool_settings_named_in_the_url_win_over_the_pool_options(string url, int min, int max, int timeout)
+    {
+        var options = new PostgresAdapterOptions { Url = url, Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 12 } };
+
+        var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(options, new ConfigurationBuilder().Build()));
+
+        Assert.Equal((min, max, timeout), (builder.MinPoolSize, builder.MaxPoolSize, builder.Timeout));
+    }
+
     [Fact]
     public void Reuse_conversation_store_takes_the_conversation_store_database_when_one_is_configured()
     {
@@ -190,6 +203,16 @@ public sealed class ConfigurationTests
         Assert.Equal(2048, postgres.NamespaceQuotaBytes);
         Assert.Equal(4096, postgres.GlobalQuotaBytes);
         Assert.False(postgres.ReuseConversationStore);
+    }
+
+    [Fact]
+    public void The_shipped_appsettings_json_leaves_every_ATLAS_KV_variable_in_effect()
+    {
+        // A key the file sets would win over its variable, which would then do nothing.
+        var shipped = new ConfigurationBuilder().AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json")).Build();
+
+        Assert.Equal("postgres", shipped["tools:kv_store:default_adapter"]);
+        Assert.All(AtlasEnvironment.KeysByVariable, pair => Assert.True(shipped[pair.Value] is null, $"appsettings.json sets {pair.Value}, hiding {pair.Key}"));
     }
 
     [Fact]
