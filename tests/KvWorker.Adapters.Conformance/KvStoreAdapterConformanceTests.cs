@@ -685,6 +685,23 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_expired_entry_written_again_at_its_old_size_is_held_to_the_global_quota()
+    {
+        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 150, isolated: true);
+        var (a, b) = (NewNamespace(), NewNamespace());
+        await adapter.SetAsync(a, "k", ValueOfSize(100), ShortTtlSeconds, null, None);
+        await Task.Delay(PastShortTtl);
+        await adapter.SetAsync(b, "k", ValueOfSize(100, 'y'), null, null, None);
+
+        // Its size has not changed, but it would be 100 live bytes more.
+        var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(a, "k", ValueOfSize(100), null, null, None));
+
+        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
+        Assert.Equal((150L, 100L, 100L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
+        Assert.False((await adapter.GetAsync(a, "k", None)).Found);
+    }
+
+    [Fact]
     public async Task Concurrent_writers_cannot_push_the_store_past_its_global_quota()
     {
         var adapter = await AdapterAsync(namespaceQuotaBytes: 100_000, globalQuotaBytes: 1000, isolated: true);

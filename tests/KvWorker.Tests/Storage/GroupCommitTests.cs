@@ -182,25 +182,4 @@ public sealed class GroupCommitTests(DatabaseFixture db)
         Assert.Equal((98L, 98L, 2L), await isolated.UsageAsync(ns));
         await isolated.DisposeAsync();
     }
-
-    [Fact]
-    public async Task An_expired_entry_written_again_at_its_old_size_is_held_to_the_global_quota()
-    {
-        await using var isolated = new DatabaseFixture();
-        await isolated.InitializeAsync();
-        var adapter = isolated.Adapter(namespaceQuotaBytes: 10_000, globalQuotaBytes: 100);
-        var (ns, other) = (NewNamespace(), NewNamespace());
-        await adapter.SetAsync(other, "x", Bytes(50), 60, null, None);
-        await isolated.ExpireAsync(other, "x");
-        await adapter.SetAsync(ns, "y", Bytes(40), null, null, None);
-        // Admitted against x's expired bytes, which stay counted until purged: 140 counted, 90 live.
-        await adapter.SetAsync(ns, "z", Bytes(50), null, null, None);
-
-        // Written again, x would be live: 140 live bytes against a quota of 100.
-        var refused = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(other, "x", Bytes(50), null, null, None));
-
-        Assert.Equal((KvErrorCodes.GlobalQuotaExceededError, 90L), (refused.Code, refused.UsedBytes));
-        Assert.False((await adapter.GetAsync(other, "x", None)).Found);
-        await isolated.DisposeAsync();
-    }
 }
