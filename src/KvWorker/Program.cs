@@ -3,10 +3,10 @@ using KvWorker.Configuration;
 using KvWorker.Health;
 using Microsoft.Extensions.Options;
 
-if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs);
-
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+// The health command finds the port where the worker does, in every source of its configuration.
+if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
 builder.AddKvWorker();
 var host = builder.Build();
 try

@@ -1,3 +1,4 @@
+using KvWorker.Configuration;
 using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Health;
@@ -19,15 +20,11 @@ public static class HealthExtensions
     /// this machine, for orchestrators that probe with a command (a container
     /// image without curl). Exit 0 when healthy, 1 when not, 2 when the endpoint is off.
     /// </summary>
-    public static async Task<int> ProbeAsync(string[] args)
+    public static async Task<int> ProbeAsync(string[] args, IHostApplicationBuilder worker)
     {
         var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
-        var configuration = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
-            .AddEnvironmentVariables()
-            .AddCommandLine(args.SkipWhile(arg => !arg.StartsWith('-')).ToArray())
-            .Build();
-        var port = configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
+        worker.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
+        var port = worker.Configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
         if (port <= 0)
         {
             await Console.Error.WriteLineAsync("Health:Port is not set, so the health endpoint is off");

@@ -48,6 +48,21 @@ public sealed class HealthTests(WorkerFixture worker)
         Assert.Equal(2, await ProbeAsync(0));
     }
 
+    [Fact]
+    public async Task The_health_command_reads_the_port_from_config_yaml_as_the_worker_does()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        var port = FreePort();
+        File.WriteAllText(Path.Combine(directory.FullName, "config.yaml"), $"Health:\n  Port: {port}\n");
+
+        var (exitCode, error) = await ProbeAsync([], directory.FullName);
+
+        // Not "off" (2): the port was found, and nothing answers on it.
+        Assert.Equal(1, exitCode);
+        Assert.Contains($"port {port}", error, StringComparison.Ordinal);
+        directory.Delete(recursive: true);
+    }
+
     /// <summary>The bus reports ready a moment after the host has started: wait for it, up to a limit.</summary>
     private static async Task<HttpResponseMessage> ReadyAsync(HttpClient http)
     {
@@ -60,15 +75,18 @@ public sealed class HealthTests(WorkerFixture worker)
     }
 
     /// <summary><c>KvWorker health ready --Health:Port=N</c>, as a container health check runs it.</summary>
-    private static async Task<int> ProbeAsync(int port)
+    private static async Task<int> ProbeAsync(int port) => (await ProbeAsync([$"--Health:Port={port}"], Directory.GetCurrentDirectory())).ExitCode;
+
+    private static async Task<(int ExitCode, string Error)> ProbeAsync(string[] arguments, string workingDirectory)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", "ready", $"--Health:Port={port}" })
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", "ready" }.Concat(arguments))
             start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
-        await process.StandardOutput.ReadToEndAsync();
-        await process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return process.ExitCode;
+        await output;
+        return (process.ExitCode, await error);
     }
 }
