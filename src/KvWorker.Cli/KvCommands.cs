@@ -40,7 +40,8 @@ public static class KvCommands
 
     private static readonly Option<double> Timeout = ParsedOption<double>(
         "--timeout", "Seconds to wait for the worker's reply; a request not taken by then is dropped, unapplied",
-        "a positive number of seconds", (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) > 0,
+        $"a positive number of seconds, at most {KvCallOptions.MaxTimeout.TotalSeconds:0}",
+        (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) > 0 && seconds <= KvCallOptions.MaxTimeout.TotalSeconds,
         defaultValue: KvCallOptions.DefaultTimeout.TotalSeconds);
 
     private static readonly Argument<string> Namespace = new("namespace") { Description = "The namespace, e.g. a persona's name" };

@@ -27,6 +27,9 @@ public record KvCallOptions
     /// <summary>Thirty seconds, the time-out when none is given.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>A day, the longest time-out a call takes (waiting on a task allows some 49 days; no reply is worth more than a day).</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromDays(1);
+
     internal static readonly KvCallOptions Default = new();
 
     /// <summary>
@@ -38,7 +41,7 @@ public record KvCallOptions
     public string? MessageId { get; init; }
 
     /// <summary>
-    /// How long to wait for the reply. The request also carries it as its AMQP
+    /// How long to wait for the reply, at most <see cref="MaxTimeout"/>. The request also carries it as its AMQP
     /// <c>expiration</c>, so RabbitMQ drops a request still queued when its caller
     /// has given up, rather than applying it later.
     /// </summary>

@@ -217,6 +217,7 @@ public sealed class KvClient : IAsyncDisposable
         string queue, ReadOnlyMemory<byte> body, KvCallOptions call, KvRawCallOptions amqp, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(call.Timeout, TimeSpan.Zero, "Timeout");
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(call.Timeout, KvCallOptions.MaxTimeout, "Timeout");
         var correlationId = Interlocked.Increment(ref _lastCorrelationId).ToString(CultureInfo.InvariantCulture);
         var properties = new BasicProperties
         {

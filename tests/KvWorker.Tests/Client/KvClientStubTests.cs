@@ -61,6 +61,19 @@ public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorke
     }
 
     [Fact]
+    public async Task A_time_out_beyond_a_day_is_refused_before_anything_is_sent()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+        var messageId = Guid.NewGuid().ToString();
+
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            client.GetAsync(Request(StubWorker.Silent), new KvCallOptions { MessageId = messageId, Timeout = KvCallOptions.MaxTimeout + TimeSpan.FromSeconds(1) }));
+        await Task.Delay(300);
+
+        Assert.DoesNotContain(stub.Requests, request => request.MessageId == messageId);
+    }
+
+    [Fact]
     public async Task Without_retries_the_client_sends_a_request_once()
     {
         await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
