@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
-bash scripts/services.sh >/dev/null  # installs what is missing
+bash scripts/services.sh --for-tests >/dev/null  # installs what is missing
 
 BASE=/var/tmp/kvworker/fault
 # Below the kernel's ephemeral range (32768-60999 by default), so a client socket of

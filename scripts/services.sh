@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL, RabbitMQ and Redis for KvWorker when nothing is listening yet,
-# and the Redis Cluster of the tests (KV_TEST_REDIS_CLUSTER) when its nodes are not.
+# Brings up PostgreSQL, RabbitMQ and Redis for KvWorker when nothing is listening yet.
+# With --for-tests, also what the tests need: the Redis Cluster (KV_TEST_REDIS_CLUSTER)
+# when its nodes are not up, the Python test packages and docker-compose.
 # With a Docker engine: docker compose. Without one: local processes, installed
 # through apt when absent. Safe to run again; it only starts what is missing.
+#
+#   scripts/services.sh [--for-tests]
 set -euo pipefail
+for_tests=""
+[ "${1:-}" = "--for-tests" ] && for_tests=1
 
 PG_PORT="${KV_PG_PORT:-5432}"
 AMQP_PORT="${KV_AMQP_PORT:-5672}"
@@ -129,6 +134,9 @@ wait_for_port "$AMQP_PORT" rabbitmq
 listening "$REDIS_PORT" || start_redis
 wait_for_port "$REDIS_PORT" redis
 
+say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT"
+[ -n "$for_tests" ] || exit 0
+
 # The Redis Cluster the conformance suite also runs against, from the fault-test rig
 # (scripts/cluster), which starts it afresh when any of its nodes is down.
 cluster_up=1
@@ -143,4 +151,4 @@ fi
 # for the Python package and its tests (scripts/python-tests.sh), when absent.
 bash "$REPO_ROOT/scripts/python-deps.sh"
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose  # scripts/test.sh validates docker-compose.yml with it
-say "postgres on 127.0.0.1:$PG_PORT, rabbitmq on 127.0.0.1:$AMQP_PORT, redis on 127.0.0.1:$REDIS_PORT, redis cluster on $REDIS_CLUSTER"
+say "redis cluster on $REDIS_CLUSTER"
