@@ -38,7 +38,8 @@ class AsyncKvStoreClient:
 
     The connection opens on ``async with``, ``connect()`` or the first call, and is opened
     again when it was closed or lost (calls interrupted by a lost connection are sent again
-    once, with the same ``message_id``). Use a client from one event loop.
+    once, with the same ``message_id``, which the exception carries if that fails too). Use a
+    client from one event loop.
     """
 
     def __init__(self, url=None, *, persona=None, provider=None, timeout=DEFAULT_TIMEOUT, connection_name=None):
@@ -134,6 +135,10 @@ class AsyncKvStoreClient:
         for attempt in (1, 2):
             try:
                 return await self._send_and_wait(queue, body, message_id, timeout, deadline)
+            except KvConnectionError as error:
+                if attempt == 1:
+                    raise  # connecting failed before anything was sent
+                raise _protocol.resending_failed(error, queue, message_id) from error
             except _Lost as lost:
                 if not lost.retry:
                     raise KvConnectionError(f"{lost.reason} during {queue}", lost.reply_code,

@@ -50,8 +50,9 @@ class KvStoreClient:
     Error replies raise the exception named by their code; an unreachable broker raises
     KvConnectionError, a missing worker WorkerUnavailableError, no reply in time KvTimeoutError.
     A client holds one connection, reopened when it was closed or lost (a call interrupted by
-    a lost connection is sent again once, with the same ``message_id``). It is not thread-safe
-    (pika's BlockingConnection is not): give each thread its own.
+    a lost connection is sent again once, with the same ``message_id``, which the exception
+    carries if that fails too). It is not thread-safe (pika's BlockingConnection is not): give
+    each thread its own.
     """
 
     def __init__(self, url=None, persona=None, timeout=DEFAULT_TIMEOUT, provider=None, connection_name=None):
@@ -108,6 +109,10 @@ class KvStoreClient:
             try:
                 self._open()
                 return self._send_and_wait(queue, body, message_id, timeout, deadline)
+            except KvConnectionError as error:
+                if attempt == 1:
+                    raise  # connecting failed before anything was sent
+                raise _protocol.resending_failed(error, queue, message_id) from error
             except pika.exceptions.AMQPConnectionError as error:
                 # The connection was lost; the retry (same message_id) is answered without a second application.
                 if attempt == 2 or time.monotonic() >= deadline:

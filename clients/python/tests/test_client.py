@@ -266,6 +266,20 @@ def test_a_connection_the_broker_closed_is_opened_again(ns):
         assert kv.increment(ns, "c")["value"] == 2
 
 
+def test_a_call_that_cannot_reconnect_after_sending_raises_with_its_message_id(ns):
+    with KvStoreClient(URL) as kv:
+        sent = lose_connection_after_publishing(kv, CLOSED_PORT_URL)
+        with pytest.raises(KvConnectionError) as raised:
+            kv.increment(ns, "c")
+    assert sent and raised.value.message_id == sent[0]
+    assert "cannot connect to RabbitMQ" in raised.value.message
+    assert f"retry with message_id {sent[0]}" in raised.value.message
+    # The request was applied; a retry with its message_id gets that answer and is not applied again.
+    with KvStoreClient(URL) as kv:
+        assert kv.increment(ns, "c", message_id=raised.value.message_id)["value"] == 1
+        assert kv.get(ns, "c")["value"] == 1
+
+
 def test_the_example_runs_and_leaves_nothing_behind(kv):
     spec = importlib.util.spec_from_file_location("kv_example", REPO_ROOT / "clients/python/example.py")
     example = importlib.util.module_from_spec(spec)
@@ -277,6 +291,23 @@ def test_the_example_runs_and_leaves_nothing_behind(kv):
     assert "cannot count a plan: InvalidValueTypeError" in text
     assert "notes rejected: NamespaceQuotaExceededError" in text
     assert kv.usage(namespace)["entries"] == 0
+
+
+def lose_connection_after_publishing(client, reconnect_url):
+    """Has a KvStoreClient lose its connection right after its next publish, and connect again to
+    ``reconnect_url``. Returns the list the message_id of that publish is added to."""
+    sent = []
+    publish = client._channel.basic_publish
+
+    def publish_then_lose_the_connection(exchange, routing_key, body, properties, mandatory):
+        publish(exchange, routing_key, body, properties, mandatory=mandatory)
+        sent.append(properties.message_id)
+        client.url, client._parameters = reconnect_url, pika.URLParameters(reconnect_url)
+        client._connection.close()
+        raise pika.exceptions.StreamLostError("the connection was lost after publishing")
+
+    client._channel.basic_publish = publish_then_lose_the_connection
+    return sent
 
 
 class unanswered_queue:
