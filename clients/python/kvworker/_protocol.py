@@ -160,6 +160,13 @@ def timed_out(queue, timeout, message_id):
         "may or may not have been applied; retry with the same message_id to be safe", message_id)
 
 
+def broker_silent(queue, timeout, message_id):
+    return KvTimeoutError(
+        f"RabbitMQ did not answer within {timeout} s during {queue} (message_id {message_id}): is a memory or disk "
+        "alarm blocking publishers, or is the network down? The request may or may not have been applied; retry "
+        "with the same message_id to be safe", message_id)
+
+
 def resending_failed(error, queue, message_id):
     """``error``, a KvConnectionError from connecting again to resend a request, with the request's message_id."""
     return KvConnectionError(
