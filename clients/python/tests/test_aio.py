@@ -178,3 +178,21 @@ async def test_a_call_that_cannot_reconnect_after_sending_raises_with_its_messag
         assert (await kv.increment(ns, "c", message_id=raised.value.message_id))["value"] == 1
         assert (await kv.get(ns, "c"))["value"] == 1
 
+
+@run_async
+async def test_a_channel_closed_between_opening_and_publishing_is_opened_again(ns):
+    # A close callback may clear the client's channel after _open() returned and before the publish
+    # (on Python 3.11 and earlier, asyncio.wait_for returns a loop step after its coroutine finished).
+    async with AsyncKvStoreClient(URL) as kv:
+        open_channel, closed = kv._open, []
+
+        async def open_then_lose_the_channel(timeout):
+            opened = await open_channel(timeout)
+            if not closed:
+                closed.append(kv._channel)
+                await kv._channel.close()
+            return opened
+
+        kv._open = open_then_lose_the_channel
+        assert (await kv.increment(ns, "c"))["value"] == 1
+        assert closed and kv._channel is not closed[0]
