@@ -9,7 +9,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import KvTimeoutError, ValueSerializationError, WorkerUnavailableError, error_from_reply
+from .errors import KvConnectionError, KvTimeoutError, ValueSerializationError, WorkerUnavailableError, error_from_reply
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_TIMEOUT = 30.0
@@ -158,3 +158,17 @@ def timed_out(queue, timeout, message_id):
     return KvTimeoutError(
         f"no reply on {queue} within {timeout} s (message_id {message_id}): is a worker running? The request "
         "may or may not have been applied; retry with the same message_id to be safe", message_id)
+
+
+def broker_silent(queue, timeout, message_id):
+    return KvTimeoutError(
+        f"RabbitMQ did not answer within {timeout} s during {queue} (message_id {message_id}): is a memory or disk "
+        "alarm blocking publishers, or is the network down? The request may or may not have been applied; retry "
+        "with the same message_id to be safe", message_id)
+
+
+def resending_failed(error, queue, message_id):
+    """``error``, a KvConnectionError from connecting again to resend a request, with the request's message_id."""
+    return KvConnectionError(
+        f"{error.message}, after the connection was lost during {queue}; the request may or may not have been "
+        f"applied: retry with message_id {message_id}", error.reply_code, message_id)

@@ -38,7 +38,8 @@ class AsyncKvStoreClient:
 
     The connection opens on ``async with``, ``connect()`` or the first call, and is opened
     again when it was closed or lost (calls interrupted by a lost connection are sent again
-    once, with the same ``message_id``). Use a client from one event loop.
+    once, with the same ``message_id``, which the exception carries if that fails too). Use a
+    client from one event loop.
     """
 
     def __init__(self, url=None, *, persona=None, provider=None, timeout=DEFAULT_TIMEOUT, connection_name=None):
@@ -74,13 +75,17 @@ class AsyncKvStoreClient:
         return self._channel is not None and not self._channel.is_closed
 
     async def _open(self, timeout):
+        """The open channel and its reply queue's name, opened first if need be.
+
+        Callers use these, not self._channel: a close callback may clear that before they get to use it.
+        """
         if self._is_open():
-            return
+            return self._channel, self._reply_queue
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._is_open():
-                return
+                return self._channel, self._reply_queue
             if self._connection is not None and not self._connection.connected.is_set():
                 self._connection = None
             if self._connection is None:
@@ -99,6 +104,7 @@ class AsyncKvStoreClient:
             queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
             await queue.consume(self._on_reply, no_ack=True)
             self._reply_queue, self._channel = queue.name, channel
+            return channel, queue.name
 
     def _on_connection_closed(self, connection, error):
         if connection is self._connection:
@@ -134,6 +140,10 @@ class AsyncKvStoreClient:
         for attempt in (1, 2):
             try:
                 return await self._send_and_wait(queue, body, message_id, timeout, deadline)
+            except KvConnectionError as error:
+                if attempt == 1:
+                    raise  # connecting failed before anything was sent
+                raise _protocol.resending_failed(error, queue, message_id) from error
             except _Lost as lost:
                 if not lost.retry:
                     raise KvConnectionError(f"{lost.reason} during {queue}", lost.reply_code,
@@ -146,20 +156,19 @@ class AsyncKvStoreClient:
     async def _send_and_wait(self, queue, body, message_id, timeout, deadline):
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(self._open(timeout), max(deadline - loop.time(), 0.001))
+            channel, reply_queue = await asyncio.wait_for(self._open(timeout), max(deadline - loop.time(), 0.001))
         except asyncio.TimeoutError:
             raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)} "
                                     f"within {timeout} s") from None
         except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as error:
             raise _Lost(f"the connection failed: {describe(error)}", reply_code_of(error)) from error
-        channel = self._channel
         correlation_id = str(uuid.uuid4())
         future = self._pending[correlation_id] = loop.create_future()
         try:
             # RabbitMQ drops the request once its caller has given up on it (expiration, in ms).
             expiration_ms = _protocol.expiration_ms(max(deadline - loop.time(), 0.001))
             message = aio_pika.Message(
-                body, content_type="application/json", reply_to=self._reply_queue, correlation_id=correlation_id,
+                body, content_type="application/json", reply_to=reply_queue, correlation_id=correlation_id,
                 message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000,
                 headers=_protocol.deadline_headers(expiration_ms / 1000), timestamp=time.time())
             try:

@@ -1,4 +1,5 @@
 """The blocking client, on pika: one connection, one request at a time."""
+import contextlib
 import os
 import re
 import time
@@ -6,6 +7,7 @@ import uuid
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from . import _protocol
 from ._protocol import DEFAULT_TIMEOUT, install_operations
@@ -37,6 +39,15 @@ def reply_code_of(error):
     return code
 
 
+def _no_longer_than(limit, time_left):
+    """A pika time-out (None: no limit) lowered to ``time_left``."""
+    return time_left if limit is None else min(limit, time_left)
+
+
+class _OutOfTime(Exception):
+    """The call's time ran out while pika waited on the broker; _time_limit dropped the connection."""
+
+
 class KvStoreClient:
     """The store's operations as blocking calls; results are the original tool's dictionaries.
 
@@ -50,8 +61,10 @@ class KvStoreClient:
     Error replies raise the exception named by their code; an unreachable broker raises
     KvConnectionError, a missing worker WorkerUnavailableError, no reply in time KvTimeoutError.
     A client holds one connection, reopened when it was closed or lost (a call interrupted by
-    a lost connection is sent again once, with the same ``message_id``). It is not thread-safe
-    (pika's BlockingConnection is not): give each thread its own.
+    a lost connection is sent again once, with the same ``message_id``, which the exception
+    carries if that fails too). A call takes little longer than its ``timeout``, connecting and
+    RabbitMQ's confirm of the request included. It is not thread-safe (pika's BlockingConnection
+    is not): give each thread its own.
     """
 
     def __init__(self, url=None, persona=None, timeout=DEFAULT_TIMEOUT, provider=None, connection_name=None):
@@ -59,6 +72,13 @@ class KvStoreClient:
         self._parameters = pika.URLParameters(self.url)
         self._parameters.client_properties = {
             "connection_name": connection_name or f"kvworker-python pid {os.getpid()}"}
+        if self._parameters.blocked_connection_timeout is None:
+            # RabbitMQ stops reading from a connection that publishes during a memory or disk alarm; outside
+            # a call's _time_limit (in close(), say) pika would wait on it without limit.
+            self._parameters.blocked_connection_timeout = timeout
+        # pika's limits on connecting (10 s for the socket, 15 s for the handshake, unless the URL sets
+        # others); _open lowers them to the time a call has left.
+        self._connect_limits = (self._parameters.socket_timeout, self._parameters.stack_timeout)
         self.user_id = _protocol.user_of(self.url)
         self.persona = persona
         self.provider = provider
@@ -67,7 +87,11 @@ class KvStoreClient:
         self._channel = None
         self._awaiting = None
         self._reply = None
-        self._open()
+        try:
+            self._open(time.monotonic() + timeout)
+        except _OutOfTime:
+            raise KvConnectionError(f"RabbitMQ at {_protocol.redact(self.url)} did not open a channel "
+                                    f"within {timeout} s") from None
 
     def close(self):
         if self._connection is not None and self._connection.is_open:
@@ -79,21 +103,45 @@ class KvStoreClient:
     def __exit__(self, *_):
         self.close()
 
-    def _open(self):
+    def _open(self, deadline):
+        """Opens the connection and the channel unless they are open, giving up at ``deadline`` (time.monotonic())."""
         if self._connection is None or not self._connection.is_open:
+            time_left = max(deadline - time.monotonic(), 0.001)
+            socket_limit, stack_limit = self._connect_limits
+            self._parameters.socket_timeout = _no_longer_than(socket_limit, time_left)
+            self._parameters.stack_timeout = _no_longer_than(stack_limit, time_left)
             try:
                 self._connection = pika.BlockingConnection(self._parameters)
-            except (pika.exceptions.AMQPConnectionError, OSError) as error:
+            except (pika.exceptions.AMQPConnectionError, AMQPConnectorException, OSError) as error:
+                # AMQPConnectorException: e.g. the handshake took longer than stack_timeout.
                 raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)}: {describe(error)}",
                                         reply_code_of(error)) from error
             self._channel = None
         if self._channel is None or not self._channel.is_open:
-            self._channel = self._connection.channel()
-            # Confirms make a publish wait for the broker's verdict: an unknown queue
-            # or a refused request (e.g. a wrong user_id) is reported at once.
-            self._channel.confirm_delivery()
-            self._reply_queue = self._channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
-            self._channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True)
+            with self._time_limit(deadline):
+                channel = self._connection.channel()
+                # Confirms make a publish wait for the broker's verdict: an unknown queue
+                # or a refused request (e.g. a wrong user_id) is reported at once.
+                channel.confirm_delivery()
+                self._reply_queue = channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+                channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True)
+            self._channel = channel
+
+    @contextlib.contextmanager
+    def _time_limit(self, deadline):
+        """Drops the connection if the block still waits on the broker at ``deadline``; pika then raises _OutOfTime.
+
+        pika waits for some answers of the broker without limit, such as the confirm of a publish, which
+        never comes while RabbitMQ's memory or disk alarm blocks the connection. Dropping the connection
+        from a timer on its I/O loop is what pika itself does when blocked_connection_timeout expires.
+        """
+        connection = self._connection._impl  # the asynchronous connection under pika's blocking one
+        timer = connection._adapter_call_later(max(deadline - time.monotonic(), 0),
+                                               lambda: connection._terminate_stream(_OutOfTime()))
+        try:
+            yield
+        finally:
+            connection._adapter_remove_timeout(timer)
 
     def _on_reply(self, _channel, _method, properties, body):
         if properties.correlation_id == self._awaiting:
@@ -106,8 +154,14 @@ class KvStoreClient:
         deadline = time.monotonic() + timeout
         for attempt in (1, 2):
             try:
-                self._open()
+                self._open(deadline)
                 return self._send_and_wait(queue, body, message_id, timeout, deadline)
+            except KvConnectionError as error:
+                if attempt == 1:
+                    raise  # connecting failed before anything was sent
+                raise _protocol.resending_failed(error, queue, message_id) from error
+            except _OutOfTime:
+                raise _protocol.broker_silent(queue, timeout, message_id) from None
             except pika.exceptions.AMQPConnectionError as error:
                 # The connection was lost; the retry (same message_id) is answered without a second application.
                 if attempt == 2 or time.monotonic() >= deadline:
@@ -121,18 +175,20 @@ class KvStoreClient:
     def _send_and_wait(self, queue, body, message_id, timeout, deadline):
         correlation_id = str(uuid.uuid4())
         self._awaiting, self._reply = correlation_id, None
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            reply_to=self._reply_queue,
+            correlation_id=correlation_id,
+            message_id=message_id,
+            user_id=self.user_id,
+            # RabbitMQ drops the request once its caller has given up on it, and so does the worker.
+            expiration=str(_protocol.expiration_ms(max(deadline - time.monotonic(), 0.001))),
+            headers=_protocol.deadline_headers(max(deadline - time.monotonic(), 0.001)),
+            timestamp=int(time.time()),
+        )
         try:
-            self._channel.basic_publish("", queue, body, pika.BasicProperties(
-                content_type="application/json",
-                reply_to=self._reply_queue,
-                correlation_id=correlation_id,
-                message_id=message_id,
-                user_id=self.user_id,
-                # RabbitMQ drops the request once its caller has given up on it, and so does the worker.
-                expiration=str(_protocol.expiration_ms(max(deadline - time.monotonic(), 0.001))),
-                headers=_protocol.deadline_headers(max(deadline - time.monotonic(), 0.001)),
-                timestamp=int(time.time()),
-            ), mandatory=True)
+            with self._time_limit(deadline):
+                self._channel.basic_publish("", queue, body, properties, mandatory=True)
         except pika.exceptions.UnroutableError:
             raise _protocol.no_queue(queue) from None
         while self._reply is None:

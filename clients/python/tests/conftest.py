@@ -7,7 +7,10 @@ Redis provider registered. Without a worker the tests fail; they never skip.
 import asyncio
 import functools
 import os
+import socket
 import subprocess
+import threading
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -54,3 +57,79 @@ def close_connection_named(name):
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "closed by a test"], check=True)
     return len(pids)
+
+
+def lose_connection_after_publishing(client, reconnect_url):
+    """Has an AsyncKvStoreClient lose its connection right after its next publish, and connect again to
+    ``reconnect_url``. Returns the list the message_id of that publish is added to."""
+    sent = []
+    exchange = client._channel.default_exchange
+    publish = exchange.publish
+
+    async def publish_then_lose_the_connection(message, routing_key, **options):
+        await publish(message, routing_key, **options)
+        sent.append(message.message_id)
+        client.url = reconnect_url
+        await client._connection.close()
+        raise ConnectionResetError("the connection was lost after publishing")
+
+    exchange.publish = publish_then_lose_the_connection
+    return sent
+
+
+class StallingRelay:
+    """A TCP relay to the broker of ``url`` whose ``stall()`` holds back every byte from then on.
+
+    That is what a client sees of a RabbitMQ whose memory or disk alarm blocks publishers (it stops
+    reading from their connections), or of a network that went silent. ``url`` is the relay's.
+    """
+
+    def __init__(self, url):
+        broker = urllib.parse.urlsplit(url)
+        self._broker = (broker.hostname, broker.port or 5672)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets = [self._listener]
+        self._passing = threading.Event()
+        self._passing.set()
+        self.url = urllib.parse.urlunsplit(broker._replace(
+            netloc=f"{broker.netloc.rpartition('@')[0]}@127.0.0.1:{self._listener.getsockname()[1]}"))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self):
+        self._passing.clear()
+
+    def resume(self):
+        self._passing.set()
+
+    def close(self):
+        self.resume()
+        for sock in self._sockets:
+            sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+                broker = socket.create_connection(self._broker)
+            except OSError:
+                return  # closed
+            self._sockets += [client, broker]
+            for source, sink in ((client, broker), (broker, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                self._passing.wait()  # after recv: bytes read before a stall are held back too
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            source.close()
+            sink.close()

@@ -7,7 +7,8 @@ import aio_pika
 import pika
 import pytest
 
-from conftest import CLOSED_PORT_URL, URL, close_connection_named, run_async
+from conftest import (CLOSED_PORT_URL, URL, StallingRelay, close_connection_named, lose_connection_after_publishing,
+                      run_async)
 from kvworker import (AccessDeniedError, AsyncKvStoreClient, InvalidValueTypeError, KeyValueStoreError,
                       KvConnectionError, KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError,
                       WorkerUnavailableError)
@@ -158,3 +159,40 @@ async def test_a_connection_the_broker_closed_is_opened_again(ns):
         assert (await kv.increment(ns, "c"))["value"] == 1
         await asyncio.to_thread(close_connection_named, name)
         assert (await kv.increment(ns, "c"))["value"] == 2
+
+
+@pytest.mark.parametrize("broker", ["refusing", "silent"])
+@run_async
+async def test_a_call_that_cannot_reconnect_after_sending_raises_with_its_message_id(ns, broker):
+    # Connecting again after the request went out fails: refused, or no answer within the call's time.
+    with StallingRelay(URL) as relay:
+        relay.stall()
+        async with AsyncKvStoreClient(URL, timeout=2.0) as kv:
+            sent = lose_connection_after_publishing(kv, CLOSED_PORT_URL if broker == "refusing" else relay.url)
+            with pytest.raises(KvConnectionError) as raised:
+                await kv.increment(ns, "c")
+    assert sent and raised.value.message_id == sent[0]
+    assert f"retry with message_id {sent[0]}" in raised.value.message
+    # The request was applied; a retry with its message_id gets that answer and is not applied again.
+    async with AsyncKvStoreClient(URL) as kv:
+        assert (await kv.increment(ns, "c", message_id=raised.value.message_id))["value"] == 1
+        assert (await kv.get(ns, "c"))["value"] == 1
+
+
+@run_async
+async def test_a_channel_closed_between_opening_and_publishing_is_opened_again(ns):
+    # A close callback may clear the client's channel after _open() returned and before the publish
+    # (on Python 3.11 and earlier, asyncio.wait_for returns a loop step after its coroutine finished).
+    async with AsyncKvStoreClient(URL) as kv:
+        open_channel, closed = kv._open, []
+
+        async def open_then_lose_the_channel(timeout):
+            opened = await open_channel(timeout)
+            if not closed:
+                closed.append(kv._channel)
+                await kv._channel.close()
+            return opened
+
+        kv._open = open_then_lose_the_channel
+        assert (await kv.increment(ns, "c"))["value"] == 1
+        assert closed and kv._channel is not closed[0]

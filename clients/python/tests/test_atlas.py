@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ATLAS_FIXTURES, CLOSED_PORT_URL, URL, run_async
+from conftest import ATLAS_FIXTURES, CLOSED_PORT_URL, URL, lose_connection_after_publishing, run_async
 
 sys.path.insert(0, str(ATLAS_FIXTURES))
 
@@ -123,6 +123,19 @@ async def test_errors_atlas_has_no_class_for_raise_its_key_value_store_error_wit
         await kv_store.kv_get(namespace=ns, key="k", adapter_name="kvworker",
                               adapter_config={"url": CLOSED_PORT_URL})
     assert raised.value.code == "KvConnectionError" and "cannot connect to RabbitMQ" in str(raised.value)
+
+
+def test_the_message_id_of_a_request_that_may_have_been_applied_reaches_atlas(ns):
+    adapter = kvworker.atlas.KvWorkerAdapter(URL, timeout=10)
+    try:
+        adapter.get(ns, "k")  # connects
+        sent = lose_connection_after_publishing(adapter.client, CLOSED_PORT_URL)
+        with pytest.raises(kv_store.KeyValueStoreError) as raised:
+            adapter.increment(ns, "c", delta=1, ttl_seconds=None, initial_value=0)
+    finally:
+        adapter.close()
+    assert raised.value.code == "KvConnectionError"
+    assert sent and raised.value.message_id == sent[0]
 
 
 @run_async

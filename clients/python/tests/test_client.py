@@ -9,7 +9,7 @@ import pika
 import pytest
 
 import kvworker
-from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, close_connection_named
+from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, StallingRelay, close_connection_named
 from kvworker import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvConnectionError, KvStoreClient,
                       KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError, VersionConflictError,
                       WorkerUnavailableError)
@@ -266,6 +266,66 @@ def test_a_connection_the_broker_closed_is_opened_again(ns):
         assert kv.increment(ns, "c")["value"] == 2
 
 
+@pytest.mark.parametrize("broker", ["refusing", "silent"])
+def test_a_call_that_cannot_reconnect_after_sending_raises_with_its_message_id(ns, broker):
+    # Connecting again after the request went out fails: refused, or no answer within the call's time.
+    with StallingRelay(URL) as relay, KvStoreClient(URL, timeout=2.0) as kv:
+        relay.stall()
+        sent = lose_connection_after_publishing(kv, CLOSED_PORT_URL if broker == "refusing" else relay.url)
+        with pytest.raises(KvConnectionError) as raised:
+            kv.increment(ns, "c")
+    assert sent and raised.value.message_id == sent[0]
+    assert "cannot connect to RabbitMQ" in raised.value.message
+    assert f"retry with message_id {sent[0]}" in raised.value.message
+    # The request was applied; a retry with its message_id gets that answer and is not applied again.
+    with KvStoreClient(URL) as kv:
+        assert kv.increment(ns, "c", message_id=raised.value.message_id)["value"] == 1
+        assert kv.get(ns, "c")["value"] == 1
+
+
+def test_a_publish_the_broker_never_confirms_times_out_with_its_message_id(ns):
+    # As when a memory or disk alarm blocks publishers: RabbitMQ stops reading, no confirm comes.
+    message_id, outcome = str(uuid.uuid4()), []
+    with StallingRelay(URL) as relay, KvStoreClient(relay.url) as kv:
+        def call():
+            started = time.monotonic()
+            try:
+                kv.increment(ns, "c", message_id=message_id, timeout=1.0)
+            except KeyValueStoreError as error:
+                outcome.append((error, time.monotonic() - started))
+        relay.stall()
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=10)
+        relay.resume()  # lets a call that did not give up go on
+        caller.join(timeout=10)
+        assert outcome, "the call did not give up at its time-out"
+        error, took = outcome[0]
+        assert isinstance(error, KvTimeoutError) and error.message_id == message_id and took < 2.5
+        assert "may or may not have been applied" in error.message
+        # The client connects again; the retry is applied at most once.
+        assert kv.increment(ns, "c", message_id=message_id)["value"] == 1
+        assert kv.get(ns, "c")["value"] == 1
+
+
+def test_connecting_takes_no_longer_than_the_time_left(ns):
+    # pika's own limits are 10 s for the socket and 15 s for the handshake.
+    with StallingRelay(URL) as relay:
+        relay.stall()
+        started = time.monotonic()
+        with pytest.raises(KvConnectionError) as raised:
+            KvStoreClient(relay.url, timeout=1.0)
+        assert time.monotonic() - started < 2.5 and "cannot connect to RabbitMQ" in raised.value.message
+        relay.resume()
+        with KvStoreClient(relay.url) as kv:
+            kv.close()  # the next call connects again
+            relay.stall()
+            started = time.monotonic()
+            with pytest.raises(KvConnectionError) as raised:
+                kv.get(ns, "k", timeout=1.0)
+            assert time.monotonic() - started < 2.5 and raised.value.message_id is None  # nothing was sent
+
+
 def test_the_example_runs_and_leaves_nothing_behind(kv):
     spec = importlib.util.spec_from_file_location("kv_example", REPO_ROOT / "clients/python/example.py")
     example = importlib.util.module_from_spec(spec)
@@ -277,6 +337,23 @@ def test_the_example_runs_and_leaves_nothing_behind(kv):
     assert "cannot count a plan: InvalidValueTypeError" in text
     assert "notes rejected: NamespaceQuotaExceededError" in text
     assert kv.usage(namespace)["entries"] == 0
+
+
+def lose_connection_after_publishing(client, reconnect_url):
+    """Has a KvStoreClient lose its connection right after its next publish, and connect again to
+    ``reconnect_url``. Returns the list the message_id of that publish is added to."""
+    sent = []
+    publish = client._channel.basic_publish
+
+    def publish_then_lose_the_connection(exchange, routing_key, body, properties, mandatory):
+        publish(exchange, routing_key, body, properties, mandatory=mandatory)
+        sent.append(properties.message_id)
+        client.url, client._parameters = reconnect_url, pika.URLParameters(reconnect_url)
+        client._connection.close()
+        raise pika.exceptions.StreamLostError("the connection was lost after publishing")
+
+    client._channel.basic_publish = publish_then_lose_the_connection
+    return sent
 
 
 class unanswered_queue:
