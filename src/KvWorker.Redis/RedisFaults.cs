@@ -3,9 +3,19 @@ using StackExchange.Redis;
 
 namespace KvWorker.Redis;
 
-/// <summary>Turns a lost or refused Redis connection into the adapter seam's <see cref="KvStoreUnavailableException"/>, which the worker retries.</summary>
+/// <summary>
+/// Turns a lost or refused Redis connection, and a server that cannot serve for now, into the
+/// adapter seam's <see cref="KvStoreUnavailableException"/>, which the worker retries.
+/// </summary>
 internal static class RedisFaults
 {
+    /// <summary>
+    /// The error replies of a server that cannot serve for now: loading its data after a restart,
+    /// a cluster failing over or moving a slot, a replica not yet promoted, a long script running,
+    /// memory full.
+    /// </summary>
+    private static readonly string[] UnavailablePrefixes = ["LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "OOM"];
+
     public static async Task<T> RunAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -16,6 +26,10 @@ internal static class RedisFaults
         catch (RedisConnectionException ex)
         {
             throw new KvStoreUnavailableException($"redis unreachable: {ex.Message}", ex);
+        }
+        catch (RedisServerException ex) when (UnavailablePrefixes.Any(prefix => ex.Message.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            throw new KvStoreUnavailableException($"redis unavailable: {ex.Message}", ex);
         }
     }
 }

@@ -53,6 +53,10 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     {
         var configuration = ConfigurationOptions.Parse(options.Url ?? throw new InvalidOperationException($"{RedisAdapterOptions.Section}:url is required"));
         configuration.AbortOnConnectFail = false;
+        // A command sent while the connection is down fails at once and the worker retries it within
+        // the request's budget, rather than waiting in the client's backlog to run after the caller
+        // has been told the store was unavailable.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
         return new RedisKvStoreAdapter(ConnectionMultiplexer.Connect(configuration), options, maxIntegerDigits, events, logger);
     }
 
@@ -172,6 +176,12 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         long granted = 0;
         while (true)
         {
+            if (granted > 0 && cancellationToken.IsCancellationRequested)
+            {
+                // The script the bytes were granted for will not be sent: give them back.
+                await _global!.SettleAsync(-granted);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             RedisValue[] values =
             [
                 ns, key, _options.NamespaceQuotaBytes, _global is null ? "" : granted, _thresholds,

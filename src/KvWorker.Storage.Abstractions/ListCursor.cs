@@ -25,6 +25,8 @@ public static class ListCursor
             var bytes = Convert.FromBase64String(base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '='));
             var key = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
             if (key.Length == 0 || Encode(key) != cursor) throw new FormatException("not canonical");
+            // No stored key holds a control character (requests with one are refused), so no page ended on one.
+            if (key.Any(char.IsControl)) throw new FormatException("not a key");
             return key;
         }
         catch (Exception ex) when (ex is FormatException or ArgumentException)

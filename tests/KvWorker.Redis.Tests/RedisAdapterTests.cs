@@ -176,4 +176,55 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
 
         Assert.IsType<KvStoreUnavailableException>(error);
     }
+
+    [Fact]
+    public async Task A_server_that_cannot_serve_for_now_is_reported_unavailable_so_the_worker_retries()
+    {
+        // A Redis server of this test's own, whose memory is full: every write is refused with OOM.
+        var port = FreePort();
+        var start = new System.Diagnostics.ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
+        foreach (var argument in new[] { "--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory", "1", "--maxmemory-policy", "noeviction" })
+            start.ArgumentList.Add(argument);
+        using var server = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            await WaitUntilListeningAsync(port);
+            var options = redis.Options(redis.NewIsolatedPrefix());
+            options.Url = $"127.0.0.1:{port}";
+            await using var adapter = redis.Connect(options);
+
+            var error = await Assert.ThrowsAsync<KvStoreUnavailableException>(() => adapter.SetAsync(NewNamespace(), "k", Value("1"), null, null, None));
+
+            Assert.Contains("OOM", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    private static async Task WaitUntilListeningAsync(int port)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (attempt < 100)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        socket.Start();
+        return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+    }
 }

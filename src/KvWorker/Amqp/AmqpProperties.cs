@@ -33,17 +33,26 @@ public sealed record AmqpProperties(string? MessageId, string? UserId, string? R
     /// <summary>
     /// The caller's deadline: the <c>kv-deadline</c> header (Unix milliseconds), else the AMQP
     /// <c>timestamp</c> plus <c>expiration</c> (the timestamp has whole seconds only, so this
-    /// errs early by up to a second, never late); null when the request carries neither.
+    /// errs early by up to a second, never late); null when the request carries neither, or a
+    /// time no calendar holds (a timestamp in milliseconds, say), which is no deadline either.
     /// </summary>
     private static DateTime? DeadlineOf(RabbitMQ.Client.IReadOnlyBasicProperties properties)
     {
         if (properties.Headers?.TryGetValue(Contracts.KvHeaders.Deadline, out var header) == true && Milliseconds(header) is { } deadline)
-            return DateTime.UnixEpoch.AddMilliseconds(deadline);
+            return UnixTime(deadline);
         if (properties.IsTimestampPresent() && properties.Timestamp.UnixTime > 0
             && long.TryParse(properties.Expiration, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var expiration))
-            return DateTime.UnixEpoch.AddSeconds(properties.Timestamp.UnixTime).AddMilliseconds(expiration);
+            return UnixTime(properties.Timestamp.UnixTime * 1000.0 + expiration);
         return null;
     }
+
+    private static readonly double LatestUnixMilliseconds = (DateTime.MaxValue - DateTime.UnixEpoch).TotalMilliseconds - 1;
+    private static readonly double EarliestUnixMilliseconds = (DateTime.MinValue - DateTime.UnixEpoch).TotalMilliseconds + 1;
+
+    private static DateTime? UnixTime(double milliseconds) =>
+        milliseconds >= EarliestUnixMilliseconds && milliseconds <= LatestUnixMilliseconds
+            ? DateTime.UnixEpoch.AddMilliseconds(milliseconds)
+            : null;
 
     private static long? Milliseconds(object? header) => header switch
     {

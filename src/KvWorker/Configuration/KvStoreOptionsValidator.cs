@@ -16,7 +16,8 @@ public static class KvStoreOptionsValidator
 
         var registered = adapters.Select(a => a.Name).Order().ToList();
         Require(registered.Contains(options.DefaultAdapter), "default_adapter", $"must name a registered adapter ({string.Join(", ", registered)}), not '{options.DefaultAdapter}'");
-        Require(options.RequestTimeoutSeconds > 0 && double.IsFinite(options.RequestTimeoutSeconds), "request_timeout_seconds", "must be a positive number of seconds");
+        // A day at most: a request's budget is a timer, and no request is worth waiting on for longer.
+        Require(options.RequestTimeoutSeconds is > 0 and <= 86400, "request_timeout_seconds", "must be a positive number of seconds, at most 86400");
 
         foreach (var (personaName, persona) in options.Personas)
         {

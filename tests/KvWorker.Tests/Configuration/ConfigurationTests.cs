@@ -137,6 +137,23 @@ public sealed class ConfigurationTests
         Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("86401")]
+    [InlineData("1e9")]
+    public void A_request_budget_outside_a_second_to_a_day_is_explained_naming_the_key(string value)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["tools:kv_store:request_timeout_seconds"] = value }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+
+        var error = Record.Exception(() => services.GetRequiredService<IOptions<KvStoreOptions>>().Value);
+
+        // Among the failures: this configuration registers no adapter either.
+        Assert.Contains(ConfigurationErrors.Explain(error!, configuration)!,
+            failure => failure.Contains("tools:kv_store:request_timeout_seconds must be a positive number of seconds, at most 86400", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Pool_settings_map_onto_npgsql_pooling()
     {

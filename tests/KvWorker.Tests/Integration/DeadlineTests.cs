@@ -74,6 +74,29 @@ public sealed class DeadlineTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task A_deadline_no_calendar_holds_is_no_deadline_and_the_request_is_answered()
+    {
+        var (microseconds, timestampInMilliseconds, negative) = (NewNamespace(), NewNamespace(), NewNamespace());
+
+        var replies = new[]
+        {
+            await IncrementAsync(microseconds, new BasicProperties
+            {
+                Headers = new Dictionary<string, object?> { [KvHeaders.Deadline] = UnixMilliseconds(TimeSpan.FromSeconds(30)) * 1000 },
+            }),
+            await IncrementAsync(timestampInMilliseconds, new BasicProperties
+            {
+                Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
+                Expiration = "30000",
+            }),
+            await IncrementAsync(negative, new BasicProperties { Headers = new Dictionary<string, object?> { [KvHeaders.Deadline] = long.MinValue } }),
+        };
+
+        Assert.All(replies, reply => Assert.Contains("\"value\":1", reply, StringComparison.Ordinal));
+        Assert.True(await CountedAsync(microseconds) && await CountedAsync(timestampInMilliseconds) && await CountedAsync(negative));
+    }
+
+    [Fact]
     public async Task Without_the_header_the_timestamp_and_expiration_are_the_deadline()
     {
         var ns = NewNamespace();

@@ -85,6 +85,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
             { KvOperations.List.Queue, """{"namespace":"{ns}","limit":"10"}""", Invalid, "application/json" },
             { KvOperations.List.Queue, """{"namespace":"{ns}","cursor":"not a cursor!"}""", Invalid, "application/json" },
             { KvOperations.List.Queue, """{"namespace":"{ns}","cursor":"_-8"}""", Invalid, "application/json" },
+            { KvOperations.List.Queue, """{"namespace":"{ns}","cursor":"AA"}""", Invalid, "application/json" }, // a key of one NUL, which no key is
             { KvOperations.List.Queue, """{"namespace":"{ns}","prefix":"a\u0000"}""", Invalid, "application/json" },
             { KvOperations.List.Queue, """{"prefix":"a"}""", Invalid, "application/json" },
             { KvOperations.Touch.Queue, """{"namespace":"{ns}","key":"k"}""", Invalid, "application/json" },
