@@ -150,7 +150,7 @@ public sealed class GroupCommit
                     else break;
                     (simulation, outcomes) = Simulate(group, snapshot);
                 }
-                if (writes) await WriteAsync(connection, group, simulation);
+                if (writes) await WriteAsync(connection, group, simulation, snapshot.Now);
                 for (var i = 0; i < group.Count; i++) group[i].Complete(outcomes[i]);
                 return;
             }
@@ -205,9 +205,11 @@ public sealed class GroupCommit
             if (global) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT used_bytes, entry_count FROM kv_global_usage FOR UPDATE"));
             if (identities.Length > 0) batch.BatchCommands.Add(Command(IdentitiesSql, Array(identities)));
         }
+        // The group's clock: read after its locks were granted, not now(), the transaction's start, which
+        // may precede a wait for them. Liveness, remaining TTLs and new expiries all count from it.
         batch.BatchCommands.Add(Command("""
-            SELECT now(), e.namespace, e.key, e.value, e.size_bytes, extract(epoch FROM e.expires_at - now())::float8, e.version
-              FROM (SELECT now()) AS t
+            SELECT t.now, e.namespace, e.key, e.value, e.size_bytes, extract(epoch FROM e.expires_at - t.now)::float8, e.version
+              FROM (SELECT clock_timestamp() AS now) AS t
               LEFT JOIN (kv_entries e JOIN unnest($1::text[], $2::text[]) AS k(namespace, key)
                          ON e.namespace = k.namespace AND e.key = k.key) ON true
             """, Array(keys.Select(k => k.Namespace)), Array(keys.Select(k => k.Key))));
@@ -283,15 +285,15 @@ public sealed class GroupCommit
         batch.BatchCommands.Add(Command($"""
             SELECT e.namespace, coalesce(sum(e.size_bytes), 0)::bigint, count(*)
               FROM kv_entries e
-             WHERE e.namespace = ANY($1) AND e.expires_at <= now() AND {NotTouched(2)}
+             WHERE e.namespace = ANY($1) AND e.expires_at <= $2 AND {NotTouched(3)}
              GROUP BY e.namespace
-            """, [Array(simulation.ReclaimablesNeeded), .. Touched(group)]));
+            """, [Array(simulation.ReclaimablesNeeded), Time(snapshot.Now), .. Touched(group)]));
         if (simulation.GlobalExpiredNeeded)
             batch.BatchCommands.Add(Command($"""
-                SELECT coalesce(sum(e.size_bytes), 0)::bigint FROM kv_entries e WHERE e.expires_at <= now() AND {NotTouched(1)}
-                """, Touched(group)));
+                SELECT coalesce(sum(e.size_bytes), 0)::bigint FROM kv_entries e WHERE e.expires_at <= $1 AND {NotTouched(2)}
+                """, [Time(snapshot.Now), .. Touched(group)]));
 
-        // Added to what earlier reads found; the figures are of the transaction's one now(), so they agree.
+        // Added to what earlier reads found; the figures are of the group's one clock, so they agree.
         var reclaimables = new Dictionary<string, (long Bytes, long Count)>(snapshot.Reclaimables, StringComparer.Ordinal);
         foreach (var ns in simulation.ReclaimablesNeeded) reclaimables[ns] = (0, 0);
         var globalExpired = snapshot.GlobalExpiredBytes;
@@ -310,14 +312,14 @@ public sealed class GroupCommit
         $"NOT EXISTS (SELECT 1 FROM unnest(${first}::text[], ${first + 1}::text[]) AS t(namespace, key) WHERE t.namespace = e.namespace AND t.key = e.key)";
 
     /// <summary>The second round trip: the group's end result, a statement per table over arrays, and the commit.</summary>
-    private async Task WriteAsync(NpgsqlConnection connection, List<GroupCommand> group, GroupSimulation simulation)
+    private async Task WriteAsync(NpgsqlConnection connection, List<GroupCommand> group, GroupSimulation simulation, DateTimeOffset now)
     {
         await using var batch = new NpgsqlBatch(connection);
         if (simulation.Reclaimed.Count > 0)
         {
             batch.BatchCommands.Add(Command($"""
-                DELETE FROM kv_entries e WHERE e.namespace = ANY($1) AND e.expires_at <= now() AND {NotTouched(2)}
-                """, [Array(simulation.Reclaimed), .. Touched(group)]));
+                DELETE FROM kv_entries e WHERE e.namespace = ANY($1) AND e.expires_at <= $2 AND {NotTouched(3)}
+                """, [Array(simulation.Reclaimed), Time(now), .. Touched(group)]));
         }
 
         // Plain inserts and updates, not upserts: the group read every row it changes under its namespace
@@ -328,21 +330,21 @@ public sealed class GroupCommit
         if (inserted.Count > 0)
             batch.BatchCommands.Add(Command("""
                 INSERT INTO kv_entries (namespace, key, value, size_bytes, expires_at, version, updated_at)
-                SELECT w.namespace, w.key, w.value, w.size_bytes, now() + w.ttl * interval '1 second', w.version, now()
+                SELECT w.namespace, w.key, w.value, w.size_bytes, $7 + w.ttl * interval '1 second', w.version, $7
                   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::bigint[])
                        AS w(namespace, key, value, size_bytes, ttl, version)
-                """, EntryArrays(inserted)));
+                """, [.. EntryArrays(inserted), Time(now)]));
 
         var updated = changed.Where(c => c.Entry is not null && c.Stored).ToList();
         if (updated.Count > 0)
             batch.BatchCommands.Add(Command("""
                 UPDATE kv_entries e
-                   SET value = w.value, size_bytes = w.size_bytes, expires_at = now() + w.ttl * interval '1 second',
-                       version = w.version, updated_at = now()
+                   SET value = w.value, size_bytes = w.size_bytes, expires_at = $7 + w.ttl * interval '1 second',
+                       version = w.version, updated_at = $7
                   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::bigint[])
                        AS w(namespace, key, value, size_bytes, ttl, version)
                  WHERE e.namespace = w.namespace AND e.key = w.key
-                """, EntryArrays(updated)));
+                """, [.. EntryArrays(updated), Time(now)]));
 
         var removed = changed.Where(c => c.Entry is null && c.Stored).ToList();
         if (removed.Count > 0)
@@ -397,6 +399,9 @@ public sealed class GroupCommit
         [Array(entries.Select(w => w.Key.Namespace)), Array(entries.Select(w => w.Key.Key)),
          Array(entries.Select(w => w.Entry!.Value)), Array(entries.Select(w => w.Entry!.SizeBytes)),
          Array(entries.Select(w => w.Entry!.TtlSeconds)), Array(entries.Select(w => w.Entry!.Version))];
+
+    /// <summary>The group's clock as a parameter (<see cref="GroupSnapshot.Now"/>).</summary>
+    private static NpgsqlParameter Time(DateTimeOffset now) => new NpgsqlParameter<DateTimeOffset> { TypedValue = now };
 
     /// <summary>The group's keys, as the two parameters <see cref="NotTouched"/> reads: namespaces, then keys.</summary>
     private static NpgsqlParameter[] Touched(List<GroupCommand> group) =>

@@ -67,6 +67,26 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     }
 
     [Fact]
+    public async Task A_write_that_waited_for_its_namespace_lock_counts_its_ttl_from_when_it_got_the_lock()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+
+        var holder = await LockNamespaceAsync(ns);
+        var write = adapter.SetAsync(ns, "k", Value("1"), 2, null, None);
+        await WaitForALockWaiterAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // longer than the TTL
+        await holder.CommitAsync();
+        await holder.Connection!.DisposeAsync();
+        await write;
+
+        // Counted from the transaction's start, the entry would have been written already expired.
+        var entry = await adapter.GetAsync(ns, "k", None);
+        Assert.True(entry.Found);
+        Assert.InRange(entry.TtlSeconds!.Value, 1, 2);
+    }
+
+    [Fact]
     public async Task A_get_is_answered_while_the_write_transaction_waits_on_a_lock()
     {
         var adapter = new PostgresKvStoreAdapter(db.DataSource, new PostgresAdapterOptions(), new KvLimits());
