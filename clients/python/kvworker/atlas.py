@@ -30,7 +30,7 @@ from types import MappingProxyType
 
 from ._protocol import DEFAULT_TIMEOUT
 from .aio import AsyncKvStoreClient
-from .errors import KeyValueStoreError
+from .errors import InvalidValueTypeError, KeyValueStoreError
 
 ADAPTER_NAME = "kvworker"
 ATLAS_MODULE = "modules.Tools.Base_Tools.kv_store"
@@ -114,14 +114,14 @@ class KvWorkerAdapter:
         return _get_result(self._run(self.client.get, namespace, key))
 
     def set(self, namespace, key, value, *, ttl_seconds=None):
-        return _write_result(self._run(self.client.set, namespace, key, value, ttl_seconds=ttl_seconds))
+        return _write_result(self._run(self.client.set, namespace, key, value, ttl_seconds=_ttl(ttl_seconds)))
 
     def delete(self, namespace, key):
         return _delete_result(self._run(self.client.delete, namespace, key))
 
     def increment(self, namespace, key, *, delta=1, ttl_seconds=None, initial_value=0):
-        return _write_result(self._run(self.client.increment, namespace, key, delta=delta, ttl_seconds=ttl_seconds,
-                                       initial_value=initial_value))
+        return _write_result(self._run(self.client.increment, namespace, key, delta=_integer("delta", delta),
+                                       ttl_seconds=_ttl(ttl_seconds), initial_value=_integer("initial_value", initial_value)))
 
     def close(self):
         with self._guard:
@@ -146,6 +146,23 @@ class KvWorkerAdapter:
             return asyncio.run_coroutine_threadsafe(operation(*args, **kwargs), loop).result()
         except KeyValueStoreError as error:
             raise _to_atlas(error) from error
+
+
+def _ttl(ttl_seconds):
+    """A TTL as ATLAS's own adapter takes it: any number, or text that reads as one (a model's "60")."""
+    if ttl_seconds is None:
+        return None
+    try:
+        return float(ttl_seconds)
+    except (TypeError, ValueError):
+        raise _to_atlas(KeyValueStoreError(f"TTL must be numeric, not {ttl_seconds!r}")) from None
+
+
+def _integer(name, value):
+    """An increment's integer argument, refused as ATLAS's own adapter refuses it (a bool is an int, as in Python)."""
+    if not isinstance(value, int):
+        raise _to_atlas(InvalidValueTypeError(f"{name} must be an integer, not {value!r}"))
+    return int(value)
 
 
 def _atlas():

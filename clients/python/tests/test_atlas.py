@@ -112,6 +112,25 @@ async def test_quota_and_type_errors_raise_atlas_own_exceptions(ns):
 
 
 @run_async
+async def test_arguments_are_read_as_atlas_own_adapter_reads_them(ns):
+    # A TTL as text that reads as a number (as a model may send it); an increment's bool counts as an int.
+    written = await kv_store.kv_set(namespace=ns, key="k", value=1, ttl_seconds="60", adapter_name="kvworker",
+                                    adapter_config=CONFIG)
+    assert 0 < written["ttl_seconds"] <= 60
+    assert (await kv_store.kv_increment(namespace=ns, key="c", delta=True, adapter_name="kvworker",
+                                        adapter_config=CONFIG))["value"] == 1
+
+    with pytest.raises(kv_store.KeyValueStoreError, match="TTL must be numeric"):
+        await kv_store.kv_set(namespace=ns, key="k", value=1, ttl_seconds="soon", adapter_name="kvworker",
+                              adapter_config=CONFIG)
+    for arguments in ({"delta": 1.5}, {"delta": "2"}, {"initial_value": 2.0}):
+        with pytest.raises(kv_store.InvalidValueTypeError, match="must be an integer"):
+            await kv_store.kv_increment(namespace=ns, key="c", adapter_name="kvworker", adapter_config=CONFIG,
+                                        **arguments)
+    assert (await kv_store.kv_get(namespace=ns, key="c", adapter_name="kvworker", adapter_config=CONFIG))["value"] == 1
+
+
+@run_async
 async def test_errors_atlas_has_no_class_for_raise_its_key_value_store_error_with_the_code(ns):
     with pytest.raises(kv_store.KeyValueStoreError) as raised:
         await kv_store.kv_increment(namespace=ns, key="c", adapter_name="kvworker",

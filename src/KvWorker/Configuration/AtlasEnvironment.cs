@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace KvWorker.Configuration;
 
 /// <summary>
@@ -34,11 +36,27 @@ public static class AtlasEnvironment
         sources.Insert(lastJson + 1, yaml);
 
         var fallbacks = KeysByVariable
-            .Select(pair => (pair.Value, environment(pair.Key)))
-            .Where(pair => !string.IsNullOrEmpty(pair.Item2))
+            .Select(pair => (pair.Value, environment(pair.Key) is { Length: > 0 } value ? AsTheOriginalToolReadIt(pair.Key, value) : null))
+            .Where(pair => pair.Item2 is not null)
             .ToDictionary(pair => pair.Item1, pair => pair.Item2);
         sources.Insert(0, new Source(fallbacks));
     }
+
+    /// <summary>
+    /// A variable's value as the original tool read it, where .NET's binding would read it otherwise
+    /// or refuse it; null when the original took it as unset.
+    /// </summary>
+    private static string? AsTheOriginalToolReadIt(string variable, string value) => variable switch
+    {
+        // On for 1, true, yes or on; off for anything else.
+        "ATLAS_KV_REUSE_CONVERSATION" => value.Trim().ToLowerInvariant() is "1" or "true" or "yes" or "on" ? "true" : "false",
+        // Zero or less: no global limit.
+        "ATLAS_KV_GLOBAL_QUOTA_BYTES" when long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var bytes) && bytes <= 0 => null,
+        // Seconds, a fraction allowed; a connection wait is whole seconds, so a fraction rounds up.
+        "ATLAS_KV_POOL_TIMEOUT" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds is > 0 and < int.MaxValue
+            => Math.Ceiling(seconds).ToString(CultureInfo.InvariantCulture),
+        _ => value,
+    };
 
     /// <summary>The ATLAS_KV_* fallbacks as a configuration source of their own, so errors can name the variable that was set.</summary>
     private sealed class Source(Dictionary<string, string?> values) : IConfigurationSource

@@ -222,6 +222,27 @@ public sealed class ConfigurationTests
         Assert.False(postgres.ReuseConversationStore);
     }
 
+    [Theory]
+    [InlineData("yes", "0", "2.5", true, null, 3)]
+    [InlineData("off", "-1", "7", false, null, 7)]
+    [InlineData("anything", "4096", "0.1", false, 4096L, 1)]
+    public void Atlas_environment_variables_are_read_as_the_original_tool_read_them(
+        string reuse, string globalQuota, string poolTimeout, bool reuseExpected, long? globalQuotaExpected, int poolTimeoutExpected)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["ATLAS_KV_REUSE_CONVERSATION"] = reuse,
+            ["ATLAS_KV_GLOBAL_QUOTA_BYTES"] = globalQuota,
+            ["ATLAS_KV_POOL_TIMEOUT"] = poolTimeout,
+        };
+        var configuration = new ConfigurationManager();
+        configuration.AddKvStoreConfiguration(Directory.CreateTempSubdirectory().FullName, name => environment.GetValueOrDefault(name));
+
+        var postgres = BindPostgres(configuration);
+
+        Assert.Equal((reuseExpected, globalQuotaExpected, poolTimeoutExpected), (postgres.ReuseConversationStore, postgres.GlobalQuotaBytes, postgres.Pool.Timeout));
+    }
+
     [Fact]
     public void The_shipped_appsettings_json_leaves_every_ATLAS_KV_variable_in_effect()
     {
