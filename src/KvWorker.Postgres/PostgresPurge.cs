@@ -53,7 +53,10 @@ public sealed class PostgresPurge(NpgsqlDataSource dataSource, PostgresAdapterOp
         }
         finally
         {
-            await AdvisoryLockAsync(connection, "SELECT pg_advisory_unlock($1)", CancellationToken.None);
+            // A lost connection took its session, and the lock, with it; unlocking there would fail and
+            // hide the fault that lost it (which the worker retries) behind "connection is not open".
+            if (connection.State == System.Data.ConnectionState.Open)
+                await AdvisoryLockAsync(connection, "SELECT pg_advisory_unlock($1)", CancellationToken.None);
         }
     }
 

@@ -145,4 +145,31 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         Assert.Equal("KeyValueStoreError", error.Code);
         Assert.Contains(requestId, error.Message);
     }
+
+    [Fact]
+    public async Task A_purge_whose_connection_is_lost_reports_the_store_unavailable_so_the_worker_retries()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", Bytes(10), 60, null, None);
+        await db.ExpireAsync(ns, "k");
+
+        // The purge waits on the namespace's lock, held here, until its backend is terminated.
+        await using var holder = await db.DataSource.OpenConnectionAsync();
+        await using var transaction = await holder.BeginTransactionAsync();
+        await using (var lockNamespace = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", holder, transaction))
+        {
+            lockNamespace.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
+            await lockNamespace.ExecuteNonQueryAsync();
+        }
+        var purge = adapter.PurgeExpiredAsync(new PurgeExpiredEntries { Namespace = ns }, None);
+        await using var terminate = db.DataSource.CreateCommand("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%kv_purge_expired%'
+            """);
+        for (var i = 0; i < 200 && (long)(await terminate.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
+
+        await Assert.ThrowsAsync<KvStoreUnavailableException>(() => purge);
+        await transaction.RollbackAsync();
+    }
 }
