@@ -107,6 +107,11 @@ public record KvPurgeResult
     public string? Namespace { get; init; }
     /// <summary>False when another purge was running, so this one did nothing.</summary>
     [JsonPropertyName("ran")] public bool Ran { get; init; }
+    /// <summary>
+    /// False when the run stopped at its time budget with expired entries or old request identities
+    /// left, which the next run removes; what it did remove is counted here all the same.
+    /// </summary>
+    [JsonPropertyName("complete")] public bool Complete { get; init; } = true;
     [JsonPropertyName("entries")] public long Entries { get; init; }
     [JsonPropertyName("bytes_freed")] public long BytesFreed { get; init; }
     /// <summary>Request identities forgotten because they were older than their retention.</summary>

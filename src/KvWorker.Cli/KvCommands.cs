@@ -301,7 +301,8 @@ public static class KvCommands
         }
         yield return $"purged {Count(result.Entries, "expired entry", "expired entries")} ({Bytes(result.BytesFreed)}) " +
                      $"from {Count(result.Namespaces.Count, "namespace", "namespaces")}; " +
-                     $"forgot {Count(result.RequestsForgotten, "request identity", "request identities")} past their retention";
+                     $"forgot {Count(result.RequestsForgotten, "request identity", "request identities")} past their retention" +
+                     (result.Complete ? "" : "; stopped at the time budget with more left, which the next run removes");
         foreach (var expired in result.Namespaces)
             yield return $"  {expired.Namespace}: {Count(expired.Count, "entry", "entries")}, {Bytes(expired.BytesFreed)}";
     }

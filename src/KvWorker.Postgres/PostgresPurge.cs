@@ -23,28 +23,44 @@ public sealed class PostgresPurge(NpgsqlDataSource dataSource, PostgresAdapterOp
         try
         {
             var purged = new Dictionary<string, (long Entries, long Bytes)>(StringComparer.Ordinal);
-            while (true)
+            long forgotten = 0;
+            var (entriesLeft, requestsLeft) = (true, true);
+            // Batch by batch, expired entries and old identities in turn, so a backlog of either does not
+            // keep the other waiting. When the request's time budget runs out the run stops with what its
+            // committed batches did (a batch cut short rolls back) and says it is not complete; the next run
+            // goes on. It is not an error: a large backlog simply takes several runs.
+            try
             {
-                var batch = await PurgeBatchAsync(connection, ns, cancellationToken);
-                foreach (var (name, entries, bytes) in batch)
+                while (entriesLeft || requestsLeft)
                 {
-                    var (e, b) = purged.GetValueOrDefault(name);
-                    purged[name] = (e + entries, b + bytes);
+                    if (entriesLeft)
+                    {
+                        var batch = await PurgeBatchAsync(connection, ns, cancellationToken);
+                        foreach (var (name, entries, bytes) in batch)
+                        {
+                            var (e, b) = purged.GetValueOrDefault(name);
+                            purged[name] = (e + entries, b + bytes);
+                        }
+                        entriesLeft = batch.Sum(b => b.Entries) >= options.PurgeBatchSize;
+                    }
+                    if (requestsLeft)
+                    {
+                        var forgottenNow = await ForgetRequestsAsync(connection, cancellationToken);
+                        forgotten += forgottenNow;
+                        requestsLeft = forgottenNow >= options.PurgeBatchSize;
+                    }
                 }
-                if (batch.Sum(b => b.Entries) < options.PurgeBatchSize) break;
             }
-            long forgotten = 0, forgottenNow;
-            do
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                forgottenNow = await ForgetRequestsAsync(connection, cancellationToken);
-                forgotten += forgottenNow;
-            } while (forgottenNow == options.PurgeBatchSize);
+            }
 
             var at = DateTimeOffset.UtcNow;
             return new KvPurgeResult
             {
                 Namespace = ns,
                 Ran = true,
+                Complete = !(entriesLeft || requestsLeft),
                 Entries = purged.Values.Sum(p => p.Entries),
                 BytesFreed = purged.Values.Sum(p => p.Bytes),
                 RequestsForgotten = forgotten,
