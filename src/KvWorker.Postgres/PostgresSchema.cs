@@ -51,6 +51,11 @@ public static class PostgresSchema
                 IsEraseDisabled = true,
                 // No ${...} substitution: the scripts are plain SQL.
                 PlaceholderPrefix = "\u0001{",
+                // An upgrade may rewrite a large table (a column's collation, an index) and wait for its
+                // lock: no limit per statement (Npgsql's 30 s otherwise), an hour for the whole upgrade
+                // (the transaction scope's one minute otherwise), rather than failing every start-up.
+                CommandTimeout = 0,
+                AmbientTransactionTimeout = 3600,
             };
             evolve.Migrate();
         }, cancellationToken);
