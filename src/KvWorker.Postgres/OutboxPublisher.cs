@@ -28,6 +28,9 @@ public sealed class OutboxPublisher(
 
     private long _backlogCountedAt;
 
+    /// <summary>Rows this replica found unreadable, left in the outbox and not taken again (each is logged once).</summary>
+    private readonly HashSet<long> _unreadable = [];
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var pollInterval = TimeSpan.FromMilliseconds(options.Value.OutboxPollIntervalMs);
@@ -48,39 +51,66 @@ public sealed class OutboxPublisher(
         }
     }
 
-    /// <summary>Publishes up to one batch of waiting events and returns how many.</summary>
+    /// <summary>
+    /// Publishes up to one batch of waiting events and returns how many. Only event types this
+    /// replica knows are taken (a newer replica publishes those it added); a row it cannot read
+    /// is logged, left in the outbox and passed over, so it holds up no other event.
+    /// </summary>
     public async Task<int> PublishBatchAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        const string takeSql = "SELECT id, event_type, payload FROM kv_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+        const string takeSql = """
+            SELECT id, event_type, payload FROM kv_outbox
+             WHERE event_type = ANY($2) AND NOT id = ANY($3)
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+            """;
         var waiting = new List<(long Id, string Type, string Payload)>();
         await using (var take = new NpgsqlCommand(takeSql, connection, transaction))
         {
             take.Parameters.Add(new NpgsqlParameter<int> { TypedValue = BatchSize });
+            take.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. KvEvents.All.Select(type => type.Name)] });
+            take.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. _unreadable] });
             await using var reader = await take.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
                 waiting.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
         }
         if (waiting.Count == 0) return 0;
 
+        var published = new List<(long Id, string Type)>();
         foreach (var (id, type, payload) in waiting)
         {
-            var eventType = KvEvents.Find(type)
-                ?? throw new InvalidOperationException($"kv_outbox row {id} has unknown event type '{type}'");
-            var message = JsonSerializer.Deserialize(payload, eventType)
-                ?? throw new InvalidOperationException($"kv_outbox row {id} has an empty payload");
+            if (Read(id, type, payload) is not { } message) continue;
             await events.PublishAsync(message, cancellationToken);
+            published.Add((id, type));
         }
 
         const string deleteSql = "DELETE FROM kv_outbox WHERE id = ANY($1)";
         await using var delete = new NpgsqlCommand(deleteSql, connection, transaction);
-        delete.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = waiting.Select(e => e.Id).ToArray() });
+        delete.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = published.Select(e => e.Id).ToArray() });
         await delete.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        foreach (var (_, type, _) in waiting) PostgresMetrics.EventPublished(type);
-        return waiting.Count;
+        foreach (var (_, type) in published) PostgresMetrics.EventPublished(type);
+        return published.Count;
+    }
+
+    /// <summary>The row's event, or null (logged, and remembered so it is not taken again) when its payload cannot be read as its type.</summary>
+    private object? Read(long id, string type, string payload)
+    {
+        string problem;
+        try
+        {
+            if (JsonSerializer.Deserialize(payload, KvEvents.Find(type)!) is { } message) return message;
+            problem = "the payload is null";
+        }
+        catch (JsonException ex)
+        {
+            problem = ex.Message;
+        }
+        logger.LogError("kv_outbox row {Id} ({Type}) cannot be read, so it stays in the outbox: {Problem}; payload {Payload}", id, type, problem, payload);
+        _unreadable.Add(id);
+        return null;
     }
 
     /// <summary>Counts the events waiting in <c>kv_outbox</c> for the backlog gauge, while it is collected and at most every few seconds.</summary>

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace KvWorker.Tests.Storage;
@@ -196,5 +198,34 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         Assert.True(rest.Complete);
         Assert.Equal(1000, first.Entries + rest.Entries);
         Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
+    }
+
+    [Fact]
+    public async Task An_outbox_row_of_an_unknown_type_or_unreadable_holds_up_no_other_event_and_stays()
+    {
+        await using var isolated = new DatabaseFixture();
+        await isolated.InitializeAsync();
+        var ns = NewNamespace();
+        var expired = $$"""{"namespace":"{{ns}}","count":1,"bytes_freed":10,"at":"2026-12-01T00:00:00+00:00"}""";
+        await using (var insert = isolated.DataSource.CreateCommand("""
+            INSERT INTO kv_outbox (event_type, payload)
+            SELECT * FROM unnest(ARRAY['KvEntriesExpired', 'SomeEventOfANewerVersion', 'KvEntriesExpired', 'KvEntriesExpired'],
+                                 ARRAY[$1, '{}', '{"count":"many"}', $1])
+            """))
+        {
+            insert.Parameters.Add(new NpgsqlParameter { Value = expired });
+            await insert.ExecuteNonQueryAsync();
+        }
+        var events = new RecordedEvents();
+        var outbox = new OutboxPublisher(isolated.DataSource, events, Options.Create(new PostgresAdapterOptions()), NullLogger<OutboxPublisher>.Instance);
+
+        var first = await outbox.PublishBatchAsync(None);
+        var second = await outbox.PublishBatchAsync(None);
+
+        Assert.Equal((2, 0), (first, second));
+        Assert.Equal(2, events.All<KvEntriesExpired>().Count(e => e.Namespace == ns));
+        await using var left = isolated.DataSource.CreateCommand("SELECT string_agg(event_type, ',' ORDER BY id) FROM kv_outbox");
+        Assert.Equal("SomeEventOfANewerVersion,KvEntriesExpired", await left.ExecuteScalarAsync());
+        await isolated.DisposeAsync();
     }
 }
