@@ -71,7 +71,8 @@ public sealed class PostgresAdapterOptions
         Require(Pool.MaxOverflow >= 0, "pool:max_overflow", "must be zero or more");
         Require(Pool.Timeout > 0, "pool:timeout", "must be a positive number of seconds");
         Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
-        Require(PurgeIntervalSeconds > 0 && double.IsFinite(PurgeIntervalSeconds), "purge_interval_seconds", "must be a positive number of seconds");
+        // Bounded as a timer's period must be; a day at most, as request identities are kept a day by default.
+        Require(PurgeIntervalSeconds is > 0 and <= 86400, "purge_interval_seconds", "must be a positive number of seconds, at most 86400");
         Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
         Require(RequestRetentionSeconds > 0 && double.IsFinite(RequestRetentionSeconds), "request_retention_seconds", "must be a positive number of seconds");
         Require(GroupCommit.MaxCommands is > 0 and <= 10_000, "group_commit:max_commands", "must be between 1 and 10000");

@@ -81,8 +81,8 @@ public static class Extensions
             .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate);
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate());
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
-            .Validate(o => o.ShutdownTimeoutSeconds > 0 && double.IsFinite(o.ShutdownTimeoutSeconds),
-                $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds")
+            .Validate(o => o.ShutdownTimeoutSeconds is > 0 and <= 3600,
+                $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds, at most 3600")
             .ValidateOnStart();
         // Graceful shutdown: MassTransit stops consuming at once, gives the messages in
         // hand half the grace period, then cancels them (they return to the queue).

@@ -139,6 +139,20 @@ public sealed class ConfigurationTests
 
     [Theory]
     [InlineData("0")]
+    [InlineData("3601")]
+    public void A_shutdown_grace_period_outside_a_second_to_an_hour_is_refused(string value)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Worker:ShutdownTimeoutSeconds"] = value }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<WorkerOptions>>().Value);
+
+        Assert.Contains("Worker:ShutdownTimeoutSeconds must be a positive number of seconds, at most 3600", error.Message);
+    }
+
+    [Theory]
+    [InlineData("0")]
     [InlineData("86401")]
     [InlineData("1e9")]
     public void A_request_budget_outside_a_second_to_a_day_is_explained_naming_the_key(string value)
@@ -300,6 +314,7 @@ public sealed class ConfigurationTests
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:postgres:global_quota_bytes must be a positive number")]
     [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
     [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds")]
+    [InlineData("purge_interval_seconds=86401", "tools:kv_store:adapters:postgres:purge_interval_seconds must be a positive number of seconds, at most 86400")]
     [InlineData("url=mysql://u@h/db", "tools:kv_store:adapters:postgres:url is not a PostgreSQL URL")]
     public void Invalid_configuration_fails_validation_naming_the_key(string? setting, string message)
     {
