@@ -41,7 +41,7 @@ public sealed class GroupSimulation
     public bool GlobalExpiredNeeded { get; private set; }
 
     /// <summary>Namespaces whose expired entries (apart from the group's own keys) the group deletes.</summary>
-    public List<string> Reclaimed { get; } = [];
+    public HashSet<string> Reclaimed { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Events to queue in the outbox with the group's writes: (event type, JSON payload).</summary>
     public List<(string Type, string Payload)> Events { get; } = [];
@@ -241,7 +241,7 @@ public sealed class GroupSimulation
             state.Set(null);
         }
         if (count == 0) return;
-        if (!Reclaimed.Contains(ns)) Reclaimed.Add(ns);
+        Reclaimed.Add(ns);
         counters.Add(-bytes, -count);
         AddGlobal(-bytes, -count);
         Events.Add((nameof(KvEntriesExpired), JsonSerializer.Serialize(new KvEntriesExpired

@@ -23,6 +23,9 @@ public sealed class OutboxPublisher(
 {
     private const int BatchSize = 100;
 
+    /// <summary>The event types this replica can publish, as kv_outbox names them.</summary>
+    private static readonly string[] KnownEventTypes = [.. KvEvents.All.Select(type => type.Name)];
+
     /// <summary>How often the backlog is counted at most: a count per poll would cost more than the poll.</summary>
     private static readonly TimeSpan BacklogCountInterval = TimeSpan.FromSeconds(5);
 
@@ -70,7 +73,7 @@ public sealed class OutboxPublisher(
         await using (var take = new NpgsqlCommand(takeSql, connection, transaction))
         {
             take.Parameters.Add(new NpgsqlParameter<int> { TypedValue = BatchSize });
-            take.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. KvEvents.All.Select(type => type.Name)] });
+            take.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = KnownEventTypes });
             take.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. _unreadable] });
             await using var reader = await take.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))

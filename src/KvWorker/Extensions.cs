@@ -19,10 +19,14 @@ namespace KvWorker;
 
 public static class Extensions
 {
+    /// <summary>The worker's configuration sources beyond the host's: config.yaml in the working directory and the ATLAS_KV_* fallbacks.</summary>
+    public static void AddKvWorkerConfiguration(this IHostApplicationBuilder builder) =>
+        builder.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
+
     /// <summary>The worker: configuration and logging, the providers, the request pipeline and the RabbitMQ endpoints.</summary>
     public static void AddKvWorker(this IHostApplicationBuilder builder)
     {
-        builder.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
+        builder.AddKvWorkerConfiguration();
         var services = builder.Services;
 
         services.AddSerilog((_, logger) => logger

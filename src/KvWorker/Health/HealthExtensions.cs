@@ -1,4 +1,3 @@
-using KvWorker.Configuration;
 using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Health;
@@ -23,7 +22,7 @@ public static class HealthExtensions
     public static async Task<int> ProbeAsync(string[] args, IHostApplicationBuilder worker)
     {
         var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
-        worker.Configuration.AddKvStoreConfiguration(Directory.GetCurrentDirectory());
+        worker.AddKvWorkerConfiguration();
         var port = worker.Configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
         if (port <= 0)
         {

@@ -129,10 +129,7 @@ public sealed class ConfigurationTests
     [InlineData("RabbitMq:QueueType", "mirrored", "RabbitMq:QueueType must be one of classic, quorum, not 'mirrored'")]
     public void Bad_rabbitmq_cluster_settings_are_explained_naming_the_key(string key, string value, string message)
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
-        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
-
-        var error = Record.Exception(() => services.GetRequiredService<IOptions<RabbitMqOptions>>().Value);
+        var (error, configuration) = ReadWithOnly<RabbitMqOptions>(key, value);
 
         Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
     }
@@ -142,11 +139,7 @@ public sealed class ConfigurationTests
     [InlineData("3601")]
     public void A_shutdown_grace_period_outside_a_second_to_an_hour_is_refused(string value)
     {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?> { ["Worker:ShutdownTimeoutSeconds"] = value }).Build();
-        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
-
-        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<WorkerOptions>>().Value);
+        var error = Assert.IsType<OptionsValidationException>(ReadWithOnly<WorkerOptions>("Worker:ShutdownTimeoutSeconds", value).Error);
 
         Assert.Contains("Worker:ShutdownTimeoutSeconds must be a positive number of seconds, at most 3600", error.Message);
     }
@@ -157,11 +150,7 @@ public sealed class ConfigurationTests
     [InlineData("1e9")]
     public void A_request_budget_outside_a_second_to_a_day_is_explained_naming_the_key(string value)
     {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?> { ["tools:kv_store:request_timeout_seconds"] = value }).Build();
-        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
-
-        var error = Record.Exception(() => services.GetRequiredService<IOptions<KvStoreOptions>>().Value);
+        var (error, configuration) = ReadWithOnly<KvStoreOptions>("tools:kv_store:request_timeout_seconds", value);
 
         // Among the failures: this configuration registers no adapter either.
         Assert.Contains(ConfigurationErrors.Explain(error!, configuration)!,
@@ -416,6 +405,14 @@ public sealed class ConfigurationTests
         var error = Assert.Throws<InvalidOperationException>(() => BindPostgres(configuration));
 
         Assert.Contains($"{PostgresKey}:namespace_quota_bytes", error.Message);
+    }
+
+    /// <summary>What reading <typeparamref name="TOptions"/> throws (null: nothing) when the worker's configuration holds only <paramref name="key"/>, and that configuration.</summary>
+    private static (Exception? Error, IConfiguration Configuration) ReadWithOnly<TOptions>(string key, string value) where TOptions : class
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+        return (Record.Exception(() => services.GetRequiredService<IOptions<TOptions>>().Value), configuration);
     }
 
     private static PostgresAdapterOptions BindPostgres(IConfiguration configuration) =>

@@ -42,6 +42,25 @@ public sealed class DatabaseFixture : IAsyncLifetime
         return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
     }
 
+    /// <summary>Takes a namespace's lock, as its writers and the purge do, in a transaction of its own that holds it until ended.</summary>
+    public async Task<NpgsqlTransaction> LockNamespaceAsync(string ns)
+    {
+        var connection = await DataSource.OpenConnectionAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using var command = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
+        await command.ExecuteNonQueryAsync();
+        return transaction;
+    }
+
+    /// <summary>Waits, up to five seconds, until some session of this database waits for a lock.</summary>
+    public async Task WaitForALockWaiterAsync()
+    {
+        await using var command = DataSource.CreateCommand(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()");
+        for (var i = 0; i < 200 && (long)(await command.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
+    }
+
     /// <summary>Moves an entry's expiry into the past, as if its TTL had run out.</summary>
     public async Task ExpireAsync(string ns, string key)
     {

@@ -11,28 +11,6 @@ public sealed class GroupCommitTests(DatabaseFixture db)
     private static string NewNamespace() => "ns-" + Guid.NewGuid().ToString("N");
     private static StoredValue Value(string json) => StoredValue.From(JsonDocument.Parse(json).RootElement.Clone(), maxDepth: 32);
 
-    /// <summary>Holds a namespace's lock in a transaction of its own until disposed.</summary>
-    private Task<NpgsqlTransaction> LockNamespaceAsync(string ns) => LockNamespaceAsyncIn(db, ns);
-
-    private static async Task<NpgsqlTransaction> LockNamespaceAsyncIn(DatabaseFixture database, string ns)
-    {
-        var connection = await database.DataSource.OpenConnectionAsync();
-        var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
-        await command.ExecuteNonQueryAsync();
-        return transaction;
-    }
-
-    private Task WaitForALockWaiterAsync() => WaitForALockWaiterAsyncIn(db);
-
-    private static async Task WaitForALockWaiterAsyncIn(DatabaseFixture database)
-    {
-        await using var command = database.DataSource.CreateCommand(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()");
-        for (var i = 0; i < 200 && (long)(await command.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
-    }
-
     [Fact]
     public async Task Commands_grouped_in_one_transaction_each_get_their_own_result_and_rejections_do_not_spread()
     {
@@ -45,9 +23,9 @@ public sealed class GroupCommitTests(DatabaseFixture db)
         var groupsBefore = adapter.Groups;
 
         // The only transaction slot waits on a lock, so the next commands gather behind it.
-        var holder = await LockNamespaceAsync(blocked);
+        var holder = await db.LockNamespaceAsync(blocked);
         var first = adapter.SetAsync(blocked, "k", Value("1"), null, null, None);
-        await WaitForALockWaiterAsync();
+        await db.WaitForALockWaiterAsync();
         var set = adapter.SetAsync(ok, "k", Value("{\"a\":1}"), null, null, None);
         var overQuota = adapter.SetAsync(full, "k", Value($"\"{new string('y', 20)}\""), null, null, None);
         var notInteger = adapter.IncrementAsync(text, "t", 1, 0, null, null, None);
@@ -72,9 +50,9 @@ public sealed class GroupCommitTests(DatabaseFixture db)
         var adapter = db.Adapter();
         var ns = NewNamespace();
 
-        var holder = await LockNamespaceAsync(ns);
+        var holder = await db.LockNamespaceAsync(ns);
         var write = adapter.SetAsync(ns, "k", Value("1"), 2, null, None);
-        await WaitForALockWaiterAsync();
+        await db.WaitForALockWaiterAsync();
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // longer than the TTL
         await holder.CommitAsync();
         await holder.Connection!.DisposeAsync();
@@ -94,9 +72,9 @@ public sealed class GroupCommitTests(DatabaseFixture db)
         await adapter.SetAsync(ns, "k", Value("1"), null, null, None);
 
         // The one write transaction (the default) waits on the lock; gets run in groups of their own.
-        var holder = await LockNamespaceAsync(blocked);
+        var holder = await db.LockNamespaceAsync(blocked);
         var write = adapter.SetAsync(blocked, "k", Value("2"), null, null, None);
-        await WaitForALockWaiterAsync();
+        await db.WaitForALockWaiterAsync();
         var read = await adapter.GetAsync(ns, "k", None).WaitAsync(TimeSpan.FromSeconds(10));
         var writeWaited = !write.IsCompleted;
         await holder.CommitAsync();
@@ -123,9 +101,9 @@ public sealed class GroupCommitTests(DatabaseFixture db)
             new PostgresAdapterOptions { GroupCommit = new GroupCommitOptions { Transactions = 1, ReadTransactions = 0 } }, new KvLimits());
         var (blocked, ns) = (NewNamespace(), NewNamespace());
         var groupsBefore = adapter.Groups;
-        var holder = await LockNamespaceAsyncIn(isolated, blocked);
+        var holder = await isolated.LockNamespaceAsync(blocked);
         var first = adapter.SetAsync(blocked, "k", Value("1"), null, null, None);
-        await WaitForALockWaiterAsyncIn(isolated);
+        await isolated.WaitForALockWaiterAsync();
 
         var one = adapter.SetAsync(ns, "one", Value("1"), null, null, None);
         var broken = adapter.SetAsync(ns, "boom", Value("2"), null, null, None);

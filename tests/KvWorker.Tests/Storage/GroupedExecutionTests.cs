@@ -112,10 +112,10 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
 
         // Together: the only transaction slot waits on a lock while all of them gather behind it.
         var groupsBefore = grouped.Groups;
-        await using (var holder = await HoldLockAsync(blocked))
+        await using (var holder = await db.LockNamespaceAsync(blocked))
         {
             var first = grouped.SetAsync(blocked, "k", Value("1"), null, null, None);
-            await WaitForALockWaiterAsync();
+            await db.WaitForALockWaiterAsync();
             var replies = steps.Select(step => DescribeAsync(step(grouped, groupNs), groupNs)).ToList();
             await holder.CommitAsync();
             await first;
@@ -183,22 +183,5 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
         await using var command = db.DataSource.CreateCommand(sql);
         command.Parameters.Add(new NpgsqlParameter { Value = ns });
         return (string)(await command.ExecuteScalarAsync())!;
-    }
-
-    private async Task<NpgsqlTransaction> HoldLockAsync(string ns)
-    {
-        var connection = await db.DataSource.OpenConnectionAsync();
-        var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
-        await command.ExecuteNonQueryAsync();
-        return transaction;
-    }
-
-    private async Task WaitForALockWaiterAsync()
-    {
-        await using var command = db.DataSource.CreateCommand(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()");
-        for (var i = 0; i < 200 && (long)(await command.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
     }
 }

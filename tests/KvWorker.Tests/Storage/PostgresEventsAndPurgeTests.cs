@@ -157,13 +157,7 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         await db.ExpireAsync(ns, "k");
 
         // The purge waits on the namespace's lock, held here, until its backend is terminated.
-        await using var holder = await db.DataSource.OpenConnectionAsync();
-        await using var transaction = await holder.BeginTransactionAsync();
-        await using (var lockNamespace = new NpgsqlCommand("SELECT kv_lock_namespaces($1)", holder, transaction))
-        {
-            lockNamespace.Parameters.Add(new NpgsqlParameter { Value = new[] { ns } });
-            await lockNamespace.ExecuteNonQueryAsync();
-        }
+        var holder = await db.LockNamespaceAsync(ns);
         var purge = adapter.PurgeExpiredAsync(new PurgeExpiredEntries { Namespace = ns }, None);
         await using var terminate = db.DataSource.CreateCommand("""
             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -172,7 +166,8 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         for (var i = 0; i < 200 && (long)(await terminate.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
 
         await Assert.ThrowsAsync<KvStoreUnavailableException>(() => purge);
-        await transaction.RollbackAsync();
+        await holder.RollbackAsync();
+        await holder.Connection!.DisposeAsync();
     }
 
     [Fact]
