@@ -109,7 +109,8 @@ public record KvPurgeResult
     [JsonPropertyName("ran")] public bool Ran { get; init; }
     /// <summary>
     /// False when the run stopped at its time budget with expired entries or old request identities
-    /// left, which the next run removes; what it did remove is counted here all the same.
+    /// left (or, on Redis, their events not yet published), which the next run removes; what it did
+    /// remove is counted here all the same.
     /// </summary>
     [JsonPropertyName("complete")] public bool Complete { get; init; } = true;
     [JsonPropertyName("entries")] public long Entries { get; init; }

@@ -19,6 +19,9 @@ public sealed record AdapterSettings
     /// adapter the test class creates works on one shared store, as replicas would.
     /// </summary>
     public bool Isolated { get; init; }
+
+    /// <summary>The adapter's <c>purge_batch_size</c>; null: its default.</summary>
+    public int? PurgeBatchSize { get; init; }
 }
 
 /// <summary>

@@ -66,6 +66,33 @@ public abstract partial class KvStoreAdapterConformanceTests
     }
 
     [Fact]
+    public async Task A_purge_stops_at_its_time_budget_with_what_it_removed_and_the_next_run_removes_the_rest()
+    {
+        const int count = 2000;
+        var adapter = await CreateAdapterAsync(new AdapterSettings { PurgeBatchSize = 1 });
+        var ns = NewNamespace();
+        await Task.WhenAll(Enumerable.Range(0, count).Select(i => adapter.SetAsync(ns, $"k{i}", ValueOfSize(10), ShortTtlSeconds, null, None)));
+        await Task.Delay(PastShortTtl);
+
+        // The budget runs out once the run has removed some entries; an entry per batch takes it long enough.
+        using var budget = new CancellationTokenSource();
+        var purge = adapter.PurgeExpiredAsync(new PurgeExpiredEntries { Namespace = ns }, budget.Token);
+        while (!purge.IsCompleted && (await UsageAsync(adapter, ns)).Entries == count) await Task.Delay(1);
+        budget.Cancel();
+        var first = await purge;
+        var rest = await adapter.PurgeExpiredAsync(new PurgeExpiredEntries { Namespace = ns }, None);
+
+        Assert.Equal((true, false), (first.Ran, first.Complete));
+        Assert.InRange(first.Entries, 1, count - 1);
+        Assert.Equal(first.Entries * 10, first.BytesFreed);
+        Assert.True(rest.Complete);
+        Assert.Equal(count, first.Entries + rest.Entries);
+        Assert.Equal((0L, 0L), await UsageAsync(adapter, ns));
+        var events = await ExpiriesReportedAsync(ns);
+        Assert.Equal((count, count * 10L), (events.Sum(e => e.Count), events.Sum(e => e.BytesFreed)));
+    }
+
+    [Fact]
     public async Task Two_adapters_purging_at_once_report_each_expired_entry_once()
     {
         var replicas = await ReplicasAsync(2);

@@ -13,7 +13,9 @@ public abstract class RedisConformanceTests(RedisFixture redis) : KvStoreAdapter
     protected override Task<IKvStoreAdapter> CreateAdapterAsync(AdapterSettings settings)
     {
         var prefix = settings.Isolated ? redis.NewIsolatedPrefix() : redis.SharedPrefix;
-        var adapter = redis.Connect(redis.Options(prefix, settings.NamespaceQuotaBytes, settings.GlobalQuotaBytes), Events);
+        var options = redis.Options(prefix, settings.NamespaceQuotaBytes, settings.GlobalQuotaBytes);
+        if (settings.PurgeBatchSize is { } batchSize) options.PurgeBatchSize = batchSize;
+        var adapter = redis.Connect(options, Events);
         _adapters.Add(adapter);
         return Task.FromResult<IKvStoreAdapter>(adapter);
     }

@@ -24,6 +24,7 @@ public sealed class PostgresAdapterConformanceTests(DatabaseFixture db) : KvStor
             _isolated.Add((name, dataSource));
         }
         var options = new PostgresAdapterOptions { NamespaceQuotaBytes = settings.NamespaceQuotaBytes, GlobalQuotaBytes = settings.GlobalQuotaBytes };
+        if (settings.PurgeBatchSize is { } batchSize) options.PurgeBatchSize = batchSize;
         return new PostgresKvStoreAdapter(dataSource, options, new KvLimits { MaxIntegerDigits = MaxIntegerDigits });
     }
 

@@ -171,31 +171,6 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
     }
 
     [Fact]
-    public async Task A_purge_stops_at_its_time_budget_with_what_it_did_and_the_next_run_removes_the_rest()
-    {
-        var adapter = db.Adapter();
-        var ns = NewNamespace();
-        await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => adapter.SetAsync(ns, $"k{i}", Bytes(10), 60, null, None)));
-        await using (var expire = db.DataSource.CreateCommand("UPDATE kv_entries SET expires_at = now() - interval '1 second' WHERE namespace = $1"))
-        {
-            expire.Parameters.Add(new NpgsqlParameter { Value = ns });
-            await expire.ExecuteNonQueryAsync();
-        }
-        var purge = new PostgresPurge(db.DataSource, new PostgresAdapterOptions { PurgeBatchSize = 1 });
-
-        // A thousand transactions of one entry each take longer than the budget.
-        using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
-        var first = await purge.RunAsync(ns, budget.Token);
-        var rest = await purge.RunAsync(ns, None);
-
-        Assert.Equal((true, false), (first.Ran, first.Complete));
-        Assert.InRange(first.Entries, 0, 999);
-        Assert.True(rest.Complete);
-        Assert.Equal(1000, first.Entries + rest.Entries);
-        Assert.Equal((0L, 0L, 0L), await db.UsageAsync(ns));
-    }
-
-    [Fact]
     public async Task An_outbox_row_of_an_unknown_type_or_unreadable_holds_up_no_other_event_and_stays()
     {
         await using var isolated = new DatabaseFixture();
