@@ -15,7 +15,9 @@ namespace KvWorker.Postgres;
 /// committed. Rows are taken with <c>FOR UPDATE SKIP LOCKED</c>, so each is
 /// published by one replica, and deleted in the same transaction once the
 /// broker has confirmed them. A crash between confirm and commit publishes a
-/// row again: delivery is at least once.
+/// row again: delivery is at least once. A batch is bounded by
+/// <c>outbox_publish_timeout_seconds</c>: a publish waits as long as the broker is
+/// unreachable, and the batch's transaction must not stay open that long.
 /// </summary>
 public sealed class OutboxPublisher(
     NpgsqlDataSource dataSource, IKvEventPublisher events, IOptions<PostgresAdapterOptions> options, ILogger<OutboxPublisher> logger)
@@ -60,6 +62,22 @@ public sealed class OutboxPublisher(
     /// is logged, left in the outbox and passed over, so it holds up no other event.
     /// </summary>
     public async Task<int> PublishBatchAsync(CancellationToken cancellationToken)
+    {
+        var timeout = TimeSpan.FromSeconds(options.Value.OutboxPublishTimeoutSeconds);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(timeout);
+        try
+        {
+            return await PublishBatchWithinAsync(bounded.Token);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException(
+                $"a batch of outbox events was not published within {timeout.TotalSeconds:0.###} s (outbox_publish_timeout_seconds); it stays in the outbox", ex);
+        }
+    }
+
+    private async Task<int> PublishBatchWithinAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);

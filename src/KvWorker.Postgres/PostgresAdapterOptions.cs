@@ -57,6 +57,15 @@ public sealed class PostgresAdapterOptions
     [ConfigurationKeyName("outbox_poll_interval_ms")]
     public int OutboxPollIntervalMs { get; set; } = 200;
 
+    /// <summary>
+    /// How long a batch of events may wait for the broker. The batch's transaction stays open while
+    /// it is published, and a publish waits as long as the broker is unreachable: past this time the
+    /// batch rolls back (its rows stay, to be published again), so an outage of the broker holds no
+    /// transaction, locks or vacuum horizon longer than this.
+    /// </summary>
+    [ConfigurationKeyName("outbox_publish_timeout_seconds")]
+    public double OutboxPublishTimeoutSeconds { get; set; } = 30;
+
     /// <summary>Every failure as "key message", the key in full.</summary>
     public IEnumerable<string> Validate()
     {
@@ -81,6 +90,7 @@ public sealed class PostgresAdapterOptions
         Require(GroupCommit.Transactions + GroupCommit.ReadTransactions < Pool.Size + Pool.MaxOverflow,
             "group_commit:transactions", "and group_commit:read_transactions together must be less than the pool's size + max_overflow");
         Require(OutboxPollIntervalMs > 0, "outbox_poll_interval_ms", "must be a positive number of milliseconds");
+        Require(OutboxPublishTimeoutSeconds is > 0 and <= 3600, "outbox_publish_timeout_seconds", "must be a positive number of seconds, at most 3600");
         return failures;
     }
 }

@@ -304,6 +304,7 @@ public sealed class ConfigurationTests
     [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
     [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds")]
     [InlineData("purge_interval_seconds=86401", "tools:kv_store:adapters:postgres:purge_interval_seconds must be a positive number of seconds, at most 86400")]
+    [InlineData("outbox_publish_timeout_seconds=0", "tools:kv_store:adapters:postgres:outbox_publish_timeout_seconds must be a positive number of seconds, at most 3600")]
     [InlineData("url=mysql://u@h/db", "tools:kv_store:adapters:postgres:url is not a PostgreSQL URL")]
     public void Invalid_configuration_fails_validation_naming_the_key(string? setting, string message)
     {

@@ -198,4 +198,39 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
         Assert.Equal("SomeEventOfANewerVersion,KvEntriesExpired", await left.ExecuteScalarAsync());
         await isolated.DisposeAsync();
     }
+
+    [Fact]
+    public async Task A_batch_the_broker_does_not_confirm_in_time_rolls_back_and_stays_in_the_outbox()
+    {
+        await using var isolated = new DatabaseFixture();
+        await isolated.InitializeAsync();
+        var ns = NewNamespace();
+        await using (var insert = isolated.DataSource.CreateCommand("INSERT INTO kv_outbox (event_type, payload) VALUES ('KvEntriesExpired', $1)"))
+        {
+            insert.Parameters.Add(new NpgsqlParameter { Value = $$"""{"namespace":"{{ns}}","count":1,"bytes_freed":10,"at":"2026-12-01T00:00:00+00:00"}""" });
+            await insert.ExecuteNonQueryAsync();
+        }
+        var options = Options.Create(new PostgresAdapterOptions { OutboxPublishTimeoutSeconds = 0.5 });
+        var stuck = new OutboxPublisher(isolated.DataSource, new UnreachableBroker(), options, NullLogger<OutboxPublisher>.Instance);
+        var events = new RecordedEvents();
+        var working = new OutboxPublisher(isolated.DataSource, events, options, NullLogger<OutboxPublisher>.Instance);
+
+        // Bounded here too, so that a publisher without its own bound fails the test instead of hanging it.
+        using var testBound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await Assert.ThrowsAsync<TimeoutException>(() => stuck.PublishBatchAsync(testBound.Token));
+        await using (var open = isolated.DataSource.CreateCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"))
+            Assert.Equal(0L, await open.ExecuteScalarAsync());
+        var published = await working.PublishBatchAsync(None);
+
+        Assert.Equal(1, published);
+        Assert.Single(events.All<KvEntriesExpired>(), e => e.Namespace == ns);
+        await isolated.DisposeAsync();
+    }
+
+    /// <summary>A broker that is not there: a publish waits until it is cancelled, as MassTransit's does while the broker is unreachable.</summary>
+    private sealed class UnreachableBroker : IKvEventPublisher
+    {
+        public Task PublishAsync(object @event, CancellationToken cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+    }
 }
