@@ -36,9 +36,11 @@ public static class PostgresSchema
     }
 
     /// <summary>Brings the database up to date; <paramref name="log"/> receives Evolve's progress lines.</summary>
-    public static Task MigrateAsync(NpgsqlDataSource dataSource, Action<string> log, CancellationToken cancellationToken) =>
+    public static async Task MigrateAsync(NpgsqlDataSource dataSource, Action<string> log, CancellationToken cancellationToken)
+    {
+        var changelogSchema = await ChangelogSchemaAsync(dataSource, cancellationToken);
         // Evolve is synchronous: keep it off the caller's thread.
-        Task.Run(() =>
+        await Task.Run(() =>
         {
             using var connection = dataSource.CreateConnection();
             var evolve = new Evolve(connection, log)
@@ -46,6 +48,7 @@ public static class PostgresSchema
                 EmbeddedResourceAssemblies = [typeof(PostgresSchema).Assembly],
                 EmbeddedResourceFilters = [ResourcePrefix],
                 MetadataTableName = ChangelogTable,
+                MetadataTableSchema = changelogSchema,
                 TransactionMode = TransactionKind.CommitAll,
                 EnableClusterMode = true,
                 IsEraseDisabled = true,
@@ -59,4 +62,27 @@ public static class PostgresSchema
             };
             evolve.Migrate();
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Where the changelog is kept: beside the tables, in <c>current_schema()</c> (the first schema on
+    /// the search path that exists, the role's own when it has one), unless an earlier start left it in
+    /// another schema on the path. Evolve's own choice, the first name on the search path but
+    /// <c>$user</c>, is <c>public</c> on the default path, where a role with a schema of its own may
+    /// create nothing (PostgreSQL 15's default for a role that does not own the database).
+    /// </summary>
+    private static async Task<string> ChangelogSchemaAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        const string sql = """
+            SELECT coalesce(
+                (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relname = $1 AND n.nspname = ANY (current_schemas(false))
+                  ORDER BY array_position(current_schemas(false), n.nspname) LIMIT 1),
+                current_schema())::text
+            """;
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ChangelogTable });
+        return await command.ExecuteScalarAsync(cancellationToken) as string
+            ?? throw new InvalidOperationException("no schema on the PostgreSQL search_path exists: create one, or set search_path to one that does");
+    }
 }

@@ -105,4 +105,36 @@ public sealed class SchemaMigratorTests
             Assert.Equal(0, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_proc WHERE proname = '{function}'"));
         Assert.Equal(1, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_purge_expired'"));
     });
+
+    [Fact]
+    public Task A_role_with_a_schema_of_its_own_and_no_create_on_public_keeps_everything_in_its_schema() => WithEmptyDatabaseAsync(async dataSource =>
+    {
+        // PostgreSQL 15's default for a role that does not own the database: no CREATE on public, and
+        // the role's own schema first on the search path ("$user", public).
+        var user = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Username!;
+        await ScalarAsync(dataSource, $"CREATE SCHEMA \"{user}\"");
+        await ScalarAsync(dataSource, "REVOKE CREATE ON SCHEMA public FROM PUBLIC, pg_database_owner");
+
+        await MigrateAsync(dataSource);
+        await MigrateAsync(dataSource); // and again, later
+
+        Assert.Equal(0, await ScalarAsync(dataSource, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"));
+        Assert.Equal(1, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '{PostgresSchema.ChangelogTable}'"));
+        Assert.Equal(PostgresSchema.Scripts.Order(), (await AppliedAsync(dataSource)).Order());
+    });
+
+    [Fact]
+    public Task A_changelog_an_earlier_start_kept_in_public_beside_tables_in_the_roles_schema_stays_in_use() => WithEmptyDatabaseAsync(async dataSource =>
+    {
+        var user = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Username!;
+        await ScalarAsync(dataSource, $"CREATE SCHEMA \"{user}\"");
+        await MigrateAsync(dataSource);
+        // Where earlier releases kept it when the role could create in public.
+        await ScalarAsync(dataSource, $"ALTER TABLE {PostgresSchema.ChangelogTable} SET SCHEMA public");
+
+        await MigrateAsync(dataSource);
+
+        Assert.Equal(1, await ScalarAsync(dataSource, $"SELECT count(*) FROM pg_tables WHERE tablename = '{PostgresSchema.ChangelogTable}'"));
+        Assert.Equal(PostgresSchema.Scripts.Order(), (await AppliedAsync(dataSource)).Order());
+    });
 }
