@@ -1,3 +1,4 @@
+using KvWorker.Storage;
 using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Postgres;
@@ -83,7 +84,8 @@ public sealed class PostgresAdapterOptions
         // Bounded as a timer's period must be; a day at most, as request identities are kept a day by default.
         Require(PurgeIntervalSeconds is > 0 and <= 86400, "purge_interval_seconds", "must be a positive number of seconds, at most 86400");
         Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
-        Require(RequestRetentionSeconds > 0 && double.IsFinite(RequestRetentionSeconds), "request_retention_seconds", "must be a positive number of seconds");
+        Require(RequestRetentionSeconds is > 0 and <= KvLimits.MaxConfigurableSeconds,
+            "request_retention_seconds", "must be a positive number of seconds, at most 3153600000 (100 years)");
         Require(GroupCommit.MaxCommands is > 0 and <= 10_000, "group_commit:max_commands", "must be between 1 and 10000");
         Require(GroupCommit.Transactions > 0, "group_commit:transactions", "must be at least 1");
         Require(GroupCommit.ReadTransactions >= 0, "group_commit:read_transactions", "must be zero or more");

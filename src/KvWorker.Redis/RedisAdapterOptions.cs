@@ -1,3 +1,4 @@
+using KvWorker.Storage;
 using Microsoft.Extensions.Configuration;
 using StackExchange.Redis;
 
@@ -75,8 +76,8 @@ public sealed class RedisAdapterOptions
         Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
         Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
         Require(PurgeBatchSize is > 0 and <= 100_000, "purge_batch_size", "must be between 1 and 100000");
-        Require(RequestRetentionSeconds >= 1 && double.IsFinite(RequestRetentionSeconds),
-            "request_retention_seconds", "must be a number of seconds, at least 1");
+        Require(RequestRetentionSeconds is >= 1 and <= KvLimits.MaxConfigurableSeconds,
+            "request_retention_seconds", "must be a number of seconds, at least 1 and at most 3153600000 (100 years)");
         return failures;
     }
 

@@ -13,6 +13,12 @@ public sealed class KvLimits
     [ConfigurationKeyName("max_key_length")]
     public int MaxKeyLength { get; set; } = 512;
 
+    /// <summary>
+    /// The longest any period the stores keep may be configured to be, a TTL or a request's retention:
+    /// 100 years. Longer ones run past what PostgreSQL's intervals and timestamps hold.
+    /// </summary>
+    public const double MaxConfigurableSeconds = 100 * 365 * 86400.0;
+
     /// <summary>Longest TTL accepted; default one year.</summary>
     [ConfigurationKeyName("max_ttl_seconds")]
     public double MaxTtlSeconds { get; set; } = 365 * 24 * 3600;
@@ -30,7 +36,7 @@ public sealed class KvLimits
     {
         if (MaxNamespaceLength <= 0) yield return "max_namespace_length must be positive";
         if (MaxKeyLength <= 0) yield return "max_key_length must be positive";
-        if (!(MaxTtlSeconds > 0 && double.IsFinite(MaxTtlSeconds))) yield return "max_ttl_seconds must be a positive number of seconds";
+        if (MaxTtlSeconds is not (> 0 and <= MaxConfigurableSeconds)) yield return "max_ttl_seconds must be a positive number of seconds, at most 3153600000 (100 years)";
         if (MaxValueDepth is not (> 0 and <= 256)) yield return "max_value_depth must be between 1 and 256";
         if (MaxIntegerDigits is not (>= 20 and <= 100_000)) yield return "max_integer_digits must be between 20 and 100000";
     }

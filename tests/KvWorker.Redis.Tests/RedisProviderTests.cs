@@ -138,6 +138,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
     [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:redis:namespace_quota_bytes must be a positive number of bytes")]
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:redis:global_quota_bytes must be a positive number of bytes")]
     [InlineData("request_retention_seconds=0", "tools:kv_store:adapters:redis:request_retention_seconds must be a number of seconds, at least 1")]
+    [InlineData("request_retention_seconds=1e20", "tools:kv_store:adapters:redis:request_retention_seconds must be a number of seconds, at least 1 and at most 3153600000")]
     public void Invalid_redis_configuration_fails_validation_naming_the_key(string setting, string message)
     {
         var settings = Settings("kv:");

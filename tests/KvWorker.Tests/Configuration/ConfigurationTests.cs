@@ -304,6 +304,7 @@ public sealed class ConfigurationTests
     [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
     [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds")]
     [InlineData("purge_interval_seconds=86401", "tools:kv_store:adapters:postgres:purge_interval_seconds must be a positive number of seconds, at most 86400")]
+    [InlineData("request_retention_seconds=3153600001", "tools:kv_store:adapters:postgres:request_retention_seconds must be a positive number of seconds, at most 3153600000 (100 years)")]
     [InlineData("outbox_publish_timeout_seconds=0", "tools:kv_store:adapters:postgres:outbox_publish_timeout_seconds must be a positive number of seconds, at most 3600")]
     [InlineData("url=mysql://u@h/db", "tools:kv_store:adapters:postgres:url is not a PostgreSQL URL")]
     public void Invalid_configuration_fails_validation_naming_the_key(string? setting, string message)
@@ -318,6 +319,21 @@ public sealed class ConfigurationTests
         var error = Assert.Throws<OptionsValidationException>(() => Validate(settings));
 
         Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public void A_max_ttl_past_what_the_stores_hold_fails_validation_naming_the_key()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            [$"{KvLimits.Section}:max_ttl_seconds"] = "1e13", // PostgreSQL: interval out of range
+        }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvStore(configuration).BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<KvLimits>>().Value);
+
+        Assert.Contains("tools:kv_store:limits:max_ttl_seconds must be a positive number of seconds, at most 3153600000 (100 years)", error.Message);
     }
 
     [Fact]
