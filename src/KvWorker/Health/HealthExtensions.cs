@@ -10,7 +10,9 @@ public static class HealthExtensions
     /// </summary>
     public static void AddKvHealth(this IServiceCollection services)
     {
-        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section).ValidateOnStart();
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section)
+            .Validate(o => o.Port is >= 0 and <= 65535, $"{HealthOptions.Section}:Port must be a TCP port (1 to 65535), or 0 or unset for no endpoint")
+            .ValidateOnStart();
         services.AddHostedService<HealthEndpoint>();
     }
 
@@ -24,9 +26,11 @@ public static class HealthExtensions
         var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
         worker.AddKvWorkerConfiguration();
         var port = worker.Configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
-        if (port <= 0)
+        if (port is <= 0 or > 65535)
         {
-            await Console.Error.WriteLineAsync("Health:Port is not set, so the health endpoint is off");
+            await Console.Error.WriteLineAsync(port == 0
+                ? "Health:Port is not set, so the health endpoint is off"
+                : $"Health:Port {port} is not a TCP port, so the worker does not start");
             return 2;
         }
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };

@@ -41,11 +41,24 @@ public sealed class HealthTests(WorkerFixture worker)
         }
     }
 
+    [Theory]
+    [InlineData("70000")]
+    [InlineData("-1")]
+    public async Task A_port_that_is_not_a_tcp_port_stops_start_up_naming_the_key(string port)
+    {
+        using var host = BrokerFixture.BuildWorker(worker.WorkerSettings(new Dictionary<string, string?> { ["Health:Port"] = port }));
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Health:Port must be a TCP port (1 to 65535), or 0 or unset for no endpoint", error.Message);
+    }
+
     [Fact]
     public async Task The_health_command_fails_when_the_endpoint_is_off_or_not_answering()
     {
         Assert.Equal(1, await ProbeAsync(FreePort()));
         Assert.Equal(2, await ProbeAsync(0));
+        Assert.Equal(2, await ProbeAsync(70000));
     }
 
     [Fact]
