@@ -49,7 +49,7 @@ public sealed record StoredValue(string Json, long SizeBytes)
                     {
                         if (!first) json.Append(',');
                         first = false;
-                        WriteString(property.Name, json);
+                        WriteString(Unicode(property, static property => property.Name), json);
                         json.Append(':');
                         Write(property.Value, json, depth + 1, maxDepth);
                     }
@@ -66,7 +66,7 @@ public sealed record StoredValue(string Json, long SizeBytes)
                 json.Append(isObject ? '}' : ']');
                 break;
             case JsonValueKind.String:
-                WriteString(ReadString(value), json);
+                WriteString(Unicode(value, static value => value.GetString()!), json);
                 break;
             case JsonValueKind.Number:
                 json.Append(value.GetRawText());
@@ -85,11 +85,12 @@ public sealed record StoredValue(string Json, long SizeBytes)
         }
     }
 
-    private static string ReadString(JsonElement value)
+    /// <summary>A string or property name of the value, refused when it is not valid Unicode.</summary>
+    private static string Unicode<T>(T source, Func<T, string> read)
     {
         try
         {
-            return value.GetString()!;
+            return read(source);
         }
         catch (InvalidOperationException ex)
         {

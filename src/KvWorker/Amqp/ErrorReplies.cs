@@ -30,7 +30,7 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
         {
             if (amqp.IsPlainRpc)
                 await AmqpReply.PublishAsync(context, amqp, ToReply(context.Exception), context.CancellationToken);
-            else if (MassTransitEnvelope.TryReadRequest(context.Body, out var requestId, out var responseAddress))
+            else if (MassTransitEnvelope.TryReadRequest(context, out var requestId, out var responseAddress))
             {
                 // A consumer fault has already been sent to the client as Fault<T>; a message that never reached a consumer has not.
                 if (!context.IsFaulted)
@@ -39,7 +39,7 @@ public sealed class ErrorReplyFilter(ILogger logger) : IFilter<ExceptionReceiveC
                     await endpoint.Send(ToReply(context.Exception), send => send.RequestId = requestId, context.CancellationToken);
                 }
             }
-            else // labelled a MassTransit envelope but without a readable response address: reply_to is all there is
+            else // no readable response address: reply_to is all there is
                 await AmqpReply.PublishAsync(context, amqp, ToReply(context.Exception), context.CancellationToken);
         }
         catch (Exception ex)

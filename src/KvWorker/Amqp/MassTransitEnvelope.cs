@@ -3,12 +3,29 @@ using MassTransit;
 
 namespace KvWorker.Amqp;
 
-/// <summary>Reads the reply address out of a MassTransit envelope whose message could not be deserialized.</summary>
+/// <summary>Where a MassTransit request client waits for the answer to a message that could not be read.</summary>
 public static class MassTransitEnvelope
 {
     public const string ContentType = "application/vnd.masstransit+json";
 
-    public static bool TryReadRequest(MessageBody body, out Guid requestId, out Uri responseAddress)
+    /// <summary>
+    /// The envelope's <c>responseAddress</c> and <c>requestId</c>, or, for a raw JSON body, the
+    /// <c>MT-Response-Address</c> and <c>RequestId</c> headers, which is where MassTransit's raw
+    /// serializer puts them and where the answer to a readable request goes too.
+    /// </summary>
+    public static bool TryReadRequest(ReceiveContext context, out Guid? requestId, out Uri responseAddress)
+    {
+        if (TryReadEnvelope(context.Body, out var envelopeRequestId, out responseAddress))
+        {
+            requestId = envelopeRequestId;
+            return true;
+        }
+        requestId = context.GetRequestId();
+        responseAddress = context.GetResponseAddress()!;
+        return responseAddress is not null;
+    }
+
+    private static bool TryReadEnvelope(MessageBody body, out Guid requestId, out Uri responseAddress)
     {
         requestId = Guid.Empty;
         responseAddress = null!;
@@ -21,9 +38,11 @@ public static class MassTransitEnvelope
                 && root.TryGetProperty("responseAddress", out var address) && address.ValueKind == JsonValueKind.String
                 && Uri.TryCreate(address.GetString(), UriKind.Absolute, out responseAddress!);
         }
-        catch (JsonException)
+        // Not an envelope at all, or one whose strings hold a lone surrogate escape (which
+        // System.Text.Json reads only as an invalid operation): there is no address in it.
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            return false; // not an envelope at all: there is no address to answer
+            return false;
         }
     }
 }

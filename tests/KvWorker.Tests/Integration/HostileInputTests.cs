@@ -103,6 +103,11 @@ public sealed class HostileInputTests(WorkerFixture worker)
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
             { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":{"\ud800":1}}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":[{"a":{"\udc00x":1}}]}""", "ValueSerializationError", "application/json" },
+            // MassTransit envelopes whose reply address cannot be read: answered on reply_to.
+            { KvOperations.Get.Queue, """{"requestId":"\ud800","responseAddress":"queue:x","messageType":["urn:message:KvWorker.Contracts:KvGet"],"message":{"namespace":"{ns}","key":"k"}}""", Invalid, "application/vnd.masstransit+json" },
+            { KvOperations.Get.Queue, """{"requestId":"7d3c3f52-8d0c-4c57-a0a4-2b1f1f0e9a11","responseAddress":"queue:\ud800","messageType":["urn:message:KvWorker.Contracts:KvGet"],"message":{"namespace":"{ns}","key":"k"}}""", Invalid, "application/vnd.masstransit+json" },
         };
         return data;
     }
@@ -142,6 +147,51 @@ public sealed class HostileInputTests(WorkerFixture worker)
         Assert.True(reply.TryGetProperty(member, out _), reply.GetRawText());
         await Task.Delay(200);
         Assert.Empty(client.Unmatched);
+    }
+
+    [Fact]
+    public async Task An_unreadable_raw_json_request_is_answered_at_its_masstransit_response_address_header()
+    {
+        await using var client = await worker.RawClientAsync();
+        await using var channel = await client.Connection.CreateChannelAsync();
+        var replies = "kvtest-replies-" + Guid.NewGuid().ToString("N");
+        await channel.QueueDeclareAsync(replies, durable: true, exclusive: false, autoDelete: false); // as MassTransit declares it
+        try
+        {
+            var requestId = Guid.NewGuid();
+            var properties = new RabbitMQ.Client.BasicProperties
+            {
+                ContentType = "application/json",
+                Headers = new Dictionary<string, object?> { ["MT-Response-Address"] = "queue:" + replies, ["RequestId"] = requestId.ToString() },
+            };
+            await channel.BasicPublishAsync("", KvOperations.Get.Queue, false, properties, """{"namespace":5,"key":"k"}"""u8.ToArray());
+
+            var reply = await ReceiveAsync(channel, replies);
+
+            Assert.Equal(requestId.ToString(), reply.GetProperty("requestId").GetString());
+            var error = reply.GetProperty("message").GetProperty("error");
+            Assert.Equal(Invalid, error.GetProperty("code").GetString());
+            Assert.StartsWith("malformed request: ", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await channel.QueueDeleteAsync(replies, ifUnused: false, ifEmpty: false);
+            await channel.ExchangeDeleteAsync(replies);
+        }
+    }
+
+    private static async Task<JsonElement> ReceiveAsync(RabbitMQ.Client.IChannel channel, string queue)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            if (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
+            {
+                using var document = JsonDocument.Parse(message.Body);
+                return document.RootElement.Clone();
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"no reply on {queue} within 10 s");
     }
 
     [Fact]
