@@ -25,7 +25,7 @@ public static class EventFollower
             (string text, out int? events) => (events = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) ? number : null) > 0);
         var command = new Command("events", $"Follow the worker's events live: {string.Join(", ", Exchanges)}") { Options = { json, count } };
         command.SetAction((parse, cancellationToken) => KvCommands.RunAsync(() =>
-            FollowAsync(parse, parse.GetValue(json), parse.GetValue(count), cancellationToken)));
+            FollowAsync(parse, KvCommands.EventsAsJson(parse) || parse.GetValue(json), parse.GetValue(count), cancellationToken)));
         return command;
     }
 
@@ -47,6 +47,8 @@ public static class EventFollower
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += (_, delivery) =>
         {
+            // Deliveries already on their way when the last one counted are not printed.
+            if (received == limit) return Task.CompletedTask;
             Console.WriteLine(asJson ? JsonLine(delivery.Exchange, delivery.Body) : HumanLine(delivery.Exchange, delivery.Body));
             if (++received == limit) enough.TrySetResult();
             return Task.CompletedTask;

@@ -29,11 +29,19 @@ public static class Json
     }
 
     /// <summary>A value typed on the command line; anything that is not JSON is a usage error.</summary>
-    public static JsonElement ParseValue(string text)
+    public static JsonElement ParseValue(string text) => ParseValue(Encoding.UTF8.GetBytes(text));
+
+    /// <summary>A value read from standard input: UTF-8, a byte-order mark allowed; anything that is not JSON is a usage error.</summary>
+    public static JsonElement ParseValue(byte[] utf8)
     {
+        var json = utf8.AsMemory();
+        if (json.Span.StartsWith(Encoding.UTF8.Preamble)) json = json[Encoding.UTF8.Preamble.Length..];
+        // JSON's reader checks the bytes of a string only when it is read: check them all now.
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+            throw new CliException(ExitCodes.Usage, "the value is not UTF-8 text");
         try
         {
-            using var document = JsonDocument.Parse(text);
+            using var document = JsonDocument.Parse(json);
             return document.RootElement.Clone();
         }
         catch (JsonException ex)

@@ -41,18 +41,29 @@ public static class KvCommands
     private static readonly Option<double> Timeout = ParsedOption<double>(
         "--timeout", "Seconds to wait for the worker's reply; a request not taken by then is dropped, unapplied",
         $"a positive number of seconds, at most {KvCallOptions.MaxTimeout.TotalSeconds:0}",
-        (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) > 0 && seconds <= KvCallOptions.MaxTimeout.TotalSeconds,
+        // At least a millisecond: a shorter time-out rounds to none, which the client refuses.
+        (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) >= 0.001 && seconds <= KvCallOptions.MaxTimeout.TotalSeconds,
         defaultValue: KvCallOptions.DefaultTimeout.TotalSeconds);
 
-    private static readonly Argument<string> Namespace = new("namespace") { Description = "The namespace, e.g. a persona's name" };
-    private static readonly Argument<string> Key = new("key") { Description = "The key within the namespace" };
+    private static readonly Argument<string> Namespace = NonEmpty(new Argument<string>("namespace") { Description = "The namespace, e.g. a persona's name" });
+    private static readonly Argument<string> Key = NonEmpty(new Argument<string>("key") { Description = "The key within the namespace" });
+
+    /// <summary>Refuses an empty value on the command line (exit 2), which the worker would refuse anyway.</summary>
+    private static Argument<T> NonEmpty<T>(Argument<T> argument)
+    {
+        argument.Validators.Add(result =>
+        {
+            if (result.Tokens.Any(token => token.Value.Length == 0)) result.AddError($"{argument.Name} must not be empty");
+        });
+        return argument;
+    }
 
     public static RootCommand Build()
     {
         var root = WithCallOptions(new RootCommand(
             "kv: the KvWorker key-value store from a terminal.\n\n" +
             "Exit codes: 0 ok, 1 the worker answered with an error, 2 invalid command line,\n" +
-            "3 RabbitMQ unreachable or refusing, or no worker answered, 4 key not found (get).")
+            "3 RabbitMQ unreachable or refusing, or no worker answered, 4 key not found (get, touch).")
         {
             Options = { Url },
         });
@@ -67,6 +78,17 @@ public static class KvCommands
         root.Subcommands.Add(Purge());
         root.Subcommands.Add(EventFollower.Command());
         return root;
+    }
+
+    /// <summary>
+    /// <c>kv events</c> sends no request: --json before it means its own --json, and a request's
+    /// options before it are refused (exit 2) rather than ignored.
+    /// </summary>
+    public static bool EventsAsJson(ParseResult parse)
+    {
+        if (new Option[] { Persona, Provider, Timeout }.FirstOrDefault(option => parse.GetResult(option) is { Implicit: false }) is { } given)
+            throw new CliException(ExitCodes.Usage, $"events does not take {given.Name}");
+        return parse.GetValue(JsonOutput);
     }
 
     /// <summary>Gives a command that sends one request to the worker the options that go with it.</summary>
@@ -116,7 +138,7 @@ public static class KvCommands
             {
                 Namespace = parse.GetRequiredValue(Namespace),
                 Key = parse.GetRequiredValue(Key),
-                Value = Json.ParseValue(text == "-" ? Console.In.ReadToEnd() : text),
+                Value = text == "-" ? Json.ParseValue(ReadStandardInput()) : Json.ParseValue(text),
                 TtlSeconds = parse.GetValue(ttl),
                 IfVersion = parse.GetValue(ifVersion),
             }, result =>
@@ -177,8 +199,8 @@ public static class KvCommands
     private static Command List()
     {
         var prefix = new Option<string?>("--prefix") { Description = "Only keys that start with this text" };
-        var limit = ParsedOption<int?>("--limit", "Keys per page, 1 to 1000 (default 100)", "a whole number",
-            (string text, out int? value) => (value = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null) is not null);
+        var limit = ParsedOption<int?>("--limit", "Keys per page, 1 to 1000 (default 100)", "a whole number from 1 to 1000",
+            (string text, out int? value) => (value = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null) is >= 1 and <= 1000);
         var cursor = new Option<string?>("--cursor") { Description = "The next_cursor a previous page printed" };
         var command = new Command("list", "List a namespace's live keys in key byte order, a page at a time (key, bytes, version, TTL)")
         {
@@ -195,11 +217,33 @@ public static class KvCommands
         {
             foreach (var key in page.Keys)
                 Console.WriteLine($"{key.Key}\t{Bytes(key.SizeBytes)}\tversion {key.Version}" + (key.TtlSeconds is { } ttl ? $"\texpires in {Seconds(ttl)}" : ""));
-            if (page.NextCursor is { } next) Console.Error.WriteLine($"more: kv list {page.Namespace} --cursor {next}");
+            if (page.NextCursor is { } next) Console.Error.WriteLine("more: " + NextPageCommand(parse, page.Namespace, next, prefix, limit));
             return ExitCodes.Ok;
         }, cancellationToken));
         return WithCallOptions(command);
     }
+
+    /// <summary>The command line of the next page: this one's namespace, prefix, page size, persona and provider, the next cursor.</summary>
+    private static string NextPageCommand(ParseResult parse, string ns, string cursor, Option<string?> prefix, Option<int?> limit)
+    {
+        var words = new List<string> { "kv", "list", ShellWord(ns) };
+        void Add(string option, object? value)
+        {
+            if (value is not null) words.AddRange([option, ShellWord(Convert.ToString(value, CultureInfo.InvariantCulture)!)]);
+        }
+        Add("--prefix", parse.GetValue(prefix));
+        Add("--limit", parse.GetValue(limit));
+        Add("--persona", parse.GetValue(Persona));
+        Add("--provider", parse.GetValue(Provider));
+        Add("--cursor", cursor);
+        return string.Join(' ', words);
+    }
+
+    /// <summary>The text as one word of a POSIX shell: as it is when that is safe, else single-quoted.</summary>
+    private static string ShellWord(string text) =>
+        text.Length > 0 && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or ':' or '@' or '=' or '+' or ',')
+            ? text
+            : "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private static Command Touch()
     {
@@ -275,7 +319,7 @@ public static class KvCommands
 
     private static Command Purge()
     {
-        var ns = new Argument<string?>("namespace") { Description = "Only this namespace (default: every namespace)", Arity = ArgumentArity.ZeroOrOne };
+        var ns = NonEmpty(new Argument<string?>("namespace") { Description = "Only this namespace (default: every namespace)", Arity = ArgumentArity.ZeroOrOne });
         var command = new Command("purge", "Remove expired entries now, of one namespace or of all (the worker also does so on a schedule)")
         {
             Arguments = { ns },
@@ -368,6 +412,15 @@ public static class KvCommands
         }
     }
 
+    /// <summary>Standard input as bytes, so JSON's own reading judges them: bytes that are not UTF-8 are refused, not replaced.</summary>
+    private static byte[] ReadStandardInput()
+    {
+        using var input = Console.OpenStandardInput();
+        using var bytes = new MemoryStream();
+        input.CopyTo(bytes);
+        return bytes.ToArray();
+    }
+
     /// <summary>--url, else $KV_RABBITMQ_URL, else the local default.</summary>
     private static Uri BrokerUrl(ParseResult parse)
     {
@@ -409,7 +462,7 @@ public static class KvCommands
     }
 
     private static Option<double?> TtlOption(string description) => ParsedOption<double?>(
-        "--ttl", description, "a number of seconds", (string text, out double? seconds) => (seconds = FiniteNumber(text)) is not null);
+        "--ttl", description, "a positive number of seconds", (string text, out double? seconds) => (seconds = FiniteNumber(text)) > 0);
 
     private static Option<long?> IfVersionOption(string description) => ParsedOption<long?>(
         "--if-version", description, "a version (0 or more)",

@@ -64,7 +64,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal(2, noTtl.ExitCode);
         Assert.Contains("--ttl SECONDS or --persistent", noTtl.Errors);
         Assert.StartsWith("notes\t2 bytes\tversion 4\texpires in", firstPage.Output.Trim());
-        Assert.Contains($"kv list {ns} --cursor ", firstPage.Errors);
+        Assert.Contains($"more: kv list {ns} --limit 1 --cursor ", firstPage.Errors);
         Assert.Equal("plan\t4 bytes\tversion 2", all.Output.Trim());
         Assert.Equal(["plan\t\"v2\"", "none\t(not found)", "notes\t[]"], many.Output.Trim().Split('\n'));
         Assert.Equal(1, staleDelete.ExitCode);
@@ -217,8 +217,15 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Theory]
-    [InlineData("--ttl must be a number of seconds, not 'abc'", "set", "n", "k", "1", "--ttl", "abc")]
-    [InlineData("--ttl must be a number of seconds, not 'NaN'", "incr", "n", "k", "--ttl", "NaN")]
+    [InlineData("--ttl must be a positive number of seconds, not 'abc'", "set", "n", "k", "1", "--ttl", "abc")]
+    [InlineData("--ttl must be a positive number of seconds, not 'NaN'", "incr", "n", "k", "--ttl", "NaN")]
+    [InlineData("--ttl must be a positive number of seconds, not '0'", "set", "n", "k", "1", "--ttl", "0")]
+    [InlineData("--limit must be a whole number from 1 to 1000, not '0'", "list", "n", "--limit", "0")]
+    [InlineData("--limit must be a whole number from 1 to 1000, not '1001'", "list", "n", "--limit", "1001")]
+    [InlineData("namespace must not be empty", "get", "", "k")]
+    [InlineData("key must not be empty", "set", "n", "", "1")]
+    [InlineData("namespace must not be empty", "purge", "")]
+    [InlineData("--timeout must be a positive number of seconds, at most 86400, not '1e-8'", "get", "n", "k", "--timeout", "1e-8")]
     [InlineData("--by must be a 64-bit integer, not 'x'", "incr", "n", "k", "--by", "x")]
     [InlineData("--initial must be a 64-bit integer, not '1.5'", "incr", "n", "k", "--initial", "1.5")]
     [InlineData("--timeout must be a positive number of seconds, at most 86400, not 'abc'", "get", "n", "k", "--timeout", "abc")]
@@ -233,6 +240,39 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.True(result.ExitCode == 2, result.ToString());
         Assert.Equal([$"kv: {message}", "Run 'kv --help' or 'kv <command> --help' for usage."], result.Errors.TrimEnd().Split('\n'));
         Assert.Equal("", result.Output);
+    }
+
+    [Theory]
+    [InlineData("--persona", "p")]
+    [InlineData("--timeout", "5")]
+    public async Task A_request_option_before_events_is_refused_not_ignored(string option, string value)
+    {
+        var result = await Kv(option, value, "events", "--count", "1");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"kv: events does not take {option}", result.Errors.Trim());
+    }
+
+    [Fact]
+    public async Task A_value_from_stdin_may_start_with_a_byte_order_mark()
+    {
+        var ns = NewNamespace();
+
+        var result = await KvCliProcess.RunWithInputAsync(worker.AmqpUri, "\uFEFF{\"plan\": [1, 2]}", "set", ns, "k", "-");
+        var read = await Kv("get", ns, "k", "--json");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("\"value\":{\"plan\":[1,2]}", read.Output);
+    }
+
+    [Fact]
+    public void A_value_from_stdin_that_is_not_utf8_is_refused_not_replaced()
+    {
+        byte[] latin1 = [(byte)'"', (byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'"'];
+
+        var error = Assert.Throws<KvWorker.Cli.CliException>(() => KvWorker.Cli.Json.ParseValue(latin1));
+
+        Assert.Equal((2, "the value is not UTF-8 text"), (error.ExitCode, error.Message));
     }
 
     [Fact]
@@ -441,6 +481,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Contains("until 1 event has arrived", humanResult.Errors);
         Assert.DoesNotContain("Ctrl+C", humanResult.Errors + jsonResult.Errors);
         Assert.StartsWith($"NamespaceQuotaExceeded namespace={ns} key=plan quota_bytes=100 used_bytes=90 attempted_bytes=20 persona=researcher", humanResult.Output);
+        Assert.Single(humanResult.Output.Trim().Split('\n')); // --count 1: the second event is not printed
     }
 
     [Fact]
