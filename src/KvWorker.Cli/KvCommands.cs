@@ -282,7 +282,7 @@ public static class KvCommands
     private static Command GetMany()
     {
         var keys = new Argument<string[]>("keys") { Description = "Up to 100 keys", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("mget", "Read several keys of a namespace in one snapshot: a line of JSON per key, in order")
+        var command = new Command("mget", "Read several keys of a namespace in one snapshot: a line per key, in order: the key, a tab, its value as JSON or (not found)")
         {
             Arguments = { Namespace, keys },
         };
