@@ -16,6 +16,17 @@ internal static class RedisFaults
     /// </summary>
     private static readonly string[] UnavailablePrefixes = ["LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "OOM"];
 
+    /// <summary>
+    /// Like <see cref="RunAsync{T}"/>, but a command once sent is waited for whatever the token says:
+    /// Redis runs it even when nobody waits, and its reply says what the global counter must be given
+    /// back. Redis's own time-out bounds the wait.
+    /// </summary>
+    public static Task<T> RunToReplyAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return RunAsync(command, CancellationToken.None);
+    }
+
     public static async Task<T> RunAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

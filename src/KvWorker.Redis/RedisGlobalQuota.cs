@@ -20,7 +20,7 @@ internal sealed class RedisGlobalQuota(IDatabase database, RedisKeys keys, long 
     /// <summary>Adds <paramref name="bytes"/> to the counter when they fit under the quota; the bytes used after, or before a refusal.</summary>
     public async Task<(bool Granted, long UsedBytes)> TryReserveAsync(long bytes, CancellationToken cancellationToken)
     {
-        var reply = (RedisResult[])(await RedisFaults.RunAsync(
+        var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
             () => database.ScriptEvaluateAsync(RedisScripts.Reserve, [keys.GlobalBytes], [bytes, quotaBytes]), cancellationToken))!;
         return ((long)reply[0] == 1, (long)reply[1]);
     }

@@ -188,7 +188,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 (long)Math.Ceiling(_options.RequestRetentionSeconds * 1000), identity?.RequestHash ?? "",
                 ifVersion?.ToString(CultureInfo.InvariantCulture) ?? "", .. arguments,
             ];
-            var reply = new MutationReply((RedisResult[])(await RedisFaults.RunAsync(
+            var reply = new MutationReply((RedisResult[])(await RedisFaults.RunToReplyAsync(
                 () => _database.ScriptEvaluateAsync(script, keys, values), cancellationToken))!);
             if (_global is not null) await _global.SettleAsync(reply.Net - granted);
             if (reply.Queued) await _outbox.PublishAsync(ns, cancellationToken);

@@ -78,10 +78,8 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
         while (bytes < enough)
         {
             if (cancellationToken.IsCancellationRequested) return (count, bytes, false);
-            // A script once sent is waited for (a batch is short, and Redis's time-out bounds it): its
-            // reply carries the bytes the global counter gives back, lost if the wait were given up.
-            var reply = (RedisResult[])(await RedisFaults.RunAsync(
-                () => database.ScriptEvaluateAsync(RedisScripts.Purge, namespaceKeys, [ns, batchSize]), CancellationToken.None))!;
+            var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
+                () => database.ScriptEvaluateAsync(RedisScripts.Purge, namespaceKeys, [ns, batchSize]), cancellationToken))!;
             var (removed, freed) = ((long)reply[0], (long)reply[1]);
             (count, bytes) = (count + removed, bytes + freed);
             if (global is not null) await global.SettleAsync(-freed);

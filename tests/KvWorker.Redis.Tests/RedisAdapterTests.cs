@@ -181,50 +181,89 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
     public async Task A_server_that_cannot_serve_for_now_is_reported_unavailable_so_the_worker_retries()
     {
         // A Redis server of this test's own, whose memory is full: every write is refused with OOM.
-        var port = FreePort();
-        var start = new System.Diagnostics.ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
-        foreach (var argument in new[] { "--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory", "1", "--maxmemory-policy", "noeviction" })
-            start.ArgumentList.Add(argument);
-        using var server = System.Diagnostics.Process.Start(start)!;
-        try
+        await using var server = await OwnServer.StartAsync("--maxmemory", "1", "--maxmemory-policy", "noeviction");
+        var options = redis.Options(redis.NewIsolatedPrefix());
+        options.Url = server.Url;
+        await using var adapter = redis.Connect(options);
+
+        var error = await Assert.ThrowsAsync<KvStoreUnavailableException>(() => adapter.SetAsync(NewNamespace(), "k", Value("1"), null, null, None));
+
+        Assert.Contains("OOM", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_write_whose_budget_runs_out_while_redis_is_busy_still_settles_the_global_counter()
+    {
+        // A server of this test's own, kept busy for a second by a script of another client.
+        await using var server = await OwnServer.StartAsync();
+        var prefix = redis.NewIsolatedPrefix();
+        var options = redis.Options(prefix, namespaceQuotaBytes: 10_000, globalQuotaBytes: 1000);
+        options.Url = server.Url;
+        await using var adapter = redis.Connect(options);
+        await using var other = await ConnectionMultiplexer.ConnectAsync(server.Url + ",asyncTimeout=10000");
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", Value($"\"{new string('x', 598)}\""), null, null, None);
+        const string busyForASecond = "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] " +
+            "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 1000000 return 1";
+        var busy = other.GetDatabase().ScriptEvaluateAsync(busyForASecond);
+        await Task.Delay(50);
+
+        using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        var deleted = await adapter.DeleteAsync(ns, "k", null, budget.Token);
+        await busy;
+
+        // The script was sent before the budget ran out, so Redis ran it: the delete is answered,
+        // and the 600 bytes it freed are off the global counter, where a 600-byte write finds them.
+        Assert.True(deleted.Deleted);
+        Assert.Equal(0, (long)await other.GetDatabase().StringGetAsync(new RedisKeys(prefix).GlobalBytes));
+        await adapter.SetAsync(NewNamespace(), "k", Value($"\"{new string('x', 598)}\""), null, null, None);
+    }
+
+    /// <summary>A Redis server of a test's own, for states the shared one must not be put in; stopped when disposed.</summary>
+    private sealed class OwnServer(System.Diagnostics.Process process, int port) : IAsyncDisposable
+    {
+        public string Url => $"127.0.0.1:{port}";
+
+        public static async Task<OwnServer> StartAsync(params string[] arguments)
         {
+            var port = FreePort();
+            var start = new System.Diagnostics.ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
+            foreach (var argument in new[] { "--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" }.Concat(arguments))
+                start.ArgumentList.Add(argument);
+            var server = new OwnServer(System.Diagnostics.Process.Start(start)!, port);
             await WaitUntilListeningAsync(port);
-            var options = redis.Options(redis.NewIsolatedPrefix());
-            options.Url = $"127.0.0.1:{port}";
-            await using var adapter = redis.Connect(options);
-
-            var error = await Assert.ThrowsAsync<KvStoreUnavailableException>(() => adapter.SetAsync(NewNamespace(), "k", Value("1"), null, null, None));
-
-            Assert.Contains("OOM", error.Message, StringComparison.Ordinal);
+            return server;
         }
-        finally
-        {
-            server.Kill();
-            await server.WaitForExitAsync();
-        }
-    }
 
-    private static async Task WaitUntilListeningAsync(int port)
-    {
-        for (var attempt = 0; ; attempt++)
+        public async ValueTask DisposeAsync()
         {
-            try
+            process.Kill();
+            await process.WaitForExitAsync();
+            process.Dispose();
+        }
+
+        private static async Task WaitUntilListeningAsync(int port)
+        {
+            for (var attempt = 0; ; attempt++)
             {
-                using var client = new System.Net.Sockets.TcpClient();
-                await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
-                return;
-            }
-            catch (System.Net.Sockets.SocketException) when (attempt < 100)
-            {
-                await Task.Delay(50);
+                try
+                {
+                    using var client = new System.Net.Sockets.TcpClient();
+                    await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+                    return;
+                }
+                catch (System.Net.Sockets.SocketException) when (attempt < 100)
+                {
+                    await Task.Delay(50);
+                }
             }
         }
-    }
 
-    private static int FreePort()
-    {
-        using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        socket.Start();
-        return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+        private static int FreePort()
+        {
+            using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            socket.Start();
+            return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+        }
     }
 }
