@@ -22,7 +22,7 @@ public static class AtlasEnvironment
         ["ATLAS_KV_POOL_TIMEOUT"] = $"{Postgres}:pool:timeout",
     };
 
-    /// <summary>Adds config.yaml (above the JSON files) and the ATLAS_KV_* fallbacks (below everything).</summary>
+    /// <summary>Adds config.yaml (above the appsettings files, below user secrets) and the ATLAS_KV_* fallbacks (below everything).</summary>
     public static void AddKvStoreConfiguration(
         this IConfigurationManager configuration, string configYamlDirectory, Func<string, string?>? environment = null)
     {
@@ -31,9 +31,10 @@ public static class AtlasEnvironment
         var yaml = new ConfigurationBuilder()
             .AddYamlFile(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(configYamlDirectory), "config.yaml", optional: true, reloadOnChange: false)
             .Sources[0];
-        var lastJson = sources.Select((source, index) => (source, index))
-            .LastOrDefault(s => s.source is Microsoft.Extensions.Configuration.Json.JsonConfigurationSource).index;
-        sources.Insert(lastJson + 1, yaml);
+        var lastAppSettings = sources.Select((source, index) => (source, index))
+            .LastOrDefault(s => s.source is Microsoft.Extensions.Configuration.Json.JsonConfigurationSource { Path: { } path }
+                && path.StartsWith("appsettings", StringComparison.OrdinalIgnoreCase)).index;
+        sources.Insert(lastAppSettings + 1, yaml);
 
         var fallbacks = KeysByVariable
             .Select(pair => (pair.Value, environment(pair.Key) is { Length: > 0 } value ? AsTheOriginalToolReadIt(pair.Key, value) : null))

@@ -74,7 +74,7 @@ public static class KvMetrics
         PurgedBytes.Add(bytes, tag);
     }
 
-    /// <summary>A namespace's usage as just read or computed (usage queries, quota checks).</summary>
+    /// <summary>A namespace's usage as just read or computed (usage queries).</summary>
     public static void NamespaceUsage(string ns, long usedBytes) =>
         NamespaceUsedBytes.Record(usedBytes, new KeyValuePair<string, object?>("kv.namespace", ns));
 }

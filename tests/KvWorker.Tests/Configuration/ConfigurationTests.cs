@@ -266,6 +266,24 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Config_yaml_is_above_appsettings_and_below_user_secrets()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        File.WriteAllText(Path.Combine(directory.FullName, "config.yaml"), "tools:\n  kv_store:\n    default_adapter: from-yaml\n    request_timeout_seconds: 7\n");
+        File.WriteAllText(Path.Combine(directory.FullName, "appsettings.json"), """{"tools":{"kv_store":{"default_adapter":"from-appsettings","request_timeout_seconds":5,"max_batch":3}}}""");
+        File.WriteAllText(Path.Combine(directory.FullName, "secrets.json"), """{"tools":{"kv_store":{"default_adapter":"from-secrets"}}}""");
+        var configuration = new ConfigurationManager();
+        configuration.AddJsonFile(Path.Combine(directory.FullName, "appsettings.json"));
+        configuration.AddJsonFile(Path.Combine(directory.FullName, "secrets.json")); // as AddUserSecrets adds them, after appsettings
+
+        configuration.AddKvStoreConfiguration(directory.FullName, _ => null);
+
+        Assert.Equal("from-secrets", configuration["tools:kv_store:default_adapter"]);
+        Assert.Equal("7", configuration["tools:kv_store:request_timeout_seconds"]);
+        directory.Delete(recursive: true);
+    }
+
+    [Fact]
     public void A_config_yaml_with_the_original_layout_is_read()
     {
         var directory = Directory.CreateTempSubdirectory();
