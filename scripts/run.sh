@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
-export ATLAS_KV_STORE_URL="${ATLAS_KV_STORE_URL:-postgresql+psycopg://kvworker:kvworker@127.0.0.1:5432/kvworker}"
+export ATLAS_KV_STORE_URL="${ATLAS_KV_STORE_URL:-postgresql+psycopg://kvworker:kvworker@127.0.0.1:${KV_PG_PORT:-5432}/kvworker}"
+export RabbitMq__Port="${RabbitMq__Port:-${KV_AMQP_PORT:-5672}}"
 export tools__kv_store__adapters__redis__url="${tools__kv_store__adapters__redis__url:-127.0.0.1:${KV_REDIS_PORT:-6379}}"
 # Development: src/KvWorker/appsettings.Development.json grants RabbitMQ's guest user a persona.
 export DOTNET_ENVIRONMENT="${DOTNET_ENVIRONMENT:-Development}"

@@ -27,7 +27,8 @@ apt_updated=""
 apt_install() {
   [ -n "$apt_updated" ] || { say "apt-get update"; as_root apt-get update -qq >/dev/null; apt_updated=1; }
   say "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # Without recommends: docker-compose, say, recommends the Docker engine itself.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 wait_for_port() {
@@ -36,19 +37,26 @@ wait_for_port() {
   say "$name did not start listening on port $port"; exit 1
 }
 
+# With a Docker engine and compose, the services not listening yet start as containers
+# (only those: a container publishing a port already taken would fail).
 use_docker=""
-if docker info >/dev/null 2>&1; then
+if docker info >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }; then
   use_docker=1
-  listening "$PG_PORT" && listening "$AMQP_PORT" && listening "$REDIS_PORT" || {
-    say "docker engine found: starting postgres, rabbitmq and redis with docker compose"
+  missing=()
+  listening "$PG_PORT" || missing+=(postgres)
+  listening "$AMQP_PORT" || missing+=(rabbitmq)
+  listening "$REDIS_PORT" || missing+=(redis)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "docker engine found: starting ${missing[*]} with docker compose"
     # The compose plugin waits for the health checks; Debian's docker-compose (v1) cannot,
-    # so the port waits below have to do.
+    # and a published port answers before the service behind it is ready: the waits below
+    # only see the port.
     if docker compose version >/dev/null 2>&1; then
-      (cd "$REPO_ROOT" && docker compose up -d --wait postgres rabbitmq redis)
+      (cd "$REPO_ROOT" && docker compose up -d --wait "${missing[@]}")
     else
-      (cd "$REPO_ROOT" && docker-compose up -d postgres rabbitmq redis)
+      (cd "$REPO_ROOT" && docker-compose up -d "${missing[@]}")
     fi
-  }
+  fi
 fi
 
 pg_bin_dir() {
@@ -69,7 +77,7 @@ start_postgres() {
   export PATH="$PATH:$bin"
   if [ "$(id -u)" -eq 0 ]; then run_as=(runuser -u postgres --); fi
   mkdir -p "$PG_DATA"
-  [ "$(id -u)" -eq 0 ] && chown -R postgres: "$(dirname "$PG_DATA")"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres: "$PG_DATA"
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     say "initdb $PG_DATA"
     "${run_as[@]}" "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
@@ -81,13 +89,15 @@ start_postgres() {
 
 # The kvworker role (allowed to create the tests' databases) and database.
 ensure_kv_database() {
+  PGPASSWORD=kvworker psql -h 127.0.0.1 -p "$PG_PORT" -U kvworker -d kvworker -qtA -c "SELECT 1" >/dev/null 2>&1 && return 0
   local psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
   if ! "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1; then
     # A server started elsewhere: try the postgres OS user over the local socket.
-    psql=(runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA)
-    [ "$(id -u)" -eq 0 ] && "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1 || {
+    if [ "$(id -u)" -eq 0 ]; then psql=(runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA)
+    else psql=(sudo -u postgres psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA); fi
+    "${psql[@]}" -c "SELECT 1" >/dev/null 2>&1 || {
       say "cannot connect to postgres on port $PG_PORT as a superuser; create role and database kvworker (password kvworker, CREATEDB) yourself"
-      return 0
+      exit 1
     }
   fi
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'kvworker'")" != 1 ]; then
@@ -103,7 +113,7 @@ start_rabbitmq() {
   export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
   say "starting rabbitmq on 127.0.0.1:$AMQP_PORT"
   # The Debian package may have started it through its service already.
-  listening "$AMQP_PORT" || as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  listening "$AMQP_PORT" || as_root env RABBITMQ_NODE_PORT="$AMQP_PORT" rabbitmq-server -detached >/dev/null 2>&1 || true
   # The node registers with epmd a moment after -detached returns; until then
   # await_startup fails at once instead of waiting.
   for _ in $(seq 1 60); do
