@@ -29,17 +29,21 @@ public sealed class KvClient : IAsyncDisposable
 
     private static readonly JsonSerializerOptions RequestJson = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    private readonly IChannel _channel;
+    private IChannel _channel = null!;
     private readonly string _replyQueue;
     private readonly ResiliencePipeline? _retry;
     private readonly KvClientOptions _options;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<KvRawReply>> _pending = new();
     private long _lastCorrelationId;
 
-    private KvClient(IConnection connection, IChannel channel, string replyQueue, string userName, string broker, KvClientOptions options)
+    private bool _disposed;
+
+    /// <summary>The new channel being opened after RabbitMQ closed the last one; calls wait for it.</summary>
+    private volatile Task? _reopening;
+
+    private KvClient(IConnection connection, string replyQueue, string userName, string broker, KvClientOptions options)
     {
         Connection = connection;
-        _channel = channel;
         _replyQueue = replyQueue;
         UserName = userName;
         Broker = broker;
@@ -90,23 +94,60 @@ public sealed class KvClient : IAsyncDisposable
 
         try
         {
-            var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
             // Named by the client rather than the server, so it keeps its name when the
             // connection recovers and replies to later calls still find it.
-            var replyQueue = $"{options.ClientName}.reply.{Guid.NewGuid():N}";
-            await channel.QueueDeclareAsync(replyQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
-            var client = new KvClient(connection, channel, replyQueue, factory.UserName, broker, options);
-            var consumer = new AsyncEventingBasicConsumer(channel);
-            consumer.ReceivedAsync += client.OnReplyAsync;
-            channel.BasicReturnAsync += client.OnReturnAsync;
-            await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer, cancellationToken);
+            var client = new KvClient(connection, $"{options.ClientName}.reply.{Guid.NewGuid():N}", factory.UserName, broker, options);
+            await client.OpenChannelAsync(cancellationToken);
             return client;
         }
-        catch (OperationInterruptedException ex)
+        catch (Exception ex)
         {
+            // Whatever failed, the connection is not left open behind the caller's back.
             await connection.DisposeAsync();
-            throw new KvBrokerException($"RabbitMQ at {broker} refused: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
+            if (ex is OperationInterruptedException refused)
+                throw new KvBrokerException($"RabbitMQ at {broker} refused: {refused.ShutdownReason?.ReplyText ?? refused.Message}", ex);
+            throw;
         }
+    }
+
+    /// <summary>The channel calls are published on, with the reply queue and its consumer.</summary>
+    private async Task OpenChannelAsync(CancellationToken cancellationToken)
+    {
+        var channel = await Connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        // Declared with every channel: auto-delete, it went with the consumer of a channel that closed.
+        await channel.QueueDeclareAsync(_replyQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += OnReplyAsync;
+        channel.BasicReturnAsync += OnReturnAsync;
+        channel.ChannelShutdownAsync += OnChannelShutdownAsync;
+        await channel.BasicConsumeAsync(_replyQueue, autoAck: true, consumer, cancellationToken);
+        _channel = channel;
+    }
+
+    /// <summary>
+    /// RabbitMQ closes a channel on a channel-level error (a request it refuses: a user_id that is
+    /// not the connection's, a body over its size limit) while the connection stays up, and the
+    /// client library reopens channels only after a lost connection. So the calls in flight, whose
+    /// replies went with the channel's reply consumer, fail now, and a new channel serves the next.
+    /// </summary>
+    private Task OnChannelShutdownAsync(object sender, ShutdownEventArgs reason)
+    {
+        if (_disposed || reason.Initiator == ShutdownInitiator.Application || !Connection.IsOpen) return Task.CompletedTask;
+        // Not on the library's own thread, which the shutdown handler runs on.
+        _reopening = Task.Run(async () =>
+        {
+            try
+            {
+                await OpenChannelAsync(CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is OperationInterruptedException or AlreadyClosedException)
+            {
+                // The connection went too: its recovery reopens what it knew, or calls fail on the closed channel.
+            }
+        });
+        var closed = new KvBrokerException($"RabbitMQ at {Broker} closed the channel: {reason.ReplyText}");
+        foreach (var waiter in _pending.Values) waiter.TrySetException(closed);
+        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -254,22 +295,32 @@ public sealed class KvClient : IAsyncDisposable
         var deadline = DateTimeOffset.UtcNow + timeout;
         properties.Headers = new Dictionary<string, object?> { [KvHeaders.Deadline] = deadline.ToUnixTimeMilliseconds() };
         properties.Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        // The time-out covers the publish too: a connection RabbitMQ blocks (a memory or disk
+        // alarm) stops taking publishes, which would otherwise wait for as long as the alarm lasts.
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        attempt.CancelAfter(timeout);
         try
         {
-            // RabbitMQ.Client 7 writes each publish to the socket as one unit, so
-            // concurrent publishes on the channel need no lock of their own.
-            // Mandatory: a request to a queue nobody declared comes back at once (OnReturnAsync).
-            await _channel.BasicPublishAsync("", queue, mandatory: true, properties, body, cancellationToken);
+            try
+            {
+                // RabbitMQ.Client 7 writes each publish to the socket as one unit, so
+                // concurrent publishes on the channel need no lock of their own.
+                // Mandatory: a request to a queue nobody declared comes back at once (OnReturnAsync).
+                var channel = _channel;
+                if (!channel.IsOpen && _reopening is { } reopening)
+                {
+                    await reopening.WaitAsync(attempt.Token);
+                    channel = _channel;
+                }
+                await channel.BasicPublishAsync("", queue, mandatory: true, properties, body, attempt.Token);
+            }
+            catch (AlreadyClosedException ex)
+            {
+                throw new KvBrokerException($"the connection to RabbitMQ at {Broker} is closed: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
+            }
+            return await reply.WaitAsync(attempt.Token);
         }
-        catch (AlreadyClosedException ex)
-        {
-            throw new KvBrokerException($"the connection to RabbitMQ at {Broker} is closed: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
-        }
-        try
-        {
-            return await reply.WaitAsync(timeout, cancellationToken);
-        }
-        catch (TimeoutException)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new KvTimeoutException(queue, properties.MessageId!, timeout, Broker);
         }
@@ -312,6 +363,7 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>Closes the channel and the connection; calls still in flight end with an <see cref="ObjectDisposedException"/>.</summary>
     public async ValueTask DisposeAsync()
     {
+        _disposed = true;
         await _channel.DisposeAsync();
         await Connection.DisposeAsync();
         foreach (var waiter in _pending.Values) waiter.TrySetException(new ObjectDisposedException(nameof(KvClient)));

@@ -36,6 +36,24 @@ public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorke
     }
 
     [Fact]
+    public async Task A_request_rabbitmq_refuses_fails_at_once_with_its_reason_and_the_client_goes_on()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+        var calls = new KvCallOptions { Timeout = TimeSpan.FromSeconds(60) };
+        var inFlight = client.GetAsync(Request(StubWorker.Silent), calls);
+
+        // RabbitMQ refuses a user_id that is not the connection's user by closing the channel.
+        var refused = await Assert.ThrowsAsync<KvBrokerException>(() => client.CallRawAsync(KvOperations.Get.Queue,
+            """{"namespace":"n","key":"k"}"""u8.ToArray(), new KvRawCallOptions { UserId = "somebody-else", Timeout = TimeSpan.FromSeconds(60) }));
+        var alsoEnded = await Assert.ThrowsAsync<KvBrokerException>(() => inFlight);
+        var next = await Assert.ThrowsAsync<AccessDeniedException>(() => client.GetAsync(Request(KvErrorCodes.AccessDeniedError), calls));
+
+        Assert.Contains("user_id", refused.Message);
+        Assert.Same(refused, alsoEnded);
+        Assert.Equal("stub says AccessDeniedError", next.Message);
+    }
+
+    [Fact]
     public async Task A_version_conflict_carries_the_current_version()
     {
         await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
