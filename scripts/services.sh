@@ -38,9 +38,14 @@ wait_for_port() {
 }
 
 # With a Docker engine and compose, the services not listening yet start as containers
-# (only those: a container publishing a port already taken would fail).
+# (only those: a container publishing a port already taken would fail). The compose plugin
+# waits for the health checks; Debian's docker-compose (v1) cannot, and a published port
+# answers before the service behind it is ready: the waits below only see the port.
+compose_up=()
+if docker compose version >/dev/null 2>&1; then compose_up=(docker compose up -d --wait)
+elif command -v docker-compose >/dev/null 2>&1; then compose_up=(docker-compose up -d); fi
 use_docker=""
-if docker info >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }; then
+if [ "${#compose_up[@]}" -gt 0 ] && docker info >/dev/null 2>&1; then
   use_docker=1
   missing=()
   listening "$PG_PORT" || missing+=(postgres)
@@ -48,14 +53,7 @@ if docker info >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 || co
   listening "$REDIS_PORT" || missing+=(redis)
   if [ "${#missing[@]}" -gt 0 ]; then
     say "docker engine found: starting ${missing[*]} with docker compose"
-    # The compose plugin waits for the health checks; Debian's docker-compose (v1) cannot,
-    # and a published port answers before the service behind it is ready: the waits below
-    # only see the port.
-    if docker compose version >/dev/null 2>&1; then
-      (cd "$REPO_ROOT" && docker compose up -d --wait "${missing[@]}")
-    else
-      (cd "$REPO_ROOT" && docker-compose up -d "${missing[@]}")
-    fi
+    (cd "$REPO_ROOT" && "${compose_up[@]}" "${missing[@]}")
   fi
 fi
 

@@ -36,8 +36,6 @@ public sealed class KvClient : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<KvRawReply>> _pending = new();
     private long _lastCorrelationId;
 
-    private bool _disposed;
-
     /// <summary>The new channel being opened after RabbitMQ closed the last one; calls wait for it.</summary>
     private volatile Task? _reopening;
 
@@ -132,7 +130,8 @@ public sealed class KvClient : IAsyncDisposable
     /// </summary>
     private Task OnChannelShutdownAsync(object sender, ShutdownEventArgs reason)
     {
-        if (_disposed || reason.Initiator == ShutdownInitiator.Application || !Connection.IsOpen) return Task.CompletedTask;
+        // Closed by this client (DisposeAsync), or with the connection, whose recovery takes over: nothing to do.
+        if (reason.Initiator == ShutdownInitiator.Application || !Connection.IsOpen) return Task.CompletedTask;
         // Not on the library's own thread, which the shutdown handler runs on.
         _reopening = Task.Run(async () =>
         {
@@ -363,7 +362,6 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>Closes the channel and the connection; calls still in flight end with an <see cref="ObjectDisposedException"/>.</summary>
     public async ValueTask DisposeAsync()
     {
-        _disposed = true;
         await _channel.DisposeAsync();
         await Connection.DisposeAsync();
         foreach (var waiter in _pending.Values) waiter.TrySetException(new ObjectDisposedException(nameof(KvClient)));

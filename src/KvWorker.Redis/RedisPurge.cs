@@ -75,9 +75,8 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
     {
         var namespaceKeys = keys.Namespace(ns);
         long count = 0, bytes = 0;
-        while (bytes < enough)
+        while (bytes < enough && !cancellationToken.IsCancellationRequested)
         {
-            if (cancellationToken.IsCancellationRequested) return (count, bytes, false);
             var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
                 () => database.ScriptEvaluateAsync(RedisScripts.Purge, namespaceKeys, [ns, batchSize]), cancellationToken))!;
             var (removed, freed) = ((long)reply[0], (long)reply[1]);

@@ -12,6 +12,12 @@ public sealed class HealthOptions
 
     /// <summary>TCP port of the HTTP health endpoint; unset or 0 leaves it off.</summary>
     public int Port { get; set; }
+
+    /// <summary>Whether <paramref name="port"/> is one the endpoint can listen on: 1 to 65535.</summary>
+    public static bool IsTcpPort(int port) => port is > 0 and <= 65535;
+
+    /// <summary><c>Health:Port</c> as configured, 0 when unset: for what reads it before options are bound.</summary>
+    public static int ConfiguredPort(IConfiguration configuration) => configuration.GetValue<int>($"{Section}:{nameof(Port)}");
 }
 
 /// <summary>
@@ -31,7 +37,7 @@ public sealed class HealthEndpoint(IOptions<HealthOptions> options, HealthCheckS
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         var port = options.Value.Port;
-        if (port > 0)
+        if (HealthOptions.IsTcpPort(port))
         {
             _listener = new HttpListener();
             _listener.Prefixes.Add($"http://+:{port}/");

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Configuration;
-
 namespace KvWorker.Health;
 
 public static class HealthExtensions
@@ -11,7 +9,7 @@ public static class HealthExtensions
     public static void AddKvHealth(this IServiceCollection services)
     {
         services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section)
-            .Validate(o => o.Port is >= 0 and <= 65535, $"{HealthOptions.Section}:Port must be a TCP port (1 to 65535), or 0 or unset for no endpoint")
+            .Validate(o => o.Port == 0 || HealthOptions.IsTcpPort(o.Port), $"{HealthOptions.Section}:Port must be a TCP port (1 to 65535), or 0 or unset for no endpoint")
             .ValidateOnStart();
         services.AddHostedService<HealthEndpoint>();
     }
@@ -25,8 +23,8 @@ public static class HealthExtensions
     {
         var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
         worker.AddKvWorkerConfiguration();
-        var port = worker.Configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
-        if (port is <= 0 or > 65535)
+        var port = HealthOptions.ConfiguredPort(worker.Configuration);
+        if (!HealthOptions.IsTcpPort(port))
         {
             await Console.Error.WriteLineAsync(port == 0
                 ? "Health:Port is not set, so the health endpoint is off"

@@ -29,9 +29,9 @@ public static class TelemetryExtensions
     {
         var configuration = builder.Configuration;
         var otlp = !string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]);
-        var healthPort = configuration.GetValue<int>($"{HealthOptions.Section}:{nameof(HealthOptions.Port)}");
+        var healthPort = HealthOptions.ConfiguredPort(configuration);
         // A port out of range is not listened on: Health:Port's validation stops start-up naming it.
-        var prometheus = healthPort is > 0 and <= 65535 && configuration.GetValue(PrometheusKey, true);
+        var prometheus = HealthOptions.IsTcpPort(healthPort) && configuration.GetValue(PrometheusKey, true);
         if (!otlp && !prometheus) return;
 
         var telemetry = builder.Services.AddOpenTelemetry()

@@ -144,9 +144,7 @@ public sealed class KvClientTests(WorkerFixture worker)
         using var stop = new CancellationTokenSource();
 
         var call = client.CallRawAsync(queue, "{}"u8.ToArray(), new KvRawCallOptions { Timeout = TimeSpan.FromSeconds(12.5), MessageId = "m-1" }, stop.Token);
-        BasicGetResult? request = null;
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); request is null && DateTime.UtcNow < deadline; await Task.Delay(50))
-            request = await channel.BasicGetAsync(queue, autoAck: true);
+        var request = await QueueReader.NextAsync(channel, queue, TimeSpan.FromSeconds(10));
         await stop.CancelAsync();
 
         Assert.NotNull(request);

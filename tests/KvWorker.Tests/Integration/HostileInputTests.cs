@@ -166,7 +166,8 @@ public sealed class HostileInputTests(WorkerFixture worker)
             };
             await channel.BasicPublishAsync("", KvOperations.Get.Queue, false, properties, """{"namespace":5,"key":"k"}"""u8.ToArray());
 
-            var reply = await ReceiveAsync(channel, replies);
+            using var document = JsonDocument.Parse((await QueueReader.NextAsync(channel, replies, TimeSpan.FromSeconds(10))).Body);
+            var reply = document.RootElement;
 
             Assert.Equal(requestId.ToString(), reply.GetProperty("requestId").GetString());
             var error = reply.GetProperty("message").GetProperty("error");
@@ -178,20 +179,6 @@ public sealed class HostileInputTests(WorkerFixture worker)
             await channel.QueueDeleteAsync(replies, ifUnused: false, ifEmpty: false);
             await channel.ExchangeDeleteAsync(replies);
         }
-    }
-
-    private static async Task<JsonElement> ReceiveAsync(RabbitMQ.Client.IChannel channel, string queue)
-    {
-        for (var attempt = 0; attempt < 100; attempt++)
-        {
-            if (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
-            {
-                using var document = JsonDocument.Parse(message.Body);
-                return document.RootElement.Clone();
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"no reply on {queue} within 10 s");
     }
 
     [Fact]
