@@ -2,7 +2,7 @@
 # Fault test: three worker replicas under steady increment load while replicas
 # are killed with SIGKILL, PostgreSQL restarts once and RabbitMQ restarts once.
 # Runs its own PostgreSQL (port 16432) and RabbitMQ node (port 16672), so the
-# servers other work uses are never disturbed. About two and a half minutes.
+# servers other work uses are never disturbed. About a minute and a half.
 #   bash scripts/fault-test.sh            (FAULT_LOAD_SECONDS=60 by default)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
