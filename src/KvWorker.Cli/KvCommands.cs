@@ -100,7 +100,7 @@ public static class KvCommands
 
     private static Command Get()
     {
-        var command = new Command("get", "Read a key: prints its value as JSON (remaining TTL on stderr)") { Arguments = { Namespace, Key } };
+        var command = new Command("get", "Read a key: prints its value as JSON (its remaining TTL and version on stderr)") { Arguments = { Namespace, Key } };
         command.SetAction((parse, cancellationToken) => CallAsync(parse, KvOperations.Get, () => new KvGet
         {
             Namespace = parse.GetRequiredValue(Namespace),
