@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings up PostgreSQL and RabbitMQ when needed, builds Release, then runs the
+# Brings up PostgreSQL, RabbitMQ and Redis when needed (scripts/services.sh), builds Release, then runs the
 # benchmark: the worker (1 and 2 replicas, as separate processes) against an
 # echo service and PostgreSQL directly, on a fresh database and fresh virtual
 # hosts that are removed afterwards. Arguments go to the benchmark, e.g.
