@@ -5,12 +5,13 @@ using Microsoft.Extensions.Options;
 
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-// The health command finds the port where the worker does, in every source of its configuration.
-if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
-builder.AddKvWorker();
-var host = builder.Build();
 try
 {
+    // The health command finds the port where the worker does, in every source of its configuration.
+    if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
+    // Putting the host together reads some settings already (Health:Port, Worker:ShutdownTimeoutSeconds).
+    builder.AddKvWorker();
+    var host = builder.Build();
     // Before the host starts, which would log the failure with a stack trace first.
     host.Services.GetService<IStartupValidator>()?.Validate();
     await host.RunAsync();

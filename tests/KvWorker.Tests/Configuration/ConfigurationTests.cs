@@ -398,6 +398,27 @@ public sealed class ConfigurationTests
         Assert.Equal($"Invalid configuration:\n  {message}", worker.Output.Trim().ReplaceLineEndings("\n"));
     }
 
+    /// <summary>Settings read while the host is put together, before any options are validated.</summary>
+    [Theory]
+    [InlineData("Worker:ShutdownTimeoutSeconds", "0", "environment variable Worker__ShutdownTimeoutSeconds must be a positive number of seconds, at most 3600")]
+    [InlineData("Worker:ShutdownTimeoutSeconds", "abc", "environment variable Worker__ShutdownTimeoutSeconds must be a number, not 'abc'")]
+    [InlineData("Health:Port", "abc", "environment variable Health__Port must be a whole number, not 'abc'")]
+    [InlineData("Metrics:Prometheus", "maybe", "environment variable Metrics__Prometheus must be true or false, not 'maybe'")]
+    public async Task A_host_setting_of_the_wrong_kind_ends_start_up_with_exit_2_naming_it_without_a_stack_trace(string key, string value, string message)
+    {
+        using var worker = WorkerProcess.Start(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            ["Health:Port"] = "18099",
+            [key] = value,
+        });
+
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, worker.ExitCode);
+        Assert.Equal($"Invalid configuration:\n  {message}", worker.Output.Trim().ReplaceLineEndings("\n"));
+    }
+
     [Fact]
     public void Settings_are_named_as_written_in_config_yaml_appsettings_and_the_environment()
     {

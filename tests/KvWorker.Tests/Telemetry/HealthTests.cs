@@ -76,6 +76,15 @@ public sealed class HealthTests(WorkerFixture worker)
         directory.Delete(recursive: true);
     }
 
+    [Fact]
+    public async Task The_health_command_names_a_port_that_is_not_a_number_and_exits_2()
+    {
+        var (exitCode, error) = await ProbeAsync(["--Health:Port=abc"], Directory.GetCurrentDirectory());
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal("Invalid configuration:\n  command-line argument --Health:Port must be a whole number, not 'abc'", error.Trim().ReplaceLineEndings("\n"));
+    }
+
     /// <summary>The bus reports ready a moment after the host has started: wait for it, up to a limit.</summary>
     private static async Task<HttpResponseMessage> ReadyAsync(HttpClient http)
     {
