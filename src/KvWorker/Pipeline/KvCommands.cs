@@ -76,6 +76,9 @@ public sealed class KvCommands(IOptions<KvLimits> options)
     private static KvCommand Mutation(KvOperation operation, IKvRequest request, string key, string? messageId,
         Func<IKvStoreAdapter, RequestIdentity?, CancellationToken, Task<object>> run)
     {
+        // An AMQP message_id may hold any bytes, but a NUL cannot be stored (PostgreSQL's text refuses it).
+        if (messageId?.Contains('\0', StringComparison.Ordinal) == true)
+            throw KvStoreException.InvalidRequest("message_id must not contain U+0000 (NUL): send the request with another");
         var identity = messageId is null ? null : RequestIdentity.Of(messageId, operation, request.Namespace!, key, request);
         return new(request.Namespace, key, (adapter, ct) => run(adapter, identity, ct));
     }
