@@ -101,7 +101,15 @@ public sealed class KvTimeoutException(string queue, string messageId, TimeSpan 
 }
 
 /// <summary>RabbitMQ could not be used: it refused the virtual host, a property or a publish, or the connection is gone.</summary>
-public class KvBrokerException(string message, Exception? innerException = null) : Exception(message, innerException);
+public class KvBrokerException(string message, Exception? innerException = null) : Exception(message, innerException)
+{
+    /// <summary>
+    /// The message_id of a request that was sent before RabbitMQ failed it, so may or may not have
+    /// been applied: calling again with <see cref="KvCallOptions.MessageId"/> set to it finds out
+    /// without applying it twice. Null when no request was under way.
+    /// </summary>
+    public string? MessageId { get; init; }
+}
 
 /// <summary>No connection to RabbitMQ could be made: connection refused, unknown host, network down, TLS failure.</summary>
 public sealed class KvBrokerUnreachableException(string broker, Exception innerException)

@@ -144,8 +144,14 @@ public sealed class KvClient : IAsyncDisposable
                 // The connection went too: its recovery reopens what it knew, or calls fail on the closed channel.
             }
         });
-        var closed = new KvBrokerException($"RabbitMQ at {Broker} closed the channel: {reason.ReplyText}");
-        foreach (var waiter in _pending.Values) waiter.TrySetException(closed);
+        // Each call's request went out and may have been applied: it ends with the message_id to retry it with.
+        foreach (var waiter in _pending.Values)
+        {
+            var messageId = (string)waiter.Task.AsyncState!;
+            waiter.TrySetException(new KvBrokerException($"RabbitMQ at {Broker} closed the channel: {reason.ReplyText} " +
+                $"(message_id {messageId}: the request may or may not have been applied; a retry with it is never applied twice)")
+            { MessageId = messageId });
+        }
         return Task.CompletedTask;
     }
 
@@ -269,8 +275,8 @@ public sealed class KvClient : IAsyncDisposable
             // Whole milliseconds, at least one: "0" would let RabbitMQ drop a request no consumer is waiting for.
             Expiration = Math.Max(1, (long)Math.Ceiling(call.Timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture),
         };
-        // One waiter for every attempt: a late reply to an earlier attempt answers the call too.
-        var reply = new TaskCompletionSource<KvRawReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // One waiter for every attempt: a late reply to an earlier attempt answers the call too. Its state is the message_id.
+        var reply = new TaskCompletionSource<KvRawReply>(properties.MessageId, TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[correlationId] = reply;
         try
         {

@@ -3,6 +3,7 @@ AMQP properties and replies. Adding an operation to the clients is one row in OP
 """
 import inspect
 import json
+import numbers
 import os
 import time
 import urllib.parse
@@ -13,6 +14,8 @@ from .errors import KvConnectionError, KvTimeoutError, ValueSerializationError, 
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_TIMEOUT = 30.0
+# The longest time-out a call takes, a day, as KvWorker.Client's KvCallOptions.MaxTimeout.
+MAX_TIMEOUT = 86400.0
 
 # Keyword-only options of every operation: who asks, which adapter, the request's
 # identity (reuse it to retry safely) and the time-out in seconds.
@@ -119,6 +122,14 @@ def encode(request, persona, provider):
         return json.dumps(body, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as error:
         raise ValueSerializationError(f"the request cannot be sent as JSON: {error}") from None
+
+
+def checked_timeout(timeout):
+    """``timeout`` when a call can wait that many seconds (above 0, at most a day), else ValueError: nothing is sent."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f} (a day), "
+                         f"not {timeout!r}")
+    return timeout
 
 
 def new_message_id():

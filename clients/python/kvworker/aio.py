@@ -47,7 +47,7 @@ class AsyncKvStoreClient:
         self.user_id = _protocol.user_of(self.url)
         self.persona = persona
         self.provider = provider
-        self.timeout = timeout
+        self.timeout = _protocol.checked_timeout(timeout)
         self.connection_name = connection_name or f"kvworker-python-asyncio pid {os.getpid()}"
         self._connection = None
         self._channel = None
@@ -134,7 +134,7 @@ class AsyncKvStoreClient:
     async def _call(self, queue, request, *, persona=None, provider=None, message_id=None, timeout=None):
         body = _protocol.encode(request, persona or self.persona, provider or self.provider)
         message_id = message_id or _protocol.new_message_id()
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else _protocol.checked_timeout(timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         for attempt in (1, 2):

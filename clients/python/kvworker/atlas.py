@@ -28,7 +28,7 @@ import threading
 import time
 from types import MappingProxyType
 
-from ._protocol import DEFAULT_TIMEOUT
+from ._protocol import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .aio import AsyncKvStoreClient
 from .errors import InvalidValueTypeError, KeyValueStoreError
 
@@ -65,9 +65,9 @@ def settings_from(config):
         timeout = float(timeout)
     except (TypeError, ValueError):
         timeout = -1.0
-    if not timeout > 0 or timeout == float("inf"):
-        raise _to_atlas(KeyValueStoreError(f"kvworker adapter: timeout must be a positive number of seconds, "
-                                           f"not {config.get('timeout')!r}"))
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise _to_atlas(KeyValueStoreError(f"kvworker adapter: timeout must be a positive number of seconds, at most "
+                                           f"{MAX_TIMEOUT:.0f} (a day), not {config.get('timeout')!r}"))
     return {
         "url": config.get("url") or None,  # AsyncKvStoreClient falls back to $KV_RABBITMQ_URL
         "timeout": timeout,

@@ -68,6 +68,7 @@ class KvStoreClient:
     """
 
     def __init__(self, url=None, persona=None, timeout=DEFAULT_TIMEOUT, provider=None, connection_name=None):
+        timeout = _protocol.checked_timeout(timeout)
         self.url = _protocol.resolve_url(url)
         self._parameters = pika.URLParameters(self.url)
         self._parameters.client_properties = {
@@ -150,7 +151,7 @@ class KvStoreClient:
     def _call(self, queue, request, *, persona=None, provider=None, message_id=None, timeout=None):
         body = _protocol.encode(request, persona or self.persona, provider or self.provider)
         message_id = message_id or _protocol.new_message_id()
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else _protocol.checked_timeout(timeout)
         deadline = time.monotonic() + timeout
         for attempt in (1, 2):
             try:

@@ -196,3 +196,14 @@ async def test_a_channel_closed_between_opening_and_publishing_is_opened_again(n
         kv._open = open_then_lose_the_channel
         assert (await kv.increment(ns, "c"))["value"] == 1
         assert closed and kv._channel is not closed[0]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 86400.5, "5"])
+@run_async
+async def test_a_timeout_that_is_not_seconds_above_zero_up_to_a_day_is_refused_before_sending(ns, timeout):
+    with pytest.raises(ValueError, match="timeout must be"):
+        AsyncKvStoreClient(URL, timeout=timeout)
+    async with AsyncKvStoreClient(URL) as kv:
+        with pytest.raises(ValueError, match="timeout must be"):
+            await kv.increment(ns, "c", timeout=timeout)
+        assert await kv.get(ns, "c") == {"namespace": ns, "key": "c", "found": False}

@@ -206,7 +206,7 @@ def test_settings_come_from_the_config_mapping_then_the_environment(monkeypatch)
     config = {"url": "amqp://a:b@rabbit.example:5672/agents", "timeout": "3", "persona": "planner", "provider": "redis"}
     assert kvworker.atlas.settings_from(config) == {
         "url": "amqp://a:b@rabbit.example:5672/agents", "timeout": 3.0, "persona": "planner", "provider": "redis"}
-    for timeout in ("soon", 0, -1):
+    for timeout in ("soon", 0, -1, 86400.5):
         with pytest.raises(kv_store.KeyValueStoreError, match="timeout"):
             kvworker.atlas.settings_from({"timeout": timeout})
 

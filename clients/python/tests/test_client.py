@@ -190,6 +190,19 @@ def test_the_broker_rejects_a_user_id_that_is_not_the_connections_user_and_the_c
         assert kv.get(ns, "k")["found"] is False
 
 
+# What KvWorker.Client refuses too: no time at all, no number, or more than a day (KvCallOptions.MaxTimeout).
+BAD_TIMEOUTS = [0, -1, float("nan"), float("inf"), 86400.5, "5"]
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS)
+def test_a_timeout_that_is_not_seconds_above_zero_up_to_a_day_is_refused_before_sending(kv, ns, timeout):
+    with pytest.raises(ValueError, match="timeout must be"):
+        kv.increment(ns, "c", timeout=timeout)
+    with pytest.raises(ValueError, match="timeout must be"):
+        KvStoreClient(URL, timeout=timeout)
+    assert kv.get(ns, "c") == {"namespace": ns, "key": "c", "found": False}
+
+
 def test_a_request_nobody_answers_raises_kv_timeout_error_with_its_message_id(kv, ns):
     with unanswered_queue() as queue:
         with pytest.raises(KvTimeoutError) as raised:

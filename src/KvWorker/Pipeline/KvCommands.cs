@@ -76,6 +76,9 @@ public sealed class KvCommands(IOptions<KvLimits> options)
     private static KvCommand Mutation(KvOperation operation, IKvRequest request, string key, string? messageId,
         Func<IKvStoreAdapter, RequestIdentity?, CancellationToken, Task<object>> run)
     {
+        // An AMQP message_id may hold any bytes, but a NUL cannot be stored (PostgreSQL's text refuses it).
+        if (messageId?.Contains('\0', StringComparison.Ordinal) == true)
+            throw KvStoreException.InvalidRequest("message_id must not contain U+0000 (NUL): send the request with another");
         var identity = messageId is null ? null : RequestIdentity.Of(messageId, operation, request.Namespace!, key, request);
         return new(request.Namespace, key, (adapter, ct) => run(adapter, identity, ct));
     }
@@ -92,9 +95,12 @@ public sealed class KvCommands(IOptions<KvLimits> options)
     {
         if (string.IsNullOrEmpty(value))
             throw KvStoreException.InvalidRequest($"{field} must be a non-empty string");
-        if (value.Length > maxLength)
+        // Characters as callers count them (a character beyond U+FFFF is two UTF-16 code units):
+        // more than twice as many code units is too long whatever they hold.
+        if (value.Length > 2L * maxLength)
             throw KvStoreException.InvalidRequest($"{field} is longer than {maxLength} characters");
-        for (var i = 0; i < value.Length; i++)
+        var characters = 0;
+        for (var i = 0; i < value.Length; i++, characters++)
         {
             var c = value[i];
             if (char.IsControl(c))
@@ -104,6 +110,8 @@ public sealed class KvCommands(IOptions<KvLimits> options)
             else if (char.IsSurrogate(c))
                 throw KvStoreException.InvalidRequest($"{field} is not valid Unicode (lone surrogate at {i})");
         }
+        if (characters > maxLength)
+            throw KvStoreException.InvalidRequest($"{field} is longer than {maxLength} characters");
     }
 
     private static void CheckVersion(long? ifVersion)

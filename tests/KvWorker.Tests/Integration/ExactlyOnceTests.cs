@@ -42,6 +42,21 @@ public sealed class ExactlyOnceTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task A_message_id_holding_a_nul_is_refused_as_invalid_and_counts_nothing()
+    {
+        var ns = NewNamespace();
+        await using var client = await worker.RawClientAsync();
+
+        // An AMQP message_id may hold any bytes; the store cannot hold a NUL (PostgreSQL's text refuses it).
+        var refused = await client.CallRawAsync(KvOperations.Increment.Queue, Body(new { @namespace = ns, key = "c" }), "retry\0me");
+
+        var error = refused.GetProperty("error");
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error.GetProperty("code").GetString());
+        Assert.StartsWith("message_id ", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.False((await client.CallAsync(KvOperations.Get.Queue, new { @namespace = ns, key = "c" })).GetProperty("found").GetBoolean());
+    }
+
+    [Fact]
     public async Task A_message_id_of_a_delete_reused_for_an_increment_is_refused_and_counts_nothing()
     {
         var ns = NewNamespace();

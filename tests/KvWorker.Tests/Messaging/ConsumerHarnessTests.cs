@@ -97,6 +97,24 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         Assert.StartsWith(message, error.Message.Error.Message);
     }
 
+    [Fact]
+    public async Task Name_limits_count_characters_not_utf16_code_units()
+    {
+        await using var services = await StartHarnessAsync();
+        var ns = NewNamespace();
+        // U+1F600 is one character and two UTF-16 code units.
+        var longestKey = string.Concat(Enumerable.Repeat("\U0001F600", new KvLimits().MaxKeyLength));
+        var value = JsonDocument.Parse("1").RootElement;
+
+        var written = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = ns, Key = longestKey, Value = value });
+        var tooLong = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = ns, Key = longestKey + "x", Value = value });
+
+        Assert.True(written.Is(out Response<KvSetResult>? result), (written.Message as KvError)?.Error.Message);
+        Assert.Equal(longestKey, result!.Message.Key);
+        Assert.True(tooLong.Is(out Response<KvError>? error));
+        Assert.Equal($"key is longer than {new KvLimits().MaxKeyLength} characters", error!.Message.Error.Message);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-1)]
