@@ -25,14 +25,15 @@ def describe(error):
     return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
-# The reply codes of the exceptions aiormq raises for a channel the broker closed.
-_CHANNEL_CODES = {"ChannelAccessRefused": 403, "ChannelNotFoundEntity": 404, "ChannelLockedResource": 405,
-                  "ChannelPreconditionFailed": 406}
+# The reply codes of the exceptions aiormq raises without one: for a channel the broker closed,
+# and for a refused login (RabbitMQ's 403 ACCESS_REFUSED, which aiormq reports only as text).
+_REPLY_CODES = {"ChannelAccessRefused": 403, "ChannelNotFoundEntity": 404, "ChannelLockedResource": 405,
+                  "ChannelPreconditionFailed": 406, "ProbableAuthenticationError": 403}
 
 
 def reply_code_of(error):
     """The AMQP reply code behind a pika, aiormq or pamqp exception, when there is one."""
-    code = getattr(error, "reply_code", None) or _CHANNEL_CODES.get(type(error).__name__)
+    code = getattr(error, "reply_code", None) or _REPLY_CODES.get(type(error).__name__)
     if code is None:
         found = re.search(r"\((\d{3})\)", describe(error))
         code = int(found.group(1)) if found else None

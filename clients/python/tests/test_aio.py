@@ -142,6 +142,16 @@ async def test_an_unreachable_broker_raises_kv_connection_error_naming_it(ns):
 
 
 @run_async
+async def test_refused_credentials_raise_kv_connection_error_with_the_reply_code(ns):
+    parameters = pika.URLParameters(URL)
+    kv = AsyncKvStoreClient(f"amqp://{parameters.credentials.username}:wrong-password@{parameters.host}:{parameters.port}/")
+    with pytest.raises(KvConnectionError) as raised:
+        await kv.get(ns, "k")
+    assert raised.value.reply_code == 403
+    assert "wrong-password" not in raised.value.message
+
+
+@run_async
 async def test_a_user_id_the_broker_refuses_fails_that_call_only(ns):
     async with AsyncKvStoreClient(URL) as kv:
         kv.user_id = "someone-else"
