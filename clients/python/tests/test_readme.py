@@ -2,11 +2,14 @@
 
 A block runs on its own, in a fresh interpreter (this one's: scripts/python-tests.sh's
 virtual environment with kvworker installed) with $KV_RABBITMQ_URL naming the test
-worker and the ATLAS stand-in importable. A block that uses names it does not define
-(a fragment continuing an earlier example, such as the events consumer after the RPC
-tutorial) runs after the earlier blocks that define them. A consumer that runs until
-stopped (``channel.start_consuming()``) is stopped after two seconds.
+worker and the ATLAS stand-in importable, on a namespace of its own in place of the
+README's "researcher". A block that uses names it does not define (a fragment
+continuing an earlier example, such as the events consumer after the RPC tutorial)
+runs after the earlier blocks that define them. A consumer that runs until stopped
+(``channel.start_consuming()``) is stopped after two seconds. What a print(...) writes
+is what the comment on the line after it shows.
 """
+import ast
 import builtins
 import json
 import os
@@ -18,7 +21,7 @@ import symtable
 import pytest
 
 import kvworker
-from conftest import ATLAS_FIXTURES, REPO_ROOT, URL
+from conftest import ATLAS_FIXTURES, REPO_ROOT, URL, new_namespace
 from kvworker import KeyValueStoreError
 
 RUNNER = r"""
@@ -83,17 +86,38 @@ def test_the_readme_has_python_examples():
     assert len(BLOCKS) >= 5
 
 
+def shown_outputs(code):
+    """For each print(...) statement of a block, in order: the text of the comment on the next line, or None."""
+    lines = code.splitlines()
+    return [following.strip()[2:] if following.strip().startswith("# ") else None
+            for line, following in zip(lines, lines[1:] + [""]) if line.strip().startswith("print(")]
+
+
+def same_output(printed, shown):
+    """The same text, or the same Python literal as same_reply compares replies."""
+    try:
+        return same_reply(ast.literal_eval(printed), ast.literal_eval(shown))
+    except (ValueError, SyntaxError):
+        return printed == shown
+
+
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"README.md:{line}" for line, _ in BLOCKS])
 def test_a_readme_python_block_runs_as_shown(index):
     parts = program_for(index, BLOCKS)
-    source = "\n".join(code for _, code in parts)
+    ns = new_namespace()
+    source = "\n".join(code for _, code in parts).replace('"researcher"', json.dumps(ns))
     env = {**os.environ, "KV_RABBITMQ_URL": URL,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ATLAS_FIXTURES), os.environ.get("PYTHONPATH")]))}
     run = subprocess.run([sys.executable, "-c", RUNNER, f"README.md:{BLOCKS[index][0]}"], input=source,
                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60)
     assert run.returncode == 0, f"README.md:{BLOCKS[index][0]} failed:\n{run.stdout}\n{run.stderr}"
-    if "except InvalidValueTypeError" in BLOCKS[index][1]:
-        assert "InvalidValueTypeError value of 'plan'" in run.stdout  # the except branch really runs
+    printed = run.stdout.splitlines()
+    shown = [output for _, code in parts for output in shown_outputs(code)]
+    assert len(printed) >= len(shown), f"README.md:{BLOCKS[index][0]} printed {printed}, its comments show {shown}"
+    for line, comment in zip(printed, shown):
+        if comment is not None:
+            comment = comment.replace("'researcher'", repr(ns))
+            assert same_output(line, comment), f"README.md:{BLOCKS[index][0]} printed {line}, its comment shows {comment}"
 
 
 def is_json(text):
