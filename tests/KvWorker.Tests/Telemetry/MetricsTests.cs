@@ -123,10 +123,12 @@ public sealed class MetricsTests(WorkerFixture worker) : IDisposable
         Assert.Null(off.Services.GetService<TracerProvider>());
         Assert.Null(off.Services.GetService<MeterProvider>());
         var tracing = on.Services.GetRequiredService<TracerProvider>();
-        Assert.NotNull(on.Services.GetService<MeterProvider>());
+        var metrics = on.Services.GetRequiredService<MeterProvider>();
         using (groupCommits.StartActivity("exported")) { }
-        await Task.Run(() => tracing.ForceFlush(10_000));
+        KvMetrics.PurgeCompleted("otlp-" + Guid.NewGuid().ToString("N"), 1, 10);
+        await Task.Run(() => tracing.ForceFlush(10_000) && metrics.ForceFlush(10_000));
         Assert.Contains("/v1/traces", paths);
+        Assert.Contains("/v1/metrics", paths);
     }
 
     /// <summary>The worker's host as Program.cs builds it, with settings present before registration, as the environment's are.</summary>
