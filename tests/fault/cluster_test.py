@@ -82,11 +82,14 @@ def main():
     leader_port = rig("kvc_rmq_port", leader_index)
     # Each replica connects to a random node first: restart the last one until one is on the
     # leader's node, so that stopping it also makes a replica move to another node.
-    for _ in range(10):
+    for restarts in range(11):
         ports = worker_connections()
         log(f"kv_increment is led by {leader} (port {leader_port}); replicas are connected to ports {', '.join(ports)}")
         if leader_port in ports:
             break
+        if restarts == 10:
+            return report("CLUSTER TEST", stop_replicas(replicas) + [
+                f"no replica connected to {leader} (port {leader_port}) in 10 restarts: stopping it would move none"], "")
         replicas[-1].stop()
         replicas[-1].start()
         wait_for_consumers(AMQP_URLS[0], REPLICAS, 60)

@@ -81,6 +81,7 @@ class Stats:
         self.acknowledged_sets = {}
         self.unexpected = []
         self.unanswered = []  # requests given up after GIVE_UP seconds
+        self.stopped = []  # clients that stopped on an error of their own, such as a reply they could not read
         self.calls = []  # (first sent, answered) of every request, monotonic seconds
 
     def add(self, field, amount=1):
@@ -171,6 +172,9 @@ def client_loop(client, index, stats, namespace, run, load_over):
     except RuntimeError as unanswered:
         with stats.lock:
             stats.unanswered.append(str(unanswered))
+    except Exception as error:  # reported by check()
+        with stats.lock:
+            stats.stopped.append(f"client {index}: {error!r}")
     client.close()
 
 
@@ -298,6 +302,8 @@ def check(stats, url, namespace, run):
     print(f"client resends: {stats.resends}, StoreUnavailableError answers: {stats.unavailable}")
     if stats.unanswered:
         failures.append(f"{len(stats.unanswered)} clients stopped waiting, first: {stats.unanswered[0]}")
+    if stats.stopped:
+        failures.append(f"{len(stats.stopped)} clients stopped on an error, first: {stats.stopped[0]}")
     if stats.unexpected:
         failures.append(f"{len(stats.unexpected)} unexpected replies, first: {stats.unexpected[0]}")
     return failures

@@ -2,11 +2,14 @@
 
 A block runs on its own, in a fresh interpreter (this one's: scripts/python-tests.sh's
 virtual environment with kvworker installed) with $KV_RABBITMQ_URL naming the test
-worker and the ATLAS stand-in importable. A block that uses names it does not define
-(a fragment continuing an earlier example, such as the events consumer after the RPC
-tutorial) runs after the earlier blocks that define them. A consumer that runs until
-stopped (``channel.start_consuming()``) is stopped after two seconds.
+worker and the ATLAS stand-in importable, on a namespace of its own in place of the
+README's "researcher". A block that uses names it does not define (a fragment
+continuing an earlier example, such as the events consumer after the RPC tutorial)
+runs after the earlier blocks that define them. A consumer that runs until stopped
+(``channel.start_consuming()``) is stopped after two seconds. What a print(...) writes
+is what the comment on the line after it shows.
 """
+import ast
 import builtins
 import json
 import os
@@ -18,7 +21,7 @@ import symtable
 import pytest
 
 import kvworker
-from conftest import ATLAS_FIXTURES, REPO_ROOT, URL
+from conftest import ATLAS_FIXTURES, REPO_ROOT, URL, new_namespace
 from kvworker import KeyValueStoreError
 
 RUNNER = r"""
@@ -83,17 +86,38 @@ def test_the_readme_has_python_examples():
     assert len(BLOCKS) >= 5
 
 
+def shown_outputs(code):
+    """For each print(...) statement of a block, in order: the text of the comment on the next line, or None."""
+    lines = code.splitlines()
+    return [following.strip()[2:] if following.strip().startswith("# ") else None
+            for line, following in zip(lines, lines[1:] + [""]) if line.strip().startswith("print(")]
+
+
+def same_output(printed, shown):
+    """The same text, or the same Python literal as same_reply compares replies."""
+    try:
+        return same_reply(ast.literal_eval(printed), ast.literal_eval(shown))
+    except (ValueError, SyntaxError):
+        return printed == shown
+
+
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"README.md:{line}" for line, _ in BLOCKS])
 def test_a_readme_python_block_runs_as_shown(index):
     parts = program_for(index, BLOCKS)
-    source = "\n".join(code for _, code in parts)
+    ns = new_namespace()
+    source = "\n".join(code for _, code in parts).replace('"researcher"', json.dumps(ns))
     env = {**os.environ, "KV_RABBITMQ_URL": URL,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ATLAS_FIXTURES), os.environ.get("PYTHONPATH")]))}
     run = subprocess.run([sys.executable, "-c", RUNNER, f"README.md:{BLOCKS[index][0]}"], input=source,
                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60)
     assert run.returncode == 0, f"README.md:{BLOCKS[index][0]} failed:\n{run.stdout}\n{run.stderr}"
-    if "except InvalidValueTypeError" in BLOCKS[index][1]:
-        assert "InvalidValueTypeError value of 'plan'" in run.stdout  # the except branch really runs
+    printed = run.stdout.splitlines()
+    shown = [output for _, code in parts for output in shown_outputs(code)]
+    assert len(printed) >= len(shown), f"README.md:{BLOCKS[index][0]} printed {printed}, its comments show {shown}"
+    for line, comment in zip(printed, shown):
+        if comment is not None:
+            comment = comment.replace("'researcher'", repr(ns))
+            assert same_output(line, comment), f"README.md:{BLOCKS[index][0]} printed {line}, its comment shows {comment}"
 
 
 def is_json(text):
@@ -105,7 +129,8 @@ def is_json(text):
 
 
 def wire_table_rows():
-    """(queue, request, expected replies) of each row of the README's table of requests and replies."""
+    """(queue, request, reply) of each row of the README's table of requests and replies. Where a row shows
+    two replies, the one its request gets when the rows run in order: the one marked "here", else the first."""
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     table = text[text.index("| queue | request | reply |"):]
     table = table[:table.index("\n\n")]
@@ -113,7 +138,8 @@ def wire_table_rows():
     for line in table.splitlines()[2:]:
         queue, request, reply = [cell.strip() for cell in line.strip("|").split(" | ")][:3]
         spans = lambda cell: [json.loads(code) for code in re.findall(r"`(\{.*?\})`(?=[ ,;(]|$)", cell) if is_json(code)]
-        rows.append((re.match(r"`(kv_\w+)`", queue).group(1), spans(request)[0], spans(reply)))
+        shown = reply[reply.index(", here "):] if ", here " in reply else reply
+        rows.append((re.match(r"`(kv_\w+)`", queue).group(1), spans(request)[0], spans(shown)[0]))
     return rows
 
 
@@ -134,7 +160,7 @@ def same_reply(actual, expected):
 
 
 def test_the_readme_wire_table_rows_are_what_the_worker_answers(kv, ns):
-    """The rows run in order on a fresh namespace; each reply is one the table shows for it."""
+    """The rows run in order on a fresh namespace; each reply is the one the table shows for it."""
     rows = wire_table_rows()
     assert {queue for queue, _, _ in rows} == {operation.queue for operation in kvworker._protocol.OPERATIONS} | {"kv_purge"}
     for queue, request, expected in rows:
@@ -144,5 +170,4 @@ def test_the_readme_wire_table_rows_are_what_the_worker_answers(kv, ns):
             reply = {"error": {"code": error.code, "message": error.message}}
             if getattr(error, "current_version", None) is not None:
                 reply["error"]["current_version"] = error.current_version
-        assert any(same_reply(reply, with_namespace(option, ns)) for option in expected), \
-            f"{queue} {request}: the worker answered {json.dumps(reply)}"
+        assert same_reply(reply, with_namespace(expected, ns)), f"{queue} {request}: the worker answered {json.dumps(reply)}"

@@ -53,12 +53,16 @@ public sealed class DatabaseFixture : IAsyncLifetime
         return transaction;
     }
 
-    /// <summary>Waits, up to five seconds, until some session of this database waits for a lock.</summary>
+    /// <summary>Waits, up to five seconds, until some session of this database waits for a lock; fails the test if none does.</summary>
     public async Task WaitForALockWaiterAsync()
     {
         await using var command = DataSource.CreateCommand(
             "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()");
-        for (var i = 0; i < 200 && (long)(await command.ExecuteScalarAsync())! == 0; i++) await Task.Delay(25);
+        for (var i = 0; (long)(await command.ExecuteScalarAsync())! == 0; i++)
+        {
+            if (i == 200) Assert.Fail("no session of the database waited for a lock within 5 s");
+            await Task.Delay(25);
+        }
     }
 
     /// <summary>Moves an entry's expiry into the past, as if its TTL had run out.</summary>

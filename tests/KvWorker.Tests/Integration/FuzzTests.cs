@@ -55,6 +55,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
         Assert.Equal(requests.Count, replies.Count);
         Assert.Empty(strays);
         Assert.DoesNotContain(UnexpectedFault, replies.Values.Select(reply => reply.Code));
+        Assert.DoesNotContain(UnreadableReply, replies.Values.Select(reply => reply.Code));
 
         foreach (var queue in Queues)
             await fixture.WaitForConsumersAsync(queue, 1, TimeSpan.FromSeconds(5));
@@ -153,6 +154,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
     }
 
     private const string UnexpectedFault = "unexpected fault";
+    private const string UnreadableReply = "unreadable reply";
 
     private static string ReplyCode(ReadOnlySpan<byte> body)
     {
@@ -167,7 +169,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
         }
         catch (JsonException)
         {
-            return "unreadable reply";
+            return UnreadableReply;
         }
     }
 

@@ -213,6 +213,8 @@ public sealed class WireContractTests(WorkerFixture worker)
 
         Assert.Equal(code, reply.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal((0L, 0L, 0L), await worker.Database.UsageAsync(ns));
+        await Task.Delay(200);
+        Assert.Empty(client.Unmatched);
     }
 
     [Fact]

@@ -89,15 +89,46 @@ public sealed class MetricsTests(WorkerFixture worker) : IDisposable
     }
 
     [Fact]
-    public void Exporting_is_off_by_default_and_on_when_an_otlp_endpoint_is_configured()
+    public async Task Exporting_is_off_by_default_and_on_when_an_otlp_endpoint_is_configured()
     {
+        // An OTLP/HTTP receiver that answers every export and reports the paths posted to.
+        var port = HealthTests.FreePort();
+        using var receiver = new System.Net.HttpListener { Prefixes = { $"http://127.0.0.1:{port}/" } };
+        receiver.Start();
+        var paths = new ConcurrentQueue<string>();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var context = await receiver.GetContextAsync();
+                    paths.Enqueue(context.Request.Url!.AbsolutePath);
+                    context.Response.Close();
+                }
+            }
+            catch (Exception ex) when (ex is System.Net.HttpListenerException or ObjectDisposedException)
+            {
+                // The receiver was closed at the end of the test.
+            }
+        });
+        var groupCommits = GroupCommit.Tracing; // exists before the tracer provider subscribes to it
         using var off = BuildHost(new Dictionary<string, string?>());
-        using var on = BuildHost(new Dictionary<string, string?> { [TelemetryExtensions.OtlpEndpointKey] = "http://127.0.0.1:4317" });
+        using var on = BuildHost(new Dictionary<string, string?>
+        {
+            [TelemetryExtensions.OtlpEndpointKey] = $"http://127.0.0.1:{port}",
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+        });
 
         Assert.Null(off.Services.GetService<TracerProvider>());
         Assert.Null(off.Services.GetService<MeterProvider>());
-        Assert.NotNull(on.Services.GetService<TracerProvider>());
-        Assert.NotNull(on.Services.GetService<MeterProvider>());
+        var tracing = on.Services.GetRequiredService<TracerProvider>();
+        var metrics = on.Services.GetRequiredService<MeterProvider>();
+        using (groupCommits.StartActivity("exported")) { }
+        KvMetrics.PurgeCompleted("otlp-" + Guid.NewGuid().ToString("N"), 1, 10);
+        await Task.Run(() => tracing.ForceFlush(10_000) && metrics.ForceFlush(10_000));
+        Assert.Contains("/v1/traces", paths);
+        Assert.Contains("/v1/metrics", paths);
     }
 
     /// <summary>The worker's host as Program.cs builds it, with settings present before registration, as the environment's are.</summary>

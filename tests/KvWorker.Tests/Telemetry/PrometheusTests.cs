@@ -52,7 +52,7 @@ public sealed partial class PrometheusTests(WorkerFixture worker)
     }
 
     [Fact]
-    public void Metrics_is_served_where_the_health_endpoint_is_unless_switched_off()
+    public async Task Metrics_is_served_where_the_health_endpoint_is_unless_switched_off()
     {
         // Resolving the meter provider starts its listener: on a free port.
         var port = HealthTests.FreePort().ToString(CultureInfo.InvariantCulture);
@@ -67,6 +67,10 @@ public sealed partial class PrometheusTests(WorkerFixture worker)
         Assert.NotNull(on.Services.GetService<MeterProvider>());
         Assert.Null(off.Services.GetService<MeterProvider>());
         Assert.Null(noHealth.Services.GetService<MeterProvider>());
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        using var scrape = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, scrape.StatusCode);
+        Assert.StartsWith("text/plain", scrape.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
     }
 
     /// <summary>
