@@ -21,9 +21,18 @@ public static class PostgresFaults
         _ => false,
     };
 
-    public static Exception Translate(Exception exception) => IsTransient(exception)
-        ? new KvStoreUnavailableException($"postgres unavailable: {exception.Message}", exception)
-        : exception;
+    /// <summary>
+    /// A transient fault as the store unavailable; a request beyond one of PostgreSQL's own limits
+    /// (54000: a namespace and key too long together for the entries' key index, under name limits
+    /// configured above the defaults) as the caller's invalid request; anything else as it is.
+    /// </summary>
+    public static Exception Translate(Exception exception) => exception switch
+    {
+        _ when IsTransient(exception) => new KvStoreUnavailableException($"postgres unavailable: {exception.Message}", exception),
+        PostgresException { SqlState: PostgresErrorCodes.ProgramLimitExceeded } beyond =>
+            KvStoreException.InvalidRequest($"the request is more than PostgreSQL can store: {beyond.MessageText}"),
+        _ => exception,
+    };
 
     /// <summary>Runs <paramref name="operation"/>, translating its transient faults.</summary>
     public static async Task<T> RunAsync<T>(Func<Task<T>> operation)

@@ -115,6 +115,23 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         Assert.Equal($"key is longer than {new KvLimits().MaxKeyLength} characters", error!.Message.Error.Message);
     }
 
+    [Fact]
+    public async Task A_name_too_long_for_the_stores_key_index_is_refused_as_invalid_not_as_a_fault()
+    {
+        var limits = new KvLimits { MaxKeyLength = 2000 };
+        await using var services = await StartHarnessAsync(adapters: registrations => registrations.AddSingleton(Options.Create(limits)));
+        var ns = NewNamespace();
+        // Random CJK characters, three bytes each in UTF-8, which PostgreSQL cannot compress.
+        var random = new Random(7);
+        var key = string.Concat(Enumerable.Range(0, 1500).Select(_ => (char)random.Next(0x4E00, 0x9FFF)));
+
+        var response = await Request<KvSet, KvSetResult>(services, new KvSet { Namespace = ns, Key = key, Value = JsonDocument.Parse("1").RootElement });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.KeyValueStoreError, error!.Message.Error.Code);
+        Assert.StartsWith("the request is more than PostgreSQL can store: index row size", error.Message.Error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-1)]
