@@ -205,11 +205,15 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         }
     }
 
-    /// <summary>Grants bytes on the global counter; expired entries never cause a refusal, so they are removed first when they would.</summary>
+    /// <summary>
+    /// Grants bytes on the global counter; expired entries never cause a refusal, so they are removed
+    /// first when they would. Also before refusing bytes that could never fit: the refusal's figures are
+    /// the live bytes, as in every other refusal, not the counter with expired entries still on it.
+    /// </summary>
     private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(RedisGlobalQuota global, long bytes, CancellationToken cancellationToken)
     {
         var (granted, used) = await global.TryReserveAsync(bytes, cancellationToken);
-        if (granted || bytes > global.QuotaBytes) return (granted, used);
+        if (granted) return (granted, used);
         await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, cancellationToken);
         return await global.TryReserveAsync(bytes, cancellationToken);
     }
