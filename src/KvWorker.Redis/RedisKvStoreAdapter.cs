@@ -199,7 +199,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
             }
             var global = _global ?? throw new InvalidOperationException("a script asked for global bytes without a global quota");
             var (needed, size) = (reply.Long(0), reply.Long(1));
-            var (ok, used) = await ReserveGlobalAsync(global, needed, cancellationToken);
+            var (ok, used) = await ReserveGlobalAsync(global, needed, ns, key, cancellationToken);
             if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used, size);
             granted = needed;
         }
@@ -210,11 +210,12 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// first when they would. Also before refusing bytes that could never fit: the refusal's figures are
     /// the live bytes, as in every other refusal, not the counter with expired entries still on it.
     /// </summary>
-    private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(RedisGlobalQuota global, long bytes, CancellationToken cancellationToken)
+    private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(
+        RedisGlobalQuota global, long bytes, string ns, string key, CancellationToken cancellationToken)
     {
         var (granted, used) = await global.TryReserveAsync(bytes, cancellationToken);
         if (granted) return (granted, used);
-        await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, cancellationToken);
+        await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, ns, key, cancellationToken);
         return await global.TryReserveAsync(bytes, cancellationToken);
     }
 
