@@ -198,9 +198,10 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 return reply;
             }
             var global = _global ?? throw new InvalidOperationException("a script asked for global bytes without a global quota");
-            var (needed, size) = (reply.Long(0), reply.Long(1));
+            var (needed, size, replacedExpired) = (reply.Long(0), reply.Long(1), reply.Long(2));
             var (ok, used) = await ReserveGlobalAsync(global, needed, ns, key, cancellationToken);
-            if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used, size);
+            // The expired entry the write would replace is still on the counter, but is not live usage.
+            if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used - replacedExpired, size);
             granted = needed;
         }
     }
