@@ -430,6 +430,9 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
     /// <summary>A mutation sent again with its message_id and body, as a client's retry or a redelivery: it must get its first answer.</summary>
     private sealed record Replay(Mutation Of) : Operation
     {
+        /// <summary>Also a replay: one whose first attempt was refused (and so not recorded) is applied now.</summary>
+        public override bool SetsShortTtl => Of.SetsShortTtl;
+
         public override Task<object> RunAsync(IKvStoreAdapter adapter, CancellationToken cancellationToken) => Of.RunAsync(adapter, cancellationToken);
 
         public override string ToString() => $"again: {Of}";
