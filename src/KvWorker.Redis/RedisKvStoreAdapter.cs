@@ -198,19 +198,25 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 return reply;
             }
             var global = _global ?? throw new InvalidOperationException("a script asked for global bytes without a global quota");
-            var (needed, size) = (reply.Long(0), reply.Long(1));
-            var (ok, used) = await ReserveGlobalAsync(global, needed, cancellationToken);
-            if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used, size);
+            var (needed, size, replacedExpired) = (reply.Long(0), reply.Long(1), reply.Long(2));
+            var (ok, used) = await ReserveGlobalAsync(global, needed, ns, key, cancellationToken);
+            // The expired entry the write would replace is still on the counter, but is not live usage.
+            if (!ok) throw QuotaExceededException.Global(global.QuotaBytes, used - replacedExpired, size);
             granted = needed;
         }
     }
 
-    /// <summary>Grants bytes on the global counter; expired entries never cause a refusal, so they are removed first when they would.</summary>
-    private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(RedisGlobalQuota global, long bytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Grants bytes on the global counter; expired entries never cause a refusal, so they are removed
+    /// first when they would. Also before refusing bytes that could never fit: the refusal's figures are
+    /// the live bytes, as in every other refusal, not the counter with expired entries still on it.
+    /// </summary>
+    private async Task<(bool Granted, long UsedBytes)> ReserveGlobalAsync(
+        RedisGlobalQuota global, long bytes, string ns, string key, CancellationToken cancellationToken)
     {
         var (granted, used) = await global.TryReserveAsync(bytes, cancellationToken);
-        if (granted || bytes > global.QuotaBytes) return (granted, used);
-        await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, cancellationToken);
+        if (granted) return (granted, used);
+        await _purge.ReclaimAsync(used + bytes - global.QuotaBytes, ns, key, cancellationToken);
         return await global.TryReserveAsync(bytes, cancellationToken);
     }
 

@@ -54,14 +54,16 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
 
     /// <summary>
     /// Removes expired entries of any namespace until <paramref name="needed"/> bytes are freed
-    /// or none is left, for a write the global quota would otherwise refuse.
+    /// or none is left, for a write of <paramref name="key"/> in <paramref name="writtenNamespace"/>
+    /// that the global quota would otherwise refuse. That key's expired entry stays: the write
+    /// replaces it, and an expired entry that is overwritten is not reported expired.
     /// </summary>
-    public async Task ReclaimAsync(long needed, CancellationToken cancellationToken)
+    public async Task ReclaimAsync(long needed, string writtenNamespace, string key, CancellationToken cancellationToken)
     {
         long freed = 0;
         foreach (var ns in await DueNamespacesAsync(cancellationToken))
         {
-            freed += (await PurgeNamespaceAsync(ns, needed - freed, cancellationToken)).Bytes;
+            freed += (await PurgeNamespaceAsync(ns, needed - freed, cancellationToken, ns == writtenNamespace ? key : null)).Bytes;
             if (freed >= needed) return;
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -71,14 +73,15 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
     /// Batches on one namespace until none is left or <paramref name="enough"/> bytes are freed, then its
     /// events go out; stops between batches when <paramref name="cancellationToken"/> is cancelled, not finished.
     /// </summary>
-    private async Task<(long Count, long Bytes, bool Finished)> PurgeNamespaceAsync(string ns, long enough, CancellationToken cancellationToken)
+    private async Task<(long Count, long Bytes, bool Finished)> PurgeNamespaceAsync(
+        string ns, long enough, CancellationToken cancellationToken, string? exceptKey = null)
     {
         var namespaceKeys = keys.Namespace(ns);
         long count = 0, bytes = 0;
         while (bytes < enough && !cancellationToken.IsCancellationRequested)
         {
             var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
-                () => database.ScriptEvaluateAsync(RedisScripts.Purge, namespaceKeys, [ns, batchSize]), cancellationToken))!;
+                () => database.ScriptEvaluateAsync(RedisScripts.Purge, namespaceKeys, [ns, batchSize, exceptKey ?? ""]), cancellationToken))!;
             var (removed, freed) = ((long)reply[0], (long)reply[1]);
             (count, bytes) = (count + removed, bytes + freed);
             if (global is not null) await global.SettleAsync(-freed);

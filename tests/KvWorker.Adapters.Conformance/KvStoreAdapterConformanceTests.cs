@@ -610,6 +610,38 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_value_larger_than_the_global_quota_is_rejected_with_the_live_usage()
+    {
+        // The figures of a refusal are the store's live bytes, as in every other refusal by the global
+        // quota: an expired entry is not counted, though no write could ever make room for this one.
+        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true);
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "old", ValueOfSize(5), ShortTtlSeconds, null, None);
+        await adapter.SetAsync(ns, "live", ValueOfSize(7), null, null, None);
+        await Task.Delay(PastShortTtl);
+
+        var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(ns, "k", ValueOfSize(25), null, null, None));
+
+        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
+        Assert.Equal((20L, 7L, 25L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
+    }
+
+    [Fact]
+    public async Task A_write_refused_by_the_global_quota_does_not_count_the_expired_entry_it_would_replace_as_used()
+    {
+        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true);
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", ValueOfSize(5), ShortTtlSeconds, null, None);
+        await adapter.SetAsync(ns, "live", ValueOfSize(10), null, null, None);
+        await Task.Delay(PastShortTtl);
+
+        var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(ns, "k", ValueOfSize(15), null, null, None));
+
+        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
+        Assert.Equal((20L, 10L, 15L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
+    }
+
+    [Fact]
     public async Task Expired_entries_never_cause_a_rejection_and_their_bytes_are_reclaimed()
     {
         var adapter = await AdapterAsync(namespaceQuotaBytes: 100);

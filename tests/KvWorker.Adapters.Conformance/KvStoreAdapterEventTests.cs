@@ -123,6 +123,27 @@ public abstract partial class KvStoreAdapterConformanceTests
         Assert.Equal((2L, 82L), (events.Sum(e => e.Count), events.Sum(e => e.BytesFreed)));
     }
 
+    [Fact]
+    public async Task An_expired_entry_overwritten_by_a_write_the_global_quota_makes_room_for_is_not_reported()
+    {
+        // An adapter may remove the other expired entry for the write or leave it to the purge; either
+        // way, what is reported expired once the purge has run is that entry alone, never the one the
+        // write replaced.
+        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true);
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", ValueOfSize(5), ShortTtlSeconds, null, None);
+        await adapter.SetAsync(ns, "other", ValueOfSize(6), ShortTtlSeconds, null, None);
+        await adapter.SetAsync(ns, "live", ValueOfSize(8), null, null, None);
+        await Task.Delay(PastShortTtl);
+
+        await adapter.SetAsync(ns, "k", ValueOfSize(12), null, null, None);
+        await adapter.PurgeExpiredAsync(new PurgeExpiredEntries { Namespace = ns }, None);
+
+        var events = await ExpiriesReportedAsync(ns);
+        Assert.Equal((1L, 6L), (events.Sum(e => e.Count), events.Sum(e => e.BytesFreed)));
+        Assert.Equal((20L, 2L), await UsageAsync(adapter, ns));
+    }
+
     // ---- Quota thresholds ----
 
     [Fact]

@@ -69,13 +69,14 @@ local function remove_entry(entry_key)
 end
 
 -- Removes up to `limit` expired entries, soonest expired first, but not the
--- entry of `except_key` (nil: none). Returns the number removed and their
--- bytes; the caller reports them.
+-- entry of `except_key` (nil: none), which a write replaces and so is not
+-- reported; it takes no place in the batch. Returns the number removed and
+-- their bytes; the caller reports them.
 local function remove_expired(now, limit, except_key)
-  local expired = redis.call('ZRANGEBYSCORE', expiry_key, '-inf', int(now), 'LIMIT', 0, limit)
+  local expired = redis.call('ZRANGEBYSCORE', expiry_key, '-inf', int(now), 'LIMIT', 0, except_key and limit + 1 or limit)
   local count, bytes = 0, 0
   for _, entry_key in ipairs(expired) do
-    if entry_key ~= except_key then
+    if entry_key ~= except_key and count < limit then
       count, bytes = count + 1, bytes + remove_entry(entry_key)
     end
   end
