@@ -46,8 +46,7 @@ public sealed class PostgresTestDatabase : IAsyncLifetime
         await DataSource.DisposeAsync();
         NpgsqlConnection.ClearAllPools();
         await using var admin = NpgsqlDataSource.Create(_admin);
-        await using var drop = admin.CreateCommand($"DROP DATABASE IF EXISTS \"{_name}\" WITH (FORCE)");
-        await drop.ExecuteNonQueryAsync();
+        await KvWorker.Bench.Deployment.DropDatabaseAsync(admin, _name);
     }
 
     private static async Task<string> ServerAsync()
