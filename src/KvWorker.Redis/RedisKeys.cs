@@ -42,6 +42,9 @@ public sealed class RedisKeys(string prefix)
     /// <summary>The namespace's counters: bytes, entries, last version.</summary>
     public RedisKey Meta(string ns) => Namespace(ns)[4];
 
+    /// <summary>The namespace's outbox: event lines waiting to be claimed and published.</summary>
+    public RedisKey Events(string ns) => Namespace(ns)[5];
+
     /// <summary>
     /// A request identity's record, scoped to its namespace; the length makes the name
     /// unambiguous whatever characters the parts hold.

@@ -21,6 +21,9 @@ internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPu
     private static readonly long LeaseMicroseconds = (long)TimeSpan.FromSeconds(30).TotalMicroseconds;
     private const int BatchSize = 100;
 
+    /// <summary>Event lines of unknown kinds this replica has logged (each once, though it meets them at every purge).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _reportedLines = new();
+
     /// <summary>
     /// Publishes the namespace's waiting events, until none wait or another replica holds the
     /// claim. Never throws: the change that queued them is made whether or not they go out now.
@@ -46,9 +49,16 @@ internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPu
             var claimed = (RedisResult[])(await RedisFaults.RunAsync(
                 () => database.ScriptEvaluateAsync(RedisScripts.Claim, namespaceKeys, [ns, token, LeaseMicroseconds, BatchSize]), cancellationToken))!;
             if (claimed.Length == 0) return;
+            var known = new List<object>();
+            var unknown = new List<RedisValue>();
+            foreach (var line in claimed)
+            {
+                if (ToEvent(ns, (string)line!) is { } @event) known.Add(@event);
+                else unknown.Add((RedisValue)line);
+            }
             try
             {
-                foreach (var line in claimed) await events.PublishAsync(ToEvent(ns, (string)line!), cancellationToken);
+                foreach (var @event in known) await events.PublishAsync(@event, cancellationToken);
             }
             catch
             {
@@ -56,14 +66,22 @@ internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPu
                 await database.ScriptEvaluateAsync(RedisScripts.Ack, namespaceKeys, [ns, token, "0"]);
                 throw;
             }
+            foreach (var line in unknown)
+                if (_reportedLines.TryAdd(ns + "\n" + line, 0))
+                    logger.LogWarning("Namespace {Namespace}'s outbox holds an event this replica does not know, left for a replica that does: {Line}", ns, line);
+            // The events published leave the outbox; those of kinds unknown here go back to its head, in order.
             var more = (long)await RedisFaults.RunAsync(
-                () => database.ScriptEvaluateAsync(RedisScripts.Ack, namespaceKeys, [ns, token, "1"]), cancellationToken);
-            if (more == 0) return;
+                () => database.ScriptEvaluateAsync(RedisScripts.Ack, namespaceKeys, [ns, token, "1", .. unknown]), cancellationToken);
+            // A batch of unknown events only would come back at once: they wait for the next purge.
+            if (more == 0 || known.Count == 0) return;
         }
     }
 
-    /// <summary>An event line as Scripts/namespace.lua and mutation.lua queue it: its kind, then its fields.</summary>
-    private static object ToEvent(string ns, string line)
+    /// <summary>
+    /// An event line as Scripts/namespace.lua and mutation.lua queue it: its kind, then its fields;
+    /// null for a kind this replica does not know (queued by a newer one, during an upgrade).
+    /// </summary>
+    private static object? ToEvent(string ns, string line)
     {
         var fields = line.Split(' ');
         return fields[0] switch
@@ -74,7 +92,7 @@ internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPu
                 Namespace = ns, Threshold = double.Parse(fields[1], CultureInfo.InvariantCulture),
                 UsedBytes = Long(fields[2]), QuotaBytes = Long(fields[3]), At = Time(fields[4]),
             },
-            _ => throw new InvalidOperationException($"the outbox of namespace '{ns}' holds an unknown event: {line}"),
+            _ => null,
         };
     }
 

@@ -139,6 +139,27 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
         Assert.Equal((ns, 0.8, 82L), (reached.Namespace, reached.Threshold, reached.UsedBytes));
     }
 
+    [Fact]
+    public async Task An_event_of_a_kind_this_replica_does_not_know_stays_in_the_outbox_and_the_others_go_out()
+    {
+        var events = new FlakyEvents();
+        var prefix = redis.NewIsolatedPrefix();
+        var keys = new RedisKeys(prefix);
+        await using var adapter = redis.Connect(redis.Options(prefix, namespaceQuotaBytes: 100), events);
+        var ns = NewNamespace();
+        // Queued as a newer replica would queue an event of a kind added after this one was built.
+        const string newer = "renamed 1 2 3";
+        await Db.ListRightPushAsync(keys.Events(ns), newer);
+
+        await adapter.SetAsync(ns, "k", Value("\"" + new string('x', 80) + "\""), null, null, None); // queues a threshold event behind it
+        await adapter.PurgeExpiredAsync(new PurgeExpiredEntries(), None);
+
+        var reached = Assert.IsType<NamespaceQuotaThresholdReached>(Assert.Single(events.Published));
+        Assert.Equal(ns, reached.Namespace);
+        Assert.Equal([newer], (await Db.ListRangeAsync(keys.Events(ns))).Select(line => (string)line!));
+        Assert.Equal(0, await Db.ListLengthAsync(keys.Namespace(ns)[6])); // nothing left claimed
+    }
+
     /// <summary>A broker that refuses events while <see cref="Failing"/>.</summary>
     private sealed class FlakyEvents : IKvEventPublisher
     {
