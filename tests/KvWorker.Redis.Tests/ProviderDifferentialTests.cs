@@ -491,11 +491,23 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
     }
 }
 
+/// <summary>
+/// The differential tests run on their own, after the others: their thousands of calls would
+/// otherwise compete with the timing of the purge-budget and fault tests on a small machine.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProviderDifferentialCollection
+{
+    public const string Name = "provider differential";
+}
+
 /// <summary>PostgreSQL against a standalone Redis (KV_TEST_REDIS).</summary>
+[Collection(ProviderDifferentialCollection.Name)]
 public sealed class RedisProviderDifferentialTests(RedisFixture redis, PostgresTestDatabase postgres)
     : ProviderDifferentialTests(redis, postgres), IClassFixture<RedisFixture>, IClassFixture<PostgresTestDatabase>;
 
 /// <summary>PostgreSQL against a Redis Cluster of three primaries (KV_TEST_REDIS_CLUSTER), with fewer sequences.</summary>
+[Collection(ProviderDifferentialCollection.Name)]
 public sealed class RedisClusterProviderDifferentialTests(RedisClusterFixture redis, PostgresTestDatabase postgres)
     : ProviderDifferentialTests(redis, postgres), IClassFixture<RedisClusterFixture>, IClassFixture<PostgresTestDatabase>
 {
