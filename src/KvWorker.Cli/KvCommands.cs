@@ -40,7 +40,7 @@ public static class KvCommands
 
     private static readonly Option<double> Timeout = ParsedOption<double>(
         "--timeout", "Seconds to wait for the worker's reply; a request not taken by then is dropped, unapplied",
-        $"a positive number of seconds, at most {KvCallOptions.MaxTimeout.TotalSeconds:0}",
+        $"a number of seconds from 0.001 to {KvCallOptions.MaxTimeout.TotalSeconds:0}",
         // At least a millisecond: a shorter time-out rounds to none, which the client refuses.
         (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) >= 0.001 && seconds <= KvCallOptions.MaxTimeout.TotalSeconds,
         defaultValue: KvCallOptions.DefaultTimeout.TotalSeconds);

@@ -163,7 +163,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal(2, badUrl.ExitCode);
         Assert.Contains("--url must be an AMQP URI", badUrl.Errors);
         Assert.Equal(2, badTimeout.ExitCode);
-        Assert.Contains("--timeout must be a positive number", badTimeout.Errors);
+        Assert.Contains("--timeout must be a number of seconds from 0.001 to 86400", badTimeout.Errors);
     }
 
     [Fact]
@@ -225,11 +225,11 @@ public sealed class KvCliTests(WorkerFixture worker)
     [InlineData("namespace must not be empty", "get", "", "k")]
     [InlineData("key must not be empty", "set", "n", "", "1")]
     [InlineData("namespace must not be empty", "purge", "")]
-    [InlineData("--timeout must be a positive number of seconds, at most 86400, not '1e-8'", "get", "n", "k", "--timeout", "1e-8")]
+    [InlineData("--timeout must be a number of seconds from 0.001 to 86400, not '1e-8'", "get", "n", "k", "--timeout", "1e-8")]
     [InlineData("--by must be a 64-bit integer, not 'x'", "incr", "n", "k", "--by", "x")]
     [InlineData("--initial must be a 64-bit integer, not '1.5'", "incr", "n", "k", "--initial", "1.5")]
-    [InlineData("--timeout must be a positive number of seconds, at most 86400, not 'abc'", "get", "n", "k", "--timeout", "abc")]
-    [InlineData("--timeout must be a positive number of seconds, at most 86400, not '5000000'", "incr", "n", "k", "--timeout", "5000000")]
+    [InlineData("--timeout must be a number of seconds from 0.001 to 86400, not 'abc'", "get", "n", "k", "--timeout", "abc")]
+    [InlineData("--timeout must be a number of seconds from 0.001 to 86400, not '5000000'", "incr", "n", "k", "--timeout", "5000000")]
     [InlineData("--count must be a positive number of events, not 'x'", "events", "--count", "x")]
     [InlineData("--count must be a positive number of events, not '0'", "events", "--count", "0")]
     [InlineData("--count must be a positive number of events, not '-1'", "events", "--count", "-1")]
