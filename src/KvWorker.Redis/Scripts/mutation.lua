@@ -106,10 +106,10 @@ end
 -- counter, which must cover everything this script adds. Returns nil when it
 -- fits, else the rejection: namespace_quota with the bytes used, the quota
 -- and the value's size, or global_needed with the bytes to ask the global
--- counter for, the value's size and `replaced_expired`: the bytes of the
--- expired entry the write replaces (0 when it is live or absent), which are
--- on the counter but are not live usage.
-local function admit(now, delta, size, replaced_expired)
+-- counter for, the value's size and the bytes of the expired entry the write
+-- replaces (0 when it is live or absent: `old_size` is the bytes of the entry
+-- it replaces), which are on the counter but are not live usage.
+local function admit(now, delta, size, old_size)
   if delta <= 0 then
     return nil
   end
@@ -122,7 +122,8 @@ local function admit(now, delta, size, replaced_expired)
     return reply('namespace_quota', int(used), int(namespace_quota), size)
   end
   if global_grant and net + delta > global_grant then
-    return reply('global_needed', int(delta), size, int(replaced_expired))
+    local _, _, live = entry(now)
+    return reply('global_needed', int(delta), size, int(old_size and not live and old_size or 0))
   end
   return nil
 end
@@ -158,8 +159,7 @@ end
 -- rejection.
 local function store(now, value, old_size, expiry)
   local delta = #value - (old_size or 0)
-  local _, _, live = entry(now)
-  local rejected = admit(now, delta, #value, old_size and not live and old_size or 0)
+  local rejected = admit(now, delta, #value, old_size)
   if rejected then
     return nil, rejected
   end
