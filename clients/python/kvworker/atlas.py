@@ -28,7 +28,7 @@ import threading
 import time
 from types import MappingProxyType
 
-from ._protocol import DEFAULT_TIMEOUT, MAX_TIMEOUT
+from ._protocol import DEFAULT_TIMEOUT, MAX_TIMEOUT, checked_timeout
 from .aio import AsyncKvStoreClient
 from .errors import InvalidValueTypeError, KeyValueStoreError
 
@@ -62,12 +62,10 @@ def settings_from(config):
     if timeout in (None, ""):
         timeout = os.environ.get("KV_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT
     try:
-        timeout = float(timeout)
+        timeout = checked_timeout(float(timeout))
     except (TypeError, ValueError):
-        timeout = -1.0
-    if not 0 < timeout <= MAX_TIMEOUT:
         raise _to_atlas(KeyValueStoreError(f"kvworker adapter: timeout must be a positive number of seconds, at most "
-                                           f"{MAX_TIMEOUT:.0f} (a day), not {config.get('timeout')!r}"))
+                                           f"{MAX_TIMEOUT:.0f} (a day), not {config.get('timeout')!r}")) from None
     return {
         "url": config.get("url") or None,  # AsyncKvStoreClient falls back to $KV_RABBITMQ_URL
         "timeout": timeout,

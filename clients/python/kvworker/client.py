@@ -28,7 +28,7 @@ def describe(error):
 # The reply codes of the exceptions aiormq raises without one: for a channel the broker closed,
 # and for a refused login (RabbitMQ's 403 ACCESS_REFUSED, which aiormq reports only as text).
 _REPLY_CODES = {"ChannelAccessRefused": 403, "ChannelNotFoundEntity": 404, "ChannelLockedResource": 405,
-                  "ChannelPreconditionFailed": 406, "ProbableAuthenticationError": 403}
+                "ChannelPreconditionFailed": 406, "ProbableAuthenticationError": 403}
 
 
 def reply_code_of(error):
