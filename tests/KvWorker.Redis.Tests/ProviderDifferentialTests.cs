@@ -47,15 +47,7 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
     [Fact]
     public async Task Random_operation_sequences_get_the_same_replies_and_events_from_postgres_and_redis()
     {
-        foreach (var seed in Seeds(Sequences)) await RunSequenceAsync(seed);
-    }
-
-    private static IEnumerable<int> Seeds(int count)
-    {
-        var chosen = Environment.GetEnvironmentVariable("KV_DIFFERENTIAL_SEEDS");
-        if (string.IsNullOrEmpty(chosen)) return Enumerable.Range(1, count);
-        var bounds = chosen.Split('-', 2).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        return Enumerable.Range(bounds[0], bounds[^1] - bounds[0] + 1);
+        foreach (var seed in Seeds.From("KV_DIFFERENTIAL_SEEDS", 1, Sequences)) await RunSequenceAsync(seed);
     }
 
     private async Task RunSequenceAsync(int seed)

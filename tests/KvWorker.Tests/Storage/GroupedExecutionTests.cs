@@ -158,7 +158,7 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
         // A database of its own: mixes with a global quota empty it.
         await using var isolated = new DatabaseFixture();
         await isolated.InitializeAsync();
-        foreach (var seed in Seeds(Environment.GetEnvironmentVariable("KV_TEST_GROUPED_SEEDS") ?? "1-200"))
+        foreach (var seed in Seeds.From("KV_TEST_GROUPED_SEEDS", 1, 200))
         {
             var mix = RandomMix.Generate(seed);
             if (await FailureAsync(isolated, mix) is not { } failure) continue;
@@ -166,14 +166,6 @@ public sealed class GroupedExecutionTests(DatabaseFixture db)
             Assert.Fail($"seed {seed} (KV_TEST_GROUPED_SEEDS={seed} replays it): grouped and one by one differ\n{mix}\n" +
                         $"smallest failing part found:\n{smallest}\n{(await FailureAsync(isolated, smallest))?.Message ?? failure.Message}");
         }
-    }
-
-    private static IEnumerable<int> Seeds(string range)
-    {
-        var bounds = range.Split('-', 2);
-        var first = int.Parse(bounds[0], CultureInfo.InvariantCulture);
-        var last = bounds.Length == 2 ? int.Parse(bounds[1], CultureInfo.InvariantCulture) : first;
-        return Enumerable.Range(first, last - first + 1);
     }
 
     private static async Task<Exception?> FailureAsync(DatabaseFixture database, RandomMix mix)
