@@ -240,6 +240,28 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
         await adapter.SetAsync(NewNamespace(), "k", Value($"\"{new string('x', 598)}\""), null, null, None);
     }
 
+    [Fact]
+    public async Task A_server_too_slow_to_answer_is_reported_as_a_time_out_which_the_worker_retries()
+    {
+        // The worker retries TimeoutException like KvStoreUnavailableException (KvRequestPipeline.IsTransient):
+        // StackExchange.Redis's own time-out must reach it as one, not as an unexpected fault.
+        await using var server = await OwnServer.StartAsync();
+        var options = redis.Options(redis.NewIsolatedPrefix());
+        options.Url = server.Url + ",asyncTimeout=200";
+        await using var adapter = redis.Connect(options);
+        await using var other = await ConnectionMultiplexer.ConnectAsync(server.Url + ",asyncTimeout=10000");
+        await adapter.GetAsync(NewNamespace(), "k", None);
+        const string busyForASecond = "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] " +
+            "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 1000000 return 1";
+        var busy = other.GetDatabase().ScriptEvaluateAsync(busyForASecond);
+        await Task.Delay(50);
+
+        var error = await Record.ExceptionAsync(() => adapter.GetAsync(NewNamespace(), "k", None));
+        await busy;
+
+        Assert.IsAssignableFrom<TimeoutException>(error);
+    }
+
     /// <summary>A Redis server of a test's own, for states the shared one must not be put in; stopped when disposed.</summary>
     private sealed class OwnServer(System.Diagnostics.Process process, int port) : IAsyncDisposable
     {
