@@ -46,10 +46,16 @@ public sealed class RedisKeys(string prefix)
     public RedisKey Events(string ns) => Namespace(ns)[5];
 
     /// <summary>
-    /// A request identity's record, scoped to its namespace; the length makes the name
+    /// A request identity's record in its namespace's slot; the length makes the name
     /// unambiguous whatever characters the parts hold.
     /// </summary>
     public RedisKey Request(string ns, string messageId) => $"{Tag(Bucket(ns))}r:{ns.Length}:{ns}{messageId}";
+
+    /// <summary>
+    /// The request a message_id is bound to, whatever its namespace, so that a message_id reused in
+    /// another namespace is refused; in a bucket of its own message_id's hash, apart from any namespace's.
+    /// </summary>
+    public RedisKey Binding(string messageId) => $"{Tag(Bucket(messageId))}i:{messageId}";
 
     /// <summary>The due index of a bucket: its namespaces that have events waiting or expired entries.</summary>
     public RedisKey Due(int bucket) => $"{Tag(bucket)}due";

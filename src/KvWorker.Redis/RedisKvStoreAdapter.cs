@@ -29,6 +29,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private readonly RedisOutbox _outbox;
     private readonly RedisGlobalQuota? _global;
     private readonly RedisPurge _purge;
+    private readonly long _retentionMilliseconds;
 
     private RedisKvStoreAdapter(
         IConnectionMultiplexer redis, RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
@@ -42,6 +43,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         _outbox = new RedisOutbox(_database, _keys, events, logger);
         _global = options.GlobalQuotaBytes is { } quota ? new RedisGlobalQuota(_database, _keys, quota, logger) : null;
         _purge = new RedisPurge(_database, _keys, options.PurgeBatchSize, _outbox, _global);
+        _retentionMilliseconds = (long)Math.Ceiling(options.RequestRetentionSeconds * 1000);
     }
 
     /// <summary>
@@ -163,12 +165,40 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     }
 
     /// <summary>
+    /// Runs a mutation, first binding its message_id to it across namespaces: a namespace's script
+    /// sees only its own slot, so the record it keeps cannot refuse a message_id used in another
+    /// namespace. A refused request releases the binding, as refused requests are not recorded (a
+    /// retry of one that was applied is answered from its record, never refused); the binding of a
+    /// request whose outcome is unknown (the store failed) stays, so only its retry may use the
+    /// message_id until the binding expires with the record.
+    /// </summary>
+    private async Task<MutationReply> MutateAsync(
+        string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
+    {
+        if (identity is null) return await RunMutationAsync(script, ns, key, identity, ifVersion, arguments, cancellationToken);
+        var binding = _keys.Binding(identity.MessageId);
+        RedisValue request = $"{identity.Operation} {identity.RequestHash}";
+        var bound = await RedisFaults.RunAsync(
+            () => _database.ScriptEvaluateAsync(RedisScripts.Bind, [binding], [request, _retentionMilliseconds]), cancellationToken);
+        if (!bound.IsNull && (string?)bound != request) throw KvStoreException.IdentityReused(identity.MessageId);
+        try
+        {
+            return await RunMutationAsync(script, ns, key, identity, ifVersion, arguments, cancellationToken);
+        }
+        catch (KvStoreException)
+        {
+            await RedisFaults.RunAsync(() => _database.ScriptEvaluateAsync(RedisScripts.Unbind, [binding], [request]), CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Runs a mutation script and returns its answer, or throws the error a refusal answers with.
     /// Under a global quota, a script that would grow its namespace answers global_needed until
     /// the bytes are granted on the global counter; then it runs again (this ends: it asks again
     /// only when a concurrent write of the same key grew it in between).
     /// </summary>
-    private async Task<MutationReply> MutateAsync(
+    private async Task<MutationReply> RunMutationAsync(
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
         RedisKey[] keys = _keys.Namespace(ns);
@@ -185,7 +215,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
             RedisValue[] values =
             [
                 ns, key, _options.NamespaceQuotaBytes, _global is null ? "" : granted, _thresholds,
-                (long)Math.Ceiling(_options.RequestRetentionSeconds * 1000), identity?.RequestHash ?? "",
+                _retentionMilliseconds, identity?.RequestHash ?? "",
                 ifVersion?.ToString(CultureInfo.InvariantCulture) ?? "", .. arguments,
             ];
             var reply = new MutationReply((RedisResult[])(await RedisFaults.RunToReplyAsync(

@@ -16,6 +16,8 @@ internal static class RedisScripts
     public static readonly string Ack = OnNamespace("ack.lua");
     public static readonly string Due = Text("due.lua");
     public static readonly string Reserve = Text("reserve.lua");
+    public static readonly string Bind = Text("bind.lua");
+    public static readonly string Unbind = Text("unbind.lua");
 
     private static string OnNamespace(string name) => Text("namespace.lua") + Text(name);
 

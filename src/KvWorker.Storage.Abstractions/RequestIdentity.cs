@@ -10,7 +10,7 @@ namespace KvWorker.Storage;
 /// Adapters store all of it with the mutation's first answer; a later request
 /// with the same message_id is a replay when everything matches, and a reuse
 /// of the identity for something else (an error) when anything differs.
-/// Identities are scoped to their namespace.
+/// Identities span the whole store: one reused in another namespace is a reuse too.
 /// </summary>
 public sealed record RequestIdentity(string MessageId, string Operation, string Namespace, string Key, string RequestHash)
 {

@@ -900,6 +900,36 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_id_reused_in_another_namespace_is_refused_and_changes_nothing()
+    {
+        var adapter = await AdapterAsync();
+        var (first, other) = (NewNamespace(), NewNamespace());
+        var requestId = NewRequestId();
+        await adapter.IncrementAsync(first, "c", 1, 0, null, requestId, None);
+
+        await AssertRefusedAsReusedIdentityAsync(adapter, other, requestId,
+            () => adapter.IncrementAsync(other, "c", 1, 0, null, requestId, None), ("c", null));
+        Assert.Equal("1", (await adapter.IncrementAsync(first, "c", 1, 0, null, requestId, None)).Value.GetRawText());
+        Assert.Equal((0L, 0L), await UsageAsync(adapter, other));
+    }
+
+    [Fact]
+    public async Task A_request_id_of_a_refused_request_may_identify_another_request()
+    {
+        var adapter = await AdapterAsync();
+        var (first, other) = (NewNamespace(), NewNamespace());
+        var requestId = NewRequestId();
+        await Assert.ThrowsAsync<VersionConflictException>(() => adapter.DeleteAsync(first, "k", requestId, None, ifVersion: 3));
+
+        // Refused, so not recorded: the id is free, in any namespace.
+        var set = await adapter.SetAsync(other, "k", Value("1"), null, requestId, None);
+
+        Assert.Equal("1", set.Value.GetRawText());
+        await AssertRefusedAsReusedIdentityAsync(adapter, first, requestId,
+            () => adapter.DeleteAsync(first, "k", requestId, None, ifVersion: 3));
+    }
+
+    [Fact]
     public async Task A_request_id_reused_for_another_operation_is_refused_and_changes_nothing()
     {
         var adapter = await AdapterAsync();

@@ -17,11 +17,8 @@ namespace KvWorker.Redis.Tests;
 /// (<c>17</c>, or a range <c>1-500</c>) runs those seeds instead of the usual ones.
 /// </summary>
 /// <remarks>
-/// Two differences the README documents are kept out or accounted for:
+/// A difference the README documents is accounted for:
 /// <list type="bullet">
-/// <item>PostgreSQL keeps request identities across the whole store, Redis per namespace, so a
-/// message_id reused in another namespace is refused on one and applied on the other: here every
-/// message_id belongs to one namespace.</item>
 /// <item>A write that the global quota would refuse for the room of expired entries: Redis removes
 /// expired entries of any namespace first (and reports them), PostgreSQL only discounts them and
 /// leaves them to the purge. The reply is the same, but the namespaces' usage (which counts expired
@@ -253,7 +250,7 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
         private static readonly string[] Prefixes = ["a", "ab", "b", "\uFFFD", "😀"];
 
         private readonly Dictionary<(string, string), long?> _versions = [];
-        private readonly Dictionary<string, List<string>> _messageIds = [];
+        private readonly List<string> _messageIds = [];
         private readonly List<Mutation> _identified = [];
         private int _nextMessageId;
 
@@ -305,16 +302,16 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
                 < 85 => Pick(NotIntegers),
                 _ => Pick(["\"é\"", "\"😀😀\"", "{\"k\":\"ü\"}"]),
             };
-            return Identified(new SetMutation(ns, key, json, Ttl(), IfVersion(ns, key), MessageId(ns)));
+            return Identified(new SetMutation(ns, key, json, Ttl(), IfVersion(ns, key), MessageId()));
         }
 
         private Operation Increment(string ns, string key) =>
-            Identified(new IncrementMutation(ns, key, Pick(Deltas), Pick(InitialValues), Ttl(), MessageId(ns)));
+            Identified(new IncrementMutation(ns, key, Pick(Deltas), Pick(InitialValues), Ttl(), MessageId()));
 
-        private Operation Delete(string ns, string key) => Identified(new DeleteMutation(ns, key, IfVersion(ns, key), MessageId(ns)));
+        private Operation Delete(string ns, string key) => Identified(new DeleteMutation(ns, key, IfVersion(ns, key), MessageId()));
 
         private Operation Touch(string ns, string key) =>
-            Identified(new TouchMutation(ns, key, random.Next(10) switch { < 4 => null, < 7 => Pick([30.5, 600]), _ => ShortTtlSeconds }, MessageId(ns)));
+            Identified(new TouchMutation(ns, key, random.Next(10) switch { < 4 => null, < 7 => Pick([30.5, 600]), _ => ShortTtlSeconds }, MessageId()));
 
         private Mutation Identified(Mutation mutation)
         {
@@ -336,15 +333,14 @@ public abstract class ProviderDifferentialTests(RedisFixture redis, PostgresTest
             };
         }
 
-        /// <summary>None, a fresh one, or one used before in the namespace (for another request, or, by chance, the same).</summary>
-        private string? MessageId(string ns)
+        /// <summary>None, a fresh one, or one used before in any namespace (for another request, or, by chance, the same).</summary>
+        private string? MessageId()
         {
-            var used = _messageIds.TryGetValue(ns, out var ids) ? ids : _messageIds[ns] = [];
             var roll = random.Next(20);
             if (roll < 10) return null;
-            if (roll >= 17 && used.Count > 0) return Pick(used);
-            var id = $"{ns}:m{++_nextMessageId}";
-            used.Add(id);
+            if (roll >= 17 && _messageIds.Count > 0) return Pick(_messageIds);
+            var id = $"m{++_nextMessageId}";
+            _messageIds.Add(id);
             return id;
         }
 
