@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh
-# The profile scenario samples the machine with perf (the worker and the echo service).
-command -v perf >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq linux-perf >/dev/null 2>&1; } || true
+# The profile scenario samples the machine with perf (the worker and the echo service). The package
+# lists first: services.sh updates them only when it installs something, and a fresh image has none.
+command -v perf >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && apt-get update -qq >/dev/null 2>&1 &&
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1; } || true
 
 export KV_BENCH_POSTGRES="${KV_BENCH_POSTGRES:-Host=127.0.0.1;Port=${KV_PG_PORT:-5432};Username=kvworker;Password=kvworker;Database=kvworker}"
 export KV_BENCH_RABBITMQ="${KV_BENCH_RABBITMQ:-amqp://guest:guest@127.0.0.1:${KV_AMQP_PORT:-5672}/}"

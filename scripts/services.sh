@@ -37,10 +37,23 @@ wait_for_port() {
   say "$name did not start listening on port $port"; exit 1
 }
 
+# Debian's docker-compose (v1) has no --wait, and a published port answers (Docker's proxy)
+# before the service behind it is ready: wait for the containers' health checks instead,
+# as the compose plugin's --wait does, so nothing connects to a server still starting.
+wait_healthy() {
+  local service id
+  for service in "$@"; do
+    id="$(cd "$REPO_ROOT" && docker-compose ps -q "$service")"
+    for _ in $(seq 1 120); do
+      [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" = healthy ] && continue 2
+      sleep 1
+    done
+    say "$service did not become healthy; see docker-compose logs $service"; exit 1
+  done
+}
+
 # With a Docker engine and compose, the services not listening yet start as containers
-# (only those: a container publishing a port already taken would fail). The compose plugin
-# waits for the health checks; Debian's docker-compose (v1) cannot, and a published port
-# answers before the service behind it is ready: the waits below only see the port.
+# (only those: a container publishing a port already taken would fail).
 compose_up=()
 if docker compose version >/dev/null 2>&1; then compose_up=(docker compose up -d --wait)
 elif command -v docker-compose >/dev/null 2>&1; then compose_up=(docker-compose up -d); fi
@@ -54,6 +67,7 @@ if [ "${#compose_up[@]}" -gt 0 ] && docker info >/dev/null 2>&1; then
   if [ "${#missing[@]}" -gt 0 ]; then
     say "docker engine found: starting ${missing[*]} with docker compose"
     (cd "$REPO_ROOT" && "${compose_up[@]}" "${missing[@]}")
+    [ "${compose_up[0]}" = docker ] || wait_healthy "${missing[@]}"
   fi
 fi
 

@@ -137,17 +137,28 @@ kvc_timed() {
   return "$rc"
 }
 
-# kvc_install: install the Debian packages the engines need, when absent,
-# without letting their maintainer scripts start the default services (which
-# would take the standard ports 5672, 5432 and 6379).
+# kvc_install [ENGINE...]: install the Debian packages ENGINEs (rabbitmq,
+# postgres, redis; all three when none is named) need, when absent, without
+# letting their maintainer scripts start the default services (which would take
+# the standard ports 5672, 5432 and 6379). Each engine asks only for its own:
+# the Redis Cluster (which scripts/services.sh starts for the tests) does not
+# depend on the PostgreSQL 15 packages, which not every distribution has.
 kvc_install() {
-  local missing=() policy_added=""
-  [ -x "$KVC_RMQ_SBIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
-  [ -x "$KVC_PG_BIN/postgres" ] || missing+=(postgresql-15)
-  [ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || missing+=(postgresql-15-auto-failover)
-  command -v pg_autoctl >/dev/null 2>&1 || missing+=(pg-auto-failover-cli)
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  local engines=("$@") engine missing=() policy_added=""
+  [ $# -gt 0 ] || engines=(rabbitmq postgres redis)
+  for engine in "${engines[@]}"; do
+    case $engine in
+      rabbitmq) [ -x "$KVC_RMQ_SBIN/rabbitmq-server" ] || missing+=(rabbitmq-server) ;;
+      postgres)
+        [ -x "$KVC_PG_BIN/postgres" ] || missing+=(postgresql-15)
+        [ -f /usr/share/postgresql/15/extension/pgautofailover.control ] || missing+=(postgresql-15-auto-failover)
+        command -v pg_autoctl >/dev/null 2>&1 || missing+=(pg-auto-failover-cli) ;;
+      redis)
+        command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+        command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools) ;;
+      *) kvc__log "kvc_install: unknown engine '$engine' (rabbitmq, postgres or redis)"; return 1 ;;
+    esac
+  done
   /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || missing+=(python3-pika)
   command -v ss >/dev/null 2>&1 || missing+=(iproute2)
   [ ${#missing[@]} -gt 0 ] || return 0
@@ -339,7 +350,7 @@ kvc_rmq_wait_clustered() {
 # kvc2 and kvc3 join it; join_cluster by hand if discovery did not do it.
 kvc_rmq_up() {
   local start i node; start=$(kvc__now)
-  kvc_install || return 1
+  kvc_install rabbitmq || return 1
   kvc_rmq_down || return 1
   kvc__rmq_prepare || return 1
   kvc__rmq_start_epmd || return 1
@@ -566,7 +577,7 @@ kvc__pg_tune_monitor() {
 # in seconds instead of the ~35 s of pg_auto_failover's defaults.
 kvc_pg_up() {
   local start r; start=$(kvc__now); r=$(kvc__pg_dir)
-  kvc_install || return 1
+  kvc_install postgres || return 1
   kvc_pg_down || return 1
   mkdir -p "$r/logs" "$r/xdg/run" && chown -R postgres: "$r" && chmod 700 "$r/xdg/run" || return 1
   kvc__pg_create 0 || return 1
@@ -798,7 +809,7 @@ kvc__redis_start() {
 # (plus a replica each with KVC_REDIS_REPLICAS=1), no persistence, on 127.0.0.1.
 kvc_redis_up() {
   local start r i addrs=(); start=$(kvc__now); r=$(kvc__redis_dir)
-  kvc_install || return 1
+  kvc_install redis || return 1
   kvc_redis_down || return 1
   for ((i = 1; i <= $(kvc__redis_count); i++)); do
     kvc__redis_start "$i" || return 1
