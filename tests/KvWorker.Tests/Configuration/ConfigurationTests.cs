@@ -148,7 +148,7 @@ public sealed class ConfigurationTests
     [InlineData("0")]
     [InlineData("86401")]
     [InlineData("1e9")]
-    public void A_request_budget_outside_a_second_to_a_day_is_explained_naming_the_key(string value)
+    public void A_request_budget_not_positive_or_over_a_day_is_explained_naming_the_key(string value)
     {
         var (error, configuration) = ReadWithOnly<KvStoreOptions>("tools:kv_store:request_timeout_seconds", value);
 
