@@ -45,10 +45,12 @@ as_postgres pg_ctl -D "$BASE/pg" -l "$BASE/pg/server.log" -w -t 60 start \
   say "PostgreSQL did not start; its log:"; cat "$BASE/pg/server.log" >&2; exit 1; }
 say "starting RabbitMQ node $RABBITMQ_NODENAME on 127.0.0.1:$AMQP_PORT"
 as_root rabbitmq-server -detached >/dev/null 2>&1
+rabbitmq_up=""
 for _ in $(seq 1 60); do
-  as_root rabbitmqctl -n "$RABBITMQ_NODENAME" await_startup --timeout 60 >/dev/null 2>&1 && break
+  as_root rabbitmqctl -n "$RABBITMQ_NODENAME" await_startup --timeout 60 >/dev/null 2>&1 && { rabbitmq_up=1; break; }
   sleep 1
 done
+[ -n "$rabbitmq_up" ] || { say "RabbitMQ node $RABBITMQ_NODENAME did not start; its logs are in $BASE/rabbit/log"; exit 1; }
 
 say "building the worker"
 dotnet build src/KvWorker -c Release -v quiet -nologo >/dev/null
