@@ -12,11 +12,14 @@ public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
     /// <summary>True when this caller claimed the interval that has come due for <paramref name="job"/>; the next one is due <paramref name="interval"/> from now.</summary>
     public async Task<bool> TryClaimAsync(string job, TimeSpan interval, CancellationToken cancellationToken)
     {
-        // A competing replica waits on the row lock, then sees next_run_at in the future.
+        // A competing replica waits on the row lock, then sees next_run_at in the future. A next run
+        // more than two intervals off was set by a longer interval (the setting was shortened since):
+        // it is claimed now, or the new interval would first wait out the old one, up to a day. Two,
+        // not one: replicas claiming at once differ by their wait for the lock, well under an interval.
         const string sql = """
             INSERT INTO kv_schedule AS s (name, next_run_at) VALUES ($1, now() + $2 * interval '1 second')
             ON CONFLICT (name) DO UPDATE SET next_run_at = excluded.next_run_at
-             WHERE s.next_run_at <= now()
+             WHERE s.next_run_at <= now() OR s.next_run_at > now() + 2 * $2 * interval '1 second'
             RETURNING true
             """;
         await using var command = dataSource.CreateCommand(sql);

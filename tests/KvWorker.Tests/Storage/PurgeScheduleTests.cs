@@ -19,4 +19,17 @@ public sealed class PurgeScheduleTests(DatabaseFixture db)
         await Task.Delay(interval + TimeSpan.FromMilliseconds(300));
         Assert.Single(await AskAllAsync(), claimed => claimed); // the next one
     }
+
+    [Fact]
+    public async Task A_shortened_interval_takes_effect_at_once_not_after_the_run_the_longer_one_scheduled()
+    {
+        var job = "test-" + Guid.NewGuid().ToString("N");
+        var schedule = new PurgeSchedule(db.DataSource);
+        // A deployment ran with a purge a day; the interval claimed now would next be due tomorrow.
+        Assert.True(await schedule.TryClaimAsync(job, TimeSpan.FromDays(1), CancellationToken.None));
+
+        // Restarted with a purge a minute, it claims now, and then keeps to the minute.
+        Assert.True(await schedule.TryClaimAsync(job, TimeSpan.FromMinutes(1), CancellationToken.None));
+        Assert.False(await schedule.TryClaimAsync(job, TimeSpan.FromMinutes(1), CancellationToken.None));
+    }
 }
