@@ -9,6 +9,26 @@ namespace KvWorker.Postgres;
 /// </summary>
 public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
 {
+    /// <summary>
+    /// Runs <paramref name="start"/> when this caller claims the interval that has come due for
+    /// <paramref name="job"/>, and says whether it did. A start that fails gives the interval back
+    /// (and throws), so the next look of any replica starts it, not the next interval's.
+    /// </summary>
+    public async Task<bool> RunIfDueAsync(string job, TimeSpan interval, Func<CancellationToken, Task> start, CancellationToken cancellationToken)
+    {
+        if (!await TryClaimAsync(job, interval, cancellationToken)) return false;
+        try
+        {
+            await start(cancellationToken);
+            return true;
+        }
+        catch
+        {
+            await ReleaseAsync(job, CancellationToken.None);
+            throw;
+        }
+    }
+
     /// <summary>True when this caller claimed the interval that has come due for <paramref name="job"/>; the next one is due <paramref name="interval"/> from now.</summary>
     public async Task<bool> TryClaimAsync(string job, TimeSpan interval, CancellationToken cancellationToken)
     {
@@ -26,5 +46,14 @@ public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job });
         command.Parameters.Add(new NpgsqlParameter<double> { TypedValue = interval.TotalSeconds });
         return await command.ExecuteScalarAsync(cancellationToken) is true;
+    }
+
+    /// <summary>Makes <paramref name="job"/> due again now: its claimed interval's run did not start.</summary>
+    private async Task ReleaseAsync(string job, CancellationToken cancellationToken)
+    {
+        const string sql = "UPDATE kv_schedule SET next_run_at = now() WHERE name = $1";
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job });
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }
