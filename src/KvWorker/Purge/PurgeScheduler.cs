@@ -12,8 +12,9 @@ namespace KvWorker.Purge;
 /// <c>purge_interval_seconds</c> for the whole deployment, one command per
 /// registered provider: every replica asks, and the one that claims the interval
 /// in <see cref="PurgeSchedule"/> sends. Whichever replica then takes a command
-/// runs the purge. The commands carry the worker's own broker user as user_id,
-/// which the persona policy admits for kv_purge.
+/// runs the purge; a send that fails is tried again at the next look. The
+/// commands carry the worker's own broker user as user_id, which the persona
+/// policy admits for kv_purge.
 /// </summary>
 public sealed class PurgeScheduler(
     PurgeSchedule schedule, IBus bus, KvStoreAdapterRegistry adapters,
@@ -31,8 +32,8 @@ public sealed class PurgeScheduler(
         {
             try
             {
-                if (await schedule.TryClaimAsync(Job, interval, stoppingToken))
-                    await SendAsync(stoppingToken);
+                // A send that fails gives the interval back, so the next look sends it.
+                await schedule.RunIfDueAsync(Job, interval, SendAsync, stoppingToken);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {

@@ -19,4 +19,34 @@ public sealed class PurgeScheduleTests(DatabaseFixture db)
         await Task.Delay(interval + TimeSpan.FromMilliseconds(300));
         Assert.Single(await AskAllAsync(), claimed => claimed); // the next one
     }
+
+    [Fact]
+    public async Task A_shortened_interval_takes_effect_at_once_not_after_the_run_the_longer_one_scheduled()
+    {
+        var job = "test-" + Guid.NewGuid().ToString("N");
+        var schedule = new PurgeSchedule(db.DataSource);
+        // A deployment ran with a purge a day; the interval claimed now would next be due tomorrow.
+        Assert.True(await schedule.TryClaimAsync(job, TimeSpan.FromDays(1), CancellationToken.None));
+
+        // Restarted with a purge a minute, it claims now, and then keeps to the minute.
+        Assert.True(await schedule.TryClaimAsync(job, TimeSpan.FromMinutes(1), CancellationToken.None));
+        Assert.False(await schedule.TryClaimAsync(job, TimeSpan.FromMinutes(1), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_run_that_fails_to_start_gives_its_interval_back_so_the_next_look_starts_it()
+    {
+        var job = "test-" + Guid.NewGuid().ToString("N");
+        var schedule = new PurgeSchedule(db.DataSource);
+        var interval = TimeSpan.FromMinutes(10);
+        var started = 0;
+
+        // The broker is away as the interval's run is sent.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => schedule.RunIfDueAsync(job, interval,
+            _ => throw new InvalidOperationException("broker unreachable"), CancellationToken.None));
+        // The next look, a few seconds later, starts it, and the interval is then taken.
+        Assert.True(await schedule.RunIfDueAsync(job, interval, _ => { started++; return Task.CompletedTask; }, CancellationToken.None));
+        Assert.False(await schedule.RunIfDueAsync(job, interval, _ => { started++; return Task.CompletedTask; }, CancellationToken.None));
+        Assert.Equal(1, started);
+    }
 }
