@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using KvWorker.Configuration;
+using KvWorker.Telemetry;
 using Microsoft.Extensions.Configuration;
 using MassTransit;
 using MassTransit.Testing;
@@ -204,5 +207,40 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
         Assert.True(tooBig.Is(out Response<KvError>? error));
         Assert.StartsWith("namespace '", error!.Message.Error.Message);
         Assert.Contains("quota of 4 bytes", error.Message.Error.Message);
+    }
+
+    [Fact]
+    public async Task A_fault_no_check_foresaw_is_counted_and_timed_with_the_error_code_it_is_answered_with()
+    {
+        // kv_touch outcomes of this process's requests, whichever test sent them.
+        var touches = new ConcurrentQueue<(string Instrument, string? Outcome)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, meters) =>
+        {
+            if (instrument.Meter.Name == KvMetrics.MeterName) meters.EnableMeasurementEvents(instrument);
+        };
+        void Record(Instrument instrument, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            string? operation = null, outcome = null;
+            foreach (var (name, value) in tags)
+            {
+                if (name == "kv.operation") operation = value as string;
+                if (name == "kv.outcome") outcome = value as string;
+            }
+            if (operation == KvOperations.Touch.Queue) touches.Enqueue((instrument.Name, outcome));
+        }
+        listener.SetMeasurementEventCallback<long>((instrument, _, tags, _) => Record(instrument, tags));
+        listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) => Record(instrument, tags));
+        listener.Start();
+        await using var services = await StartHarnessAsync(adapters: services => services
+            .AddKvStoreAdapter("broken", _ => throw new InvalidOperationException("the adapter cannot be built")));
+
+        // A MassTransit client gets MassTransit's fault; the endpoint's error filter answers a plain AMQP client.
+        await Assert.ThrowsAsync<RequestFaultException>(() =>
+            Request<KvTouch, KvTouchResult>(services, new KvTouch { Namespace = NewNamespace(), Key = "k", TtlSeconds = null, Provider = "broken" }));
+
+        // What the error filter answers a plain AMQP client with.
+        Assert.Contains(("kv.operations", KvErrorCodes.KeyValueStoreError), touches);
+        Assert.Contains(("kv.operation.duration", KvErrorCodes.KeyValueStoreError), touches);
     }
 }
