@@ -17,11 +17,17 @@ public static class HealthExtensions
     /// <summary>
     /// <c>KvWorker health [live|ready]</c>: asks the running worker's endpoint on
     /// this machine, for orchestrators that probe with a command (a container
-    /// image without curl). Exit 0 when healthy, 1 when not, 2 when the endpoint is off.
+    /// image without curl). Exit 0 when healthy, 1 when not, 2 when the endpoint is off or the check is neither live nor ready.
     /// </summary>
     public static async Task<int> ProbeAsync(string[] args, IHostApplicationBuilder worker)
     {
         var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
+        if (which is not ("live" or "ready"))
+        {
+            // Asked of the endpoint, it would answer 404 and a typo in a probe would read as a worker that is not healthy.
+            await Console.Error.WriteLineAsync($"health takes live or ready, not '{which}'");
+            return 2;
+        }
         worker.AddKvWorkerConfiguration();
         var port = HealthOptions.ConfiguredPort(worker.Configuration);
         if (!HealthOptions.IsTcpPort(port))

@@ -62,6 +62,16 @@ public sealed class HealthTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task The_health_command_refuses_a_check_other_than_live_or_ready_with_exit_code_2()
+    {
+        var (exitCode, error) = await ProbeAsync([$"--Health:Port={FreePort()}"], Directory.GetCurrentDirectory(), check: "redy");
+
+        // Not "unhealthy" (1): a typo in a probe is not a worker to restart.
+        Assert.Equal(2, exitCode);
+        Assert.Equal("health takes live or ready, not 'redy'", error.Trim());
+    }
+
+    [Fact]
     public async Task The_health_command_reads_the_port_from_config_yaml_as_the_worker_does()
     {
         var directory = Directory.CreateTempSubdirectory();
@@ -99,10 +109,10 @@ public sealed class HealthTests(WorkerFixture worker)
     /// <summary><c>KvWorker health ready --Health:Port=N</c>, as a container health check runs it.</summary>
     private static async Task<int> ProbeAsync(int port) => (await ProbeAsync([$"--Health:Port={port}"], Directory.GetCurrentDirectory())).ExitCode;
 
-    private static async Task<(int ExitCode, string Error)> ProbeAsync(string[] arguments, string workingDirectory)
+    private static async Task<(int ExitCode, string Error)> ProbeAsync(string[] arguments, string workingDirectory, string check = "ready")
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", "ready" }.Concat(arguments))
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", check }.Concat(arguments))
             start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
