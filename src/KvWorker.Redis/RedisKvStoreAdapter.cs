@@ -149,6 +149,16 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     public Task<KvPurgeResult> PurgeExpiredAsync(PurgeExpiredEntries request, CancellationToken cancellationToken) =>
         _purge.RunAsync(request.Namespace, cancellationToken);
 
+    /// <summary>
+    /// Every primary answers a PING: a cluster's namespaces are spread over all of them. A server
+    /// that is down fails this with <see cref="KvStoreUnavailableException"/>, as it fails operations.
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        foreach (var server in _redis.GetServers().Where(server => !server.IsReplica))
+            await RedisFaults.RunAsync(() => server.PingAsync(), cancellationToken);
+    }
+
     public async ValueTask DisposeAsync() => await _redis.DisposeAsync();
 
     private async Task<List<KvGetResult>> ReadAsync(string ns, IReadOnlyList<string> keys, CancellationToken cancellationToken)

@@ -9,10 +9,11 @@ namespace KvWorker.Redis;
 public static class RedisKvStoreExtensions
 {
     /// <summary>
-    /// The <c>redis</c> provider with its validated options (<c>tools:kv_store:adapters:redis</c>),
-    /// registered only when <paramref name="configuration"/> names a Redis server there.
+    /// The <c>redis</c> provider with its validated options (<c>tools:kv_store:adapters:redis</c>)
+    /// and a <c>redis</c> readiness check tagged <paramref name="readyTag"/>, registered only when
+    /// <paramref name="configuration"/> names a Redis server there.
     /// </summary>
-    public static IServiceCollection AddRedisKvStore(this IServiceCollection services, IConfiguration configuration)
+    public static IServiceCollection AddRedisKvStore(this IServiceCollection services, IConfiguration configuration, string readyTag = "ready")
     {
         if (!RedisAdapterOptions.IsConfigured(configuration)) return services;
         services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section)
@@ -22,6 +23,7 @@ public static class RedisKvStoreExtensions
             provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits,
             provider.GetRequiredService<IKvEventPublisher>(),
             provider.GetRequiredService<ILogger<RedisKvStoreAdapter>>()));
+        services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: [readyTag], timeout: TimeSpan.FromSeconds(5));
         return services;
     }
 }

@@ -58,7 +58,7 @@ public static class Extensions
     {
         services.AddKvWorkerOptions();
         services.AddPostgresKvStore(HealthEndpoint.ReadyTag);
-        services.AddRedisKvStore(configuration);
+        services.AddRedisKvStore(configuration, HealthEndpoint.ReadyTag);
         return services.AddKvRequestPipeline();
     }
 

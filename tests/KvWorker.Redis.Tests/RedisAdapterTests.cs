@@ -199,6 +199,17 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
     }
 
     [Fact]
+    public async Task Ping_is_answered_by_a_reachable_server_and_reports_an_unreachable_one_as_store_unavailable()
+    {
+        await using var reachable = redis.Connect(redis.Options(redis.NewIsolatedPrefix()));
+        // Nothing listens on port 1.
+        await using var unreachable = redis.Connect(new RedisAdapterOptions { Url = "127.0.0.1:1,connectTimeout=200,asyncTimeout=500" });
+
+        await reachable.PingAsync(None);
+        await Assert.ThrowsAsync<KvStoreUnavailableException>(() => unreachable.PingAsync(None));
+    }
+
+    [Fact]
     public async Task A_server_that_cannot_serve_for_now_is_reported_unavailable_so_the_worker_retries()
     {
         // A Redis server of this test's own, whose memory is full: every write is refused with OOM.

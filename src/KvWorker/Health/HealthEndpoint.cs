@@ -23,7 +23,7 @@ public sealed class HealthOptions
 /// <summary>
 /// A tiny HTTP listener for orchestrators: <c>/health/live</c> answers 200 while
 /// the process runs; <c>/health/ready</c> runs the checks tagged <c>ready</c>
-/// (PostgreSQL and MassTransit's <c>masstransit-bus</c>) and answers 200 when all
+/// (PostgreSQL, Redis when configured, and MassTransit's <c>masstransit-bus</c>) and answers 200 when all
 /// are healthy, 503 otherwise, with each check's status as JSON.
 /// </summary>
 public sealed class HealthEndpoint(IOptions<HealthOptions> options, HealthCheckService health, ILogger<HealthEndpoint> logger)

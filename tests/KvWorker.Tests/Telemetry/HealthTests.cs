@@ -41,6 +41,41 @@ public sealed class HealthTests(WorkerFixture worker)
         }
     }
 
+    [Fact]
+    public async Task Ready_answers_503_naming_redis_when_the_redis_provider_is_configured_and_unreachable()
+    {
+        var port = FreePort();
+        using var host = BrokerFixture.BuildWorker(worker.WorkerSettings(new Dictionary<string, string?>
+        {
+            ["Health:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["tools:kv_store:adapters:redis:url"] = $"127.0.0.1:{FreePort()}", // nothing listens there
+        }));
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20), BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            // Once the bus is up, Redis is all that is missing.
+            HttpResponseMessage ready;
+            JsonElement checks;
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            do
+            {
+                ready = await http.GetAsync(new Uri("health/ready", UriKind.Relative));
+                checks = JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement.GetProperty("checks");
+            }
+            while (checks.GetProperty("masstransit-bus").GetProperty("status").GetString() != "Healthy" && DateTime.UtcNow < deadline);
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Equal("Healthy", checks.GetProperty("postgres").GetProperty("status").GetString());
+            Assert.Equal("Healthy", checks.GetProperty("masstransit-bus").GetProperty("status").GetString());
+            Assert.Equal("Unhealthy", checks.GetProperty("redis").GetProperty("status").GetString());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
     [Theory]
     [InlineData("70000")]
     [InlineData("-1")]
