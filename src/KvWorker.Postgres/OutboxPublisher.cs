@@ -112,7 +112,6 @@ public sealed class OutboxPublisher(
         delete.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = published.Select(e => e.Id).ToArray() });
         await delete.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        foreach (var (_, type) in published) PostgresMetrics.EventPublished(type);
         return published.Count;
     }
 

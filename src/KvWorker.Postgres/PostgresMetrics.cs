@@ -16,9 +16,6 @@ public static class PostgresMetrics
         "kv.group.commands", "{command}", "Commands per group commit transaction",
         advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] });
 
-    private static readonly Counter<long> OutboxPublished = Meter.CreateCounter<long>(
-        "kv.outbox.published", "{event}", "Events published from kv_outbox (quota thresholds, expiries), by event type");
-
     private static long _outboxBacklog = -1;
 
     private static readonly ObservableGauge<long> OutboxBacklogGauge = Meter.CreateObservableGauge(
@@ -28,10 +25,6 @@ public static class PostgresMetrics
 
     /// <summary>A group of <paramref name="commands"/> commands ran in one transaction.</summary>
     internal static void GroupExecuted(int commands) => GroupCommands.Record(commands);
-
-    /// <summary>An outbox event of type <paramref name="eventType"/> was published and its row deleted.</summary>
-    internal static void EventPublished(string eventType) =>
-        OutboxPublished.Add(1, new KeyValuePair<string, object?>("kv.event", eventType));
 
     /// <summary>Whether anyone collects the backlog gauge, so that counting the outbox is worth a query.</summary>
     internal static bool OutboxBacklogCollected => OutboxBacklogGauge.Enabled;

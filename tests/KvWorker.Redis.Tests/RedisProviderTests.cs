@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using KvWorker.Events;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.Configuration;
@@ -34,7 +37,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
     };
 
     /// <summary>The storage registrations exactly as the worker makes them, with the consumers on MassTransit's test harness.</summary>
-    private static async Task<ServiceProvider> StartHarnessAsync(Dictionary<string, string?> settings)
+    private static async Task<ServiceProvider> StartHarnessAsync(Dictionary<string, string?> settings, bool publishThroughTheBus = false)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection()
@@ -42,7 +45,7 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
             .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
             .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
             .AddKvStore(configuration)
-            .AddSingleton<IKvEventPublisher, RecordedEvents>()
+            .AddSingleton(typeof(IKvEventPublisher), publishThroughTheBus ? typeof(MassTransitEventPublisher) : typeof(RecordedEvents))
             // No PostgreSQL here: none of the providers' background services (schema, outbox) runs.
             .RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()
             .AddMassTransitTestHarness(bus => bus.AddKvRequestConsumers())
@@ -108,6 +111,36 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
         await RequestAsync<KvIncrement, KvIncrementResult>(services, new KvIncrement { Namespace = ns, Key = "c" });
 
         Assert.True((await direct.GetAsync(ns, "c", CancellationToken.None)).Found);
+    }
+
+    [Fact]
+    public async Task A_quota_threshold_event_of_the_redis_provider_is_counted_as_published_from_the_outbox()
+    {
+        var published = new ConcurrentQueue<string?>();
+        using var listener = new MeterListener();
+        // Whichever meter counts it: the provider's own or the worker's.
+        listener.InstrumentPublished = (instrument, meters) =>
+        {
+            if (instrument.Name == "kv.outbox.published") meters.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var (name, value) in tags)
+                if (name == "kv.event") published.Enqueue(value as string);
+        });
+        listener.Start();
+        var settings = Settings(redis.NewIsolatedPrefix());
+        settings[$"{RedisKey}:namespace_quota_bytes"] = "10";
+        await using var services = await StartHarnessAsync(settings, publishThroughTheBus: true);
+
+        // 9 of 10 bytes: past the default threshold of 0.8.
+        await RequestAsync<KvSet, KvSetResult>(services, new KvSet
+        {
+            Namespace = NewNamespace(), Key = "k", Value = JsonDocument.Parse("123456789").RootElement, Provider = "redis",
+        });
+
+        Assert.True(await services.GetRequiredService<ITestHarness>().Published.Any<NamespaceQuotaThresholdReached>());
+        Assert.Contains(nameof(NamespaceQuotaThresholdReached), published);
     }
 
     [Fact]

@@ -36,6 +36,10 @@ public static class KvMetrics
     private static readonly Counter<long> PurgedBytes = Meter.CreateCounter<long>(
         "kv.purge.bytes", "By", "Bytes freed by the purge, by namespace");
 
+    // Counted where every provider's outbox publishes (IKvEventPublisher), so Redis's events are too.
+    private static readonly Counter<long> OutboxPublished = Meter.CreateCounter<long>(
+        "kv.outbox.published", "{event}", "Events the providers published from their outboxes (quota thresholds, expiries), by event type");
+
     private static readonly Gauge<long> NamespaceUsedBytes = Meter.CreateGauge<long>(
         "kv.namespace.usage", "By", "Bytes a namespace holds against its quota, as last seen by this worker");
 
@@ -73,6 +77,10 @@ public static class KvMetrics
         PurgedEntries.Add(entries, tag);
         PurgedBytes.Add(bytes, tag);
     }
+
+    /// <summary>A provider published an event from its outbox (the broker confirmed it).</summary>
+    public static void EventPublished(Type eventType) =>
+        OutboxPublished.Add(1, new KeyValuePair<string, object?>("kv.event", eventType.Name));
 
     /// <summary>A namespace's usage as just read or computed (usage queries).</summary>
     public static void NamespaceUsage(string ns, long usedBytes) =>
