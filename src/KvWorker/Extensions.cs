@@ -82,7 +82,8 @@ public static class Extensions
     public static IServiceCollection AddKvWorkerOptions(this IServiceCollection services)
     {
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section)
-            .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate);
+            .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate)
+            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => KvStoreOptionsValidator.ListsWrittenAsValues(configuration));
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate());
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
             .Validate(o => o.ShutdownTimeoutSeconds is > 0 and <= 3600,

@@ -1,5 +1,6 @@
 using KvWorker.Contracts;
 using KvWorker.Storage;
+using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Configuration;
 
@@ -40,5 +41,28 @@ public static class KvStoreOptionsValidator
         foreach (var (identity, grant) in options.Identities) RequireGrant($"identities:{identity}", grant);
         if (options.Anonymous is { } anonymous) RequireGrant("anonymous", anonymous);
         return failures;
+    }
+
+    /// <summary>
+    /// The policy's lists written as a single value (<c>namespaces: "team-a-*"</c>), which .NET's
+    /// binder drops without a word: the persona would lose its namespace patterns and use every
+    /// namespace. An empty <c>namespaces</c> list binds as no patterns, every namespace, too, so it
+    /// is refused rather than read as the opposite of what it says.
+    /// </summary>
+    public static IEnumerable<string> ListsWrittenAsValues(IConfiguration configuration)
+    {
+        var kvStore = configuration.GetSection(KvStoreOptions.Section);
+        var lists = kvStore.GetSection("personas").GetChildren()
+            .SelectMany(persona => new[] { persona.GetSection("flags"), persona.GetSection("namespaces") })
+            .Concat(kvStore.GetSection("identities").GetChildren().Select(identity => identity.GetSection("personas")))
+            .Append(kvStore.GetSection("anonymous:personas"));
+        foreach (var list in lists)
+        {
+            if (list.Value is not { } value) continue;
+            if (value.Length > 0)
+                yield return $"{list.Path} must be a list, not the single value '{value}'";
+            else if (list.Key == "namespaces")
+                yield return $"{list.Path} is an empty list, which would allow every namespace: list the patterns, or leave the key out to allow every namespace";
+        }
     }
 }

@@ -67,6 +67,17 @@ public sealed class PolicyConfigurationTests
         "tools:kv_store:identities:alice:default_persona must be one of tools:kv_store:identities:alice:personas, not 'writer'")]
     [InlineData("anonymous:personas:0", "ghost", "",
         "tools:kv_store:anonymous:personas:0 must name a persona configured under tools:kv_store:personas, not 'ghost'")]
+    // A list written as one value, which binding drops: namespace patterns lost would open every namespace.
+    [InlineData("personas:reader:namespaces", "team-a-*", "",
+        "tools:kv_store:personas:reader:namespaces must be a list, not the single value 'team-a-*'")]
+    [InlineData("personas:reader:namespaces", "", "",
+        "tools:kv_store:personas:reader:namespaces is an empty list, which would allow every namespace")]
+    [InlineData("personas:writer:flags", "type.system.kv_store_write", "",
+        "tools:kv_store:personas:writer:flags must be a list, not the single value 'type.system.kv_store_write'")]
+    [InlineData("identities:alice:personas", "reader", "",
+        "tools:kv_store:identities:alice:personas must be a list, not the single value 'reader'")]
+    [InlineData("anonymous:personas", "reader", "",
+        "tools:kv_store:anonymous:personas must be a list, not the single value 'reader'")]
     public void Invalid_policy_configuration_fails_validation_naming_the_key(string key, string value, string extra, string message)
     {
         var settings = Settings((key, value));
