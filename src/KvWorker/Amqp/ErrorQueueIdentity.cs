@@ -10,9 +10,9 @@ namespace KvWorker.Amqp;
 /// it publishes, and RabbitMQ refuses a user_id that is not the publishing
 /// connection's user, so a failed request from any other identity would close the
 /// worker's channel and be redelivered forever. The caller's identity is kept in
-/// the <see cref="UserIdHeader"/> header. The copy also loses the request's
-/// <c>expiration</c> (its caller's time-out), so it stays in the error queue for
-/// inspection instead of expiring there.
+/// the <see cref="UserIdHeader"/> header, which a caller cannot set: its own is
+/// dropped. The copy also loses the request's <c>expiration</c> (its caller's
+/// time-out), so it stays in the error queue for inspection instead of expiring there.
 /// </summary>
 public sealed class ErrorQueueIdentity : RescueExceptionReceiveContext
 {
@@ -27,9 +27,12 @@ public sealed class ErrorQueueIdentity : RescueExceptionReceiveContext
     public static ExceptionReceiveContext ForErrorQueue(ExceptionReceiveContext context)
     {
         if (!context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp)
-            || !(amqp.Properties.IsUserIdPresent() || amqp.Properties.IsExpirationPresent()))
+            || !(amqp.Properties.IsUserIdPresent() || amqp.Properties.IsExpirationPresent()
+                || amqp.Properties.Headers?.ContainsKey(UserIdHeader) == true))
             return context;
         var headers = new Dictionary<string, object?>(amqp.Properties.Headers ?? new Dictionary<string, object?>());
+        // Only the broker-checked user_id may name the caller: a KV-User-Id the caller sent itself is not kept.
+        headers.Remove(UserIdHeader);
         if (amqp.Properties.IsUserIdPresent()) headers[UserIdHeader] = amqp.Properties.UserId;
         var properties = new BasicProperties(amqp.Properties) { UserId = null, Expiration = null, Headers = headers };
         return new ErrorQueueIdentity(context, new Delivery(amqp, properties));

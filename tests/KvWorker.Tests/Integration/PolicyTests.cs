@@ -239,6 +239,26 @@ public sealed class PolicyTests(PolicyFixture fixture)
     }
 
     [Fact]
+    public async Task A_request_cannot_name_a_caller_of_its_choosing_in_the_error_queue()
+    {
+        await using var anonymous = await fixture.RawClientAsync(sendUserId: false);
+        await using var channel = await anonymous.Connection.CreateChannelAsync();
+        var messageId = Guid.NewGuid().ToString();
+        var claiming = new BasicProperties
+        {
+            ContentType = "application/json",
+            MessageId = messageId,
+            Headers = new Dictionary<string, object?> { [ErrorQueueIdentity.UserIdHeader] = fixture.Writer },
+        };
+
+        await channel.BasicPublishAsync("", KvOperations.Delete.Queue, mandatory: false, claiming, "{\"namespace\": 5}"u8.ToArray());
+
+        var moved = await ErrorQueueMessageAsync(KvOperations.Delete.Queue + "_error", messageId);
+        Assert.Null(moved.UserId);
+        Assert.False(moved.Headers?.ContainsKey(ErrorQueueIdentity.UserIdHeader) == true, "the caller's own KV-User-Id header was kept");
+    }
+
+    [Fact]
     public async Task An_envelope_for_a_message_type_no_queue_consumes_is_answered_once_from_another_identity()
     {
         await using var reader = await fixture.ClientAsync(fixture.Reader);
