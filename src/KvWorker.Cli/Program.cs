@@ -3,7 +3,8 @@ using System.CommandLine.Help;
 using KvWorker.Cli;
 
 var root = KvCommands.Build();
-var parse = root.Parse(args);
+// No response files: a namespace or key may start with '@' (@alice), and is sent as it is typed.
+var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 if (parse.Errors.Count > 0 && parse.Action is not HelpAction)
 {
     // One line: the first error says enough, and an unknown command also makes "command not provided".

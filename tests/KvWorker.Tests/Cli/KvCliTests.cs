@@ -312,6 +312,31 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task A_name_starting_with_an_at_sign_is_a_name_not_a_response_file()
+    {
+        var ns = NewNamespace();
+        // A file of that name beside kv must not be read in its place either.
+        var file = Path.Combine(Environment.CurrentDirectory, "alice");
+        await File.WriteAllTextAsync(file, "--json");
+        try
+        {
+            var set = await Kv("set", ns, "@alice", "\"hi\"");
+            var get = await Kv("get", ns, "@alice");
+            var missing = await Kv("get", ns, "@nobody");
+
+            Assert.True(set.ExitCode == 0, set.ToString());
+            Assert.Equal($"set {ns}/@alice, version 1", set.Output.Trim());
+            Assert.Equal("\"hi\"", get.Output.Trim());
+            Assert.True(missing.ExitCode == 4, missing.ToString());
+            Assert.Equal($"kv: {ns}/@nobody not found", missing.Errors.Trim());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task Purge_removes_a_namespaces_expired_entries_and_says_how_many()
     {
         // The worker's own scheduled purge may take the entries first; it runs once a minute, so another try will do.
