@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using KvWorker.Client;
 using KvWorker.Contracts;
+using RabbitMQ.Client;
 using RabbitMQ.Client.Exceptions;
 
 namespace KvWorker.Cli;
@@ -426,17 +427,38 @@ public static class KvCommands
     {
         if (parse.GetValue(Url) is { } url) return url;
         var text = Environment.GetEnvironmentVariable(UrlVariable) is { Length: > 0 } configured ? configured : DefaultUrl;
-        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "amqp" or "amqps"
-            ? uri
-            : throw new CliException(ExitCodes.Usage, $"{UrlVariable} must be an AMQP URI such as {DefaultUrl}, not '{text}'");
+        return AmqpUri(text, out var problem) ?? throw new CliException(ExitCodes.Usage, NotAnAmqpUri(UrlVariable, text, problem));
     }
 
     private static Uri ParseUrl(string text, ArgumentResult result)
     {
-        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "amqp" or "amqps") return uri;
-        result.AddError($"--url must be an AMQP URI such as {DefaultUrl}, not '{text}'");
+        if (AmqpUri(text, out var problem) is { } uri) return uri;
+        result.AddError(NotAnAmqpUri("--url", text, problem));
         return null!;
     }
+
+    /// <summary>
+    /// The URI when RabbitMQ's client takes it, else null, with the client's reason when it has one:
+    /// it has rules of its own (the virtual host is one path segment), which would otherwise fail at connect time.
+    /// </summary>
+    private static Uri? AmqpUri(string text, out string? problem)
+    {
+        problem = null;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("amqp" or "amqps")) return null;
+        try
+        {
+            _ = new ConnectionFactory { Uri = uri };
+            return uri;
+        }
+        catch (ArgumentException ex)
+        {
+            problem = ex.Message;
+            return null;
+        }
+    }
+
+    private static string NotAnAmqpUri(string setting, string text, string? problem) =>
+        $"{setting} must be an AMQP URI such as {DefaultUrl}, not '{text}'" + (problem is null ? "" : $" ({problem})");
 
     public delegate bool TryParse<T>(string text, out T value);
 

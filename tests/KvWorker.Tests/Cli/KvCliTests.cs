@@ -167,6 +167,20 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task An_amqp_uri_rabbitmqs_client_refuses_exits_2_saying_why()
+    {
+        // A virtual host is one path segment ('/' in it written %2F): RabbitMQ's client refuses a/b.
+        var given = await Kv("get", "n", "k", "--url", "amqp://localhost/a/b");
+        var fromVariable = await KvCliProcess.RunAsync(new Uri("amqp://localhost/a/b"), "get", "n", "k");
+
+        Assert.True(given.ExitCode == 2, given.ToString());
+        Assert.StartsWith("kv: --url must be an AMQP URI such as amqp://guest:guest@localhost:5672/, not 'amqp://localhost/a/b' (Multiple segments", given.Errors);
+        Assert.True(fromVariable.ExitCode == 2, fromVariable.ToString());
+        Assert.StartsWith("kv: KV_RABBITMQ_URL must be an AMQP URI such as amqp://guest:guest@localhost:5672/, not 'amqp://localhost/a/b' (Multiple segments", fromVariable.Errors);
+        Assert.DoesNotContain("   at ", given.Errors + fromVariable.Errors);
+    }
+
+    [Fact]
     public async Task Persona_is_sent_with_the_request_and_judged_by_the_policy()
     {
         var ns = NewNamespace();
