@@ -9,6 +9,13 @@ public sealed record KvClientOptions
     public string ClientName { get; init; } = "KvWorker.Client";
 
     /// <summary>
+    /// How long <see cref="KvClient.ConnectAsync"/> may take, TCP, TLS and the AMQP handshake together;
+    /// 30 s unless told otherwise. RabbitMQ's client bounds only the TCP connect, so a server that takes
+    /// the connection and never answers (a hung broker, another service on the port) would hold it for ever.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// How many times a call is sent again after a time-out, with the same <c>message_id</c>,
     /// so a mutation is still applied at most once. 0 (the default): never resend.
     /// </summary>

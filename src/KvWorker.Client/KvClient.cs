@@ -68,18 +68,28 @@ public sealed class KvClient : IAsyncDisposable
     /// Connects to RabbitMQ at <paramref name="url"/> (<c>amqp://user:password@host:5672/vhost</c>)
     /// and declares the client's reply queue.
     /// </summary>
-    /// <exception cref="KvBrokerUnreachableException">No connection could be made.</exception>
+    /// <exception cref="KvBrokerUnreachableException">No connection could be made within <see cref="KvClientOptions.ConnectTimeout"/>.</exception>
     /// <exception cref="KvLoginRefusedException">RabbitMQ refused the user name or password.</exception>
     /// <exception cref="KvBrokerException">RabbitMQ refused the virtual host, or the reply queue.</exception>
     public static async Task<KvClient> ConnectAsync(Uri url, KvClientOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new KvClientOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ConnectTimeout, TimeSpan.Zero, nameof(KvClientOptions.ConnectTimeout));
         var factory = new ConnectionFactory { Uri = url };
         var broker = new UriBuilder(url) { UserName = "", Password = "" }.Uri.ToString();
         IConnection connection;
+        // RabbitMQ's client waits for the server's first AMQP frame without a limit of its own.
+        using var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        connecting.CancelAfter(options.ConnectTimeout);
         try
         {
-            connection = await factory.CreateConnectionAsync(options.ClientName, cancellationToken);
+            connection = await factory.CreateConnectionAsync(options.ClientName, connecting.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or BrokerUnreachableException
+                                   && connecting.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new KvBrokerUnreachableException(broker, new TimeoutException(
+                $"no AMQP handshake within {options.ConnectTimeout.TotalSeconds:0.###} s: is a RabbitMQ server listening there, and not hung?"));
         }
         catch (BrokerUnreachableException ex) when (ex.InnerException is AuthenticationFailureException)
         {

@@ -168,4 +168,20 @@ public sealed class KvClientTests(WorkerFixture worker)
         Assert.DoesNotContain("s3cret", refused.Message);
         Assert.Contains("cannot reach RabbitMQ at amqp://127.0.0.1:1/", unreachable.Message);
     }
+
+    [Fact]
+    public async Task Connecting_to_a_server_that_never_answers_the_handshake_fails_at_the_connect_time_out_rather_than_hanging()
+    {
+        // Takes the connection and says nothing, as a hung broker or another service on its port may.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var url = new Uri($"amqp://guest:guest@127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}/");
+
+        // Fails rather than hangs; RabbitMQ's client then takes up to 5 s more to drop the connection it was opening.
+        var unreachable = await Assert.ThrowsAsync<KvBrokerUnreachableException>(() =>
+            KvClient.ConnectAsync(url, new KvClientOptions { ConnectTimeout = TimeSpan.FromSeconds(1) }).WaitAsync(TimeSpan.FromSeconds(60)));
+
+        Assert.Contains($"cannot reach RabbitMQ at {new UriBuilder(url) { UserName = "", Password = "" }.Uri}", unreachable.Message);
+        Assert.Contains("within 1 s", unreachable.Message);
+    }
 }
