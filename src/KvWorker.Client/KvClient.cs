@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -158,8 +159,7 @@ public sealed class KvClient : IAsyncDisposable
         foreach (var waiter in _pending.Values)
         {
             var messageId = (string)waiter.Task.AsyncState!;
-            waiter.TrySetException(new KvBrokerException($"RabbitMQ at {Broker} closed the channel: {reason.ReplyText} " +
-                $"(message_id {messageId}: the request may or may not have been applied; a retry with it is never applied twice)")
+            waiter.TrySetException(new KvBrokerException($"RabbitMQ at {Broker} closed the channel: {reason.ReplyText}" + MayHaveBeenApplied(messageId))
             { MessageId = messageId });
         }
         return Task.CompletedTask;
@@ -291,10 +291,11 @@ public sealed class KvClient : IAsyncDisposable
         try
         {
             // Straight through when there is nothing to retry: the load generator's hot path.
-            if (_retry is null) return await AttemptAsync(queue, body, properties, reply.Task, call.Timeout, cancellationToken);
+            if (_retry is null) return await AttemptAsync(queue, body, properties, reply.Task, call.Timeout, resend: false, cancellationToken);
             return await _retry.ExecuteAsync(
-                static (attempt, token) => attempt.Client.AttemptAsync(attempt.Queue, attempt.Body, attempt.Properties, attempt.Reply.Task, attempt.Timeout, token),
-                (Client: this, Queue: queue, Body: body, Properties: properties, Reply: reply, call.Timeout),
+                static (attempt, token) => attempt.Client.AttemptAsync(attempt.Queue, attempt.Body, attempt.Properties, attempt.Reply.Task,
+                    attempt.Timeout, resend: attempt.Attempts.Value++ > 0, token),
+                (Client: this, Queue: queue, Body: body, Properties: properties, Reply: reply, call.Timeout, Attempts: new StrongBox<int>()),
                 cancellationToken);
         }
         finally
@@ -304,7 +305,8 @@ public sealed class KvClient : IAsyncDisposable
     }
 
     private async ValueTask<KvRawReply> AttemptAsync(
-        string queue, ReadOnlyMemory<byte> body, BasicProperties properties, Task<KvRawReply> reply, TimeSpan timeout, CancellationToken cancellationToken)
+        string queue, ReadOnlyMemory<byte> body, BasicProperties properties, Task<KvRawReply> reply, TimeSpan timeout, bool resend,
+        CancellationToken cancellationToken)
     {
         // Each attempt has the whole time-out again: the worker drops a request taken after its deadline.
         var deadline = DateTimeOffset.UtcNow + timeout;
@@ -331,7 +333,10 @@ public sealed class KvClient : IAsyncDisposable
             }
             catch (AlreadyClosedException ex)
             {
-                throw new KvBrokerException($"the connection to RabbitMQ at {Broker} is closed: {ex.ShutdownReason?.ReplyText ?? ex.Message}", ex);
+                // A resend follows an attempt that went out and may have been applied: only its message_id retries the call safely.
+                var messageId = resend ? properties.MessageId : null;
+                throw new KvBrokerException($"the connection to RabbitMQ at {Broker} is closed: {ex.ShutdownReason?.ReplyText ?? ex.Message}" +
+                    (messageId is null ? "" : MayHaveBeenApplied(messageId)), ex) { MessageId = messageId };
             }
             return await reply.WaitAsync(attempt.Token);
         }
@@ -340,6 +345,10 @@ public sealed class KvClient : IAsyncDisposable
             throw new KvTimeoutException(queue, properties.MessageId!, timeout, Broker);
         }
     }
+
+    /// <summary>What a <see cref="KvBrokerException"/> says of a request that went out before RabbitMQ failed it.</summary>
+    private static string MayHaveBeenApplied(string messageId) =>
+        $" (message_id {messageId}: the request may or may not have been applied; a retry with it is never applied twice)";
 
     private Task OnReplyAsync(object sender, BasicDeliverEventArgs delivery)
     {

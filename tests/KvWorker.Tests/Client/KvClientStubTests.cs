@@ -70,6 +70,22 @@ public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorke
         Assert.Contains(messageId, ended.Message);
     }
 
+    [Fact]
+    public async Task A_resend_that_finds_the_connection_closed_names_the_message_id_the_first_attempt_went_out_with()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri, new KvClientOptions { RetriesOnTimeout = 1 });
+        var messageId = "resend-" + Guid.NewGuid().ToString("N");
+        var call = client.GetAsync(Request(StubWorker.Silent), new KvCallOptions { MessageId = messageId, Timeout = TimeSpan.FromMilliseconds(500) });
+        await WaitForRequestAsync(messageId);
+
+        // Gone before the resend: the first attempt went out and may have been applied.
+        await client.Connection.CloseAsync(200, "going away", TimeSpan.FromSeconds(5), abort: false);
+        var ended = await Assert.ThrowsAsync<KvBrokerException>(() => call);
+
+        Assert.Equal(messageId, ended.MessageId);
+        Assert.Contains(messageId, ended.Message);
+    }
+
     private async Task WaitForRequestAsync(string messageId)
     {
         for (var waited = 0; !stub.Requests.Any(request => request.MessageId == messageId); waited += 20)
