@@ -179,16 +179,37 @@ class AsyncKvStoreClient:
                 raise _protocol.no_queue(queue) from None
             except asyncio.TimeoutError:
                 raise _protocol.timed_out(queue, timeout, message_id) from None
+            except asyncio.CancelledError:
+                # aiormq cancels a publish under way when the client closes its connection; the call
+                # then fails as close() said, unless its own task is the one being cancelled.
+                if _lost_of(future) is None or _being_cancelled():
+                    raise
+                raise _lost_of(future) from None
             except aiormq.exceptions.AMQPChannelError as error:
-                raise _Lost(f"RabbitMQ closed the channel: {describe(error)}", reply_code_of(error),
-                            retry=False) from error
+                raise _lost_of(future) or _Lost(f"RabbitMQ closed the channel: {describe(error)}",
+                                                reply_code_of(error), retry=False) from error
             except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
                     ConnectionError) as error:
-                raise _Lost(f"the connection failed: {describe(error)}", reply_code_of(error)) from error
+                # What closed the connection (close() itself: not sent again) says more than the publish's error.
+                raise _lost_of(future) or _Lost(f"the connection failed: {describe(error)}",
+                                                reply_code_of(error)) from error
         finally:
             self._pending.pop(correlation_id, None)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: a failure set after the caller stopped waiting is not an error
+
+
+def _lost_of(future):
+    """The _Lost the client failed a call's future with (closed, connection or channel lost), else None."""
+    if future.done() and not future.cancelled() and isinstance(future.exception(), _Lost):
+        return future.exception()
+    return None
+
+
+def _being_cancelled():
+    """Whether the running task has been asked to cancel (Python 3.11+; earlier, taken as not)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return bool(cancelling and cancelling())
 
 
 def _async_method(operation):

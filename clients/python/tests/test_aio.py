@@ -217,3 +217,37 @@ async def test_a_timeout_that_is_not_seconds_above_zero_up_to_a_day_is_refused_b
         with pytest.raises(ValueError, match="timeout must be"):
             await kv.increment(ns, "c", timeout=timeout)
         assert await kv.get(ns, "c") == {"namespace": ns, "key": "c", "found": False}
+
+
+@pytest.mark.parametrize("when", ["before publishing", "while publishing"])
+@run_async
+async def test_close_fails_a_call_being_published_with_its_message_id_and_does_not_connect_again(ns, when):
+    # An agent runtime closing its client as it shuts down, a call's publish started or about to start.
+    async with AsyncKvStoreClient(URL, timeout=5.0) as kv:
+        queue = f"py-unanswered-{uuid.uuid4().hex}"
+        await (await kv._channel.declare_queue(queue, auto_delete=False)).purge()
+        exchange = kv._channel.default_exchange
+        publish, publishing, closed = exchange.publish, asyncio.Event(), asyncio.Event()
+
+        async def publish_as_the_client_closes(message, routing_key, **options):
+            publishing.set()
+            if when == "before publishing":
+                await closed.wait()
+            return await publish(message, routing_key, **options)
+
+        exchange.publish = publish_as_the_client_closes
+        call = asyncio.create_task(kv._call(queue, {"namespace": ns}, message_id="retry-me"))
+        await publishing.wait()
+        started = asyncio.get_running_loop().time()
+        await kv.close()
+        closed.set()
+        with pytest.raises(KvConnectionError) as raised:
+            await call
+        assert raised.value.message_id == "retry-me" and "the client was closed" in raised.value.message
+        assert asyncio.get_running_loop().time() - started < 2
+        assert kv._connection is None
+    connection = await aio_pika.connect(URL)
+    try:
+        await (await connection.channel()).queue_delete(queue)
+    finally:
+        await connection.close()
