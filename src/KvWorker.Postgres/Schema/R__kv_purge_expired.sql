@@ -2,12 +2,13 @@
 -- p_namespace is null), earliest expiry first, in the caller's short
 -- transaction, and queues one KvEntriesExpired per namespace. It locks the
 -- namespaces, then the global row, as every writer does, so purges and writes
--- cannot deadlock.
+-- cannot deadlock. Its events give their time in UTC (+00:00), as every other
+-- event does, whatever the server's or the session's time zone.
 SELECT kv_drop_functions('kv_purge_expired');
 
 CREATE FUNCTION kv_purge_expired(p_limit integer, p_maintain_global boolean, p_namespace text)
 RETURNS TABLE (purged_namespace text, purged_entries bigint, purged_bytes bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
     v_namespaces text[];
 BEGIN

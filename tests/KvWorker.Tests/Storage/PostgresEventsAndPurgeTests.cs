@@ -56,6 +56,23 @@ public sealed class PostgresEventsAndPurgeTests(DatabaseFixture db)
     }
 
     [Fact]
+    public async Task The_purge_reports_its_time_in_utc_whatever_the_session_time_zone()
+    {
+        var adapter = db.Adapter();
+        var ns = NewNamespace();
+        await adapter.SetAsync(ns, "k", Bytes(10), 60, null, None);
+        await db.ExpireAsync(ns, "k");
+
+        // A server (or PGTZ) whose time zone is not UTC.
+        var connectionString = new NpgsqlConnectionStringBuilder(db.ConnectionString) { Timezone = "Asia/Kolkata" }.ConnectionString;
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await new PostgresPurge(dataSource, new PostgresAdapterOptions()).RunAsync(ns, None);
+
+        var at = Assert.Single(await OutboxAsync("KvEntriesExpired", ns)).GetProperty("at").GetString()!;
+        Assert.EndsWith("+00:00", at);
+    }
+
+    [Fact]
     public async Task Only_one_purge_runs_at_a_time_the_others_do_nothing_and_say_so()
     {
         var adapter = db.Adapter();
