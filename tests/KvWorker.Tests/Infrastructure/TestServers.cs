@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Npgsql;
-using Testcontainers.PostgreSql;
 using Testcontainers.RabbitMq;
 
 namespace KvWorker.Tests.Infrastructure;
@@ -9,34 +7,12 @@ namespace KvWorker.Tests.Infrastructure;
 /// The real servers the tests run against: the locally started ones named by
 /// KV_TEST_POSTGRES / KV_TEST_RABBITMQ (scripts/test.sh sets both), or
 /// containers when those are unset. Without either, the tests fail loudly.
+/// PostgreSQL's part is TestServers.Postgres.cs, which the Redis tests share.
 /// </summary>
-public static class TestServers
+public static partial class TestServers
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
-    private static PostgreSqlContainer? _postgresContainer;
     private static RabbitMqContainer? _rabbitContainer;
-
-    /// <summary>An Npgsql connection string for a superuser, to create one database per collection.</summary>
-    public static async Task<string> PostgresAdminAsync()
-    {
-        var configured = Environment.GetEnvironmentVariable("KV_TEST_POSTGRES");
-        if (!string.IsNullOrEmpty(configured)) return configured;
-        await Gate.WaitAsync();
-        try
-        {
-            if (_postgresContainer is null)
-            {
-                var container = new PostgreSqlBuilder("postgres:15").Build();
-                await container.StartAsync();
-                _postgresContainer = container;
-            }
-            return _postgresContainer.GetConnectionString();
-        }
-        finally
-        {
-            Gate.Release();
-        }
-    }
 
     /// <summary>The broker's AMQP URI without a virtual host, e.g. amqp://guest:guest@127.0.0.1:5672/.</summary>
     public static async Task<Uri> RabbitMqAsync()
@@ -58,31 +34,6 @@ public static class TestServers
         {
             Gate.Release();
         }
-    }
-
-    /// <summary>Creates a fresh database with the worker's schema; returns its connection string.</summary>
-    public static async Task<string> CreateDatabaseAsync(string name)
-    {
-        var connectionString = await CreateEmptyDatabaseAsync(name);
-        await using (var dataSource = NpgsqlDataSource.Create(connectionString))
-            await PostgresSchema.MigrateAsync(dataSource, _ => { }, CancellationToken.None);
-        return connectionString;
-    }
-
-    public static async Task<string> CreateEmptyDatabaseAsync(string name)
-    {
-        var admin = await PostgresAdminAsync();
-        await using (var dataSource = NpgsqlDataSource.Create(admin))
-        await using (var command = dataSource.CreateCommand($"CREATE DATABASE \"{name}\""))
-            await command.ExecuteNonQueryAsync();
-        return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
-    }
-
-    public static async Task DropDatabaseAsync(string name)
-    {
-        NpgsqlConnection.ClearAllPools();
-        await using var dataSource = NpgsqlDataSource.Create(await PostgresAdminAsync());
-        await KvWorker.Bench.Deployment.DropDatabaseAsync(dataSource, name);
     }
 
     /// <summary>Creates a virtual host so each collection has its own kv_* queues.</summary>
