@@ -11,6 +11,13 @@ public sealed class EventTests(TwoReplicasFixture replicas)
     /// <summary>A JSON string of exactly <paramref name="bytes"/> bytes once serialised.</summary>
     private static string Text(int bytes) => new('x', bytes - 2);
 
+    /// <summary>
+    /// "at" in UTC with exactly six fraction digits: what Python 3.10's datetime.fromisoformat
+    /// reads (three or six), where System.Text.Json alone writes one to seven.
+    /// </summary>
+    private static void AssertEventTime(JsonElement e) =>
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$", e.GetProperty("at").GetString());
+
     [Fact]
     public async Task A_burst_of_ttl_entries_is_purged_once_and_reported_with_exact_figures()
     {
@@ -26,6 +33,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
         var events = replicas.Events.Events("KvEntriesExpired", ns);
         Assert.Equal(60, Purged());
         Assert.Equal(600, events.Sum(e => e.GetProperty("bytes_freed").GetInt64()));
+        Assert.All(events, AssertEventTime);
         var usage = await client.CallAsync(KvOperations.Usage.Queue, new { @namespace = ns });
         Assert.Equal(0, usage.GetProperty("used_bytes").GetInt64());
         Assert.Equal(0, usage.GetProperty("entries").GetInt64());
@@ -56,6 +64,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
             Assert.Equal(200, e.GetProperty("attempted_bytes").GetInt64());
             Assert.Equal(BrokerFixture.TestPersona, e.GetProperty("persona").GetString());
             Assert.True(e.GetProperty("at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-5));
+            AssertEventTime(e);
         });
     }
 
@@ -75,6 +84,7 @@ public sealed class EventTests(TwoReplicasFixture replicas)
         await replicas.Events.WaitUntilAsync(() => Thresholds().Count >= 2, EventTimeout, "two threshold events");
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.Equal([0.8, 1.0], Thresholds().Select(e => e.GetProperty("threshold").GetDouble()).Order());
+        Assert.All(Thresholds(), AssertEventTime);
         Assert.Equal(160 - 100, replicas.Events.Events("NamespaceQuotaExceeded", ns).Count);
     }
 }
