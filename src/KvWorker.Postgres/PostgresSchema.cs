@@ -39,6 +39,7 @@ public static class PostgresSchema
     public static async Task MigrateAsync(NpgsqlDataSource dataSource, Action<string> log, CancellationToken cancellationToken)
     {
         var changelogSchema = await ChangelogSchemaAsync(dataSource, cancellationToken);
+        await RefuseNewerSchemaAsync(dataSource, changelogSchema, cancellationToken);
         // Evolve is synchronous: keep it off the caller's thread.
         await Task.Run(() =>
         {
@@ -62,6 +63,33 @@ public static class PostgresSchema
             };
             evolve.Migrate();
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Stops a release from starting on a database a newer release upgraded: Evolve would apply this
+    /// release's function files over the newer ones (their text differs) and carry on, leaving the
+    /// newer replicas with functions that do not match their tables.
+    /// </summary>
+    private static async Task RefuseNewerSchemaAsync(NpgsqlDataSource dataSource, string changelogSchema, CancellationToken cancellationToken)
+    {
+        // The schema name comes from the catalog (ChangelogSchemaAsync); a table name cannot be a parameter.
+        var changelog = $"\"{changelogSchema.Replace("\"", "\"\"")}\".{ChangelogTable}";
+        await using (var exists = dataSource.CreateCommand("SELECT to_regclass($1) IS NOT NULL"))
+        {
+            exists.Parameters.Add(new NpgsqlParameter<string> { TypedValue = changelog });
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not true) return; // a new database
+        }
+
+        await using var command = dataSource.CreateCommand(
+            $"SELECT name FROM {changelog} WHERE name ~ '^V[0-9_]+__.*[.]sql$' AND success AND NOT name = ANY($1) ORDER BY id");
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. Scripts.Where(name => name[0] == 'V')] });
+        var unknown = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) unknown.Add(reader.GetString(0));
+        if (unknown.Count > 0)
+            throw new InvalidOperationException(
+                $"the database schema was upgraded by a newer KvWorker release (it holds {string.Join(", ", unknown)}, " +
+                "which this release does not know): run that release or a later one; replicas of different releases must not share a database");
     }
 
     /// <summary>

@@ -65,6 +65,24 @@ public sealed class SchemaMigratorTests
     });
 
     [Fact]
+    public Task A_worker_older_than_the_database_schema_refuses_to_start_and_leaves_the_newer_functions_alone() => WithEmptyDatabaseAsync(async dataSource =>
+    {
+        await MigrateAsync(dataSource);
+        // As if a newer worker had since applied a V4 and its own text of a function file.
+        await ScalarAsync(dataSource, $"""
+            INSERT INTO {PostgresSchema.ChangelogTable} (type, version, description, name, checksum, installed_by, installed_on, success)
+            SELECT type, '4', 'from a newer release', 'V4__from_a_newer_release.sql', 'newer', installed_by, installed_on, success
+              FROM {PostgresSchema.ChangelogTable} WHERE name = 'V3__versions_and_key_order.sql'
+            """);
+        await ScalarAsync(dataSource, $"UPDATE {PostgresSchema.ChangelogTable} SET checksum = 'newer' WHERE name = 'R__kv_purge_expired.sql'");
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => MigrateAsync(dataSource));
+
+        Assert.Contains("V4__from_a_newer_release.sql", refused.Message);
+        Assert.Single(await AppliedAsync(dataSource), name => name == "R__kv_purge_expired.sql");
+    });
+
+    [Fact]
     public Task A_database_made_by_the_earlier_scripts_upgrades_in_place_keeping_its_data() => WithEmptyDatabaseAsync(async dataSource =>
     {
         // The earlier numbered scripts left: the tables of V1 (they are those tables), the runner's
