@@ -14,7 +14,7 @@ public static class PostgresKvStoreExtensions
     /// The <c>postgres</c> provider with its validated options (<c>tools:kv_store:adapters:postgres</c>),
     /// one <see cref="NpgsqlDataSource"/>, the schema brought up to date at start-up (register this
     /// before anything that takes messages), the outbox publisher, the purge schedule and a
-    /// <c>postgres</c> readiness check tagged <paramref name="readyTag"/>.
+    /// <c>postgres</c> readiness check tagged <paramref name="readyTag"/>, on a connection of its own.
     /// </summary>
     public static IServiceCollection AddPostgresKvStore(this IServiceCollection services, string readyTag = "ready")
     {
@@ -30,6 +30,9 @@ public static class PostgresKvStoreExtensions
         services.AddSingleton<PurgeSchedule>();
         services.AddHostedService<PostgresStartup>();
         services.AddHostedService<OutboxPublisher>();
+        // One instance, created once, so that its own connection outlives each probe.
+        services.AddSingleton(provider => new PostgresHealthCheck(PostgresConnection.Resolve(
+            provider.GetRequiredService<IOptions<PostgresAdapterOptions>>().Value, provider.GetRequiredService<IConfiguration>())));
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: [readyTag], timeout: TimeSpan.FromSeconds(5));
         return services;
     }

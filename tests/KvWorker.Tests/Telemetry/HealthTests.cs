@@ -1,6 +1,10 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
 
 namespace KvWorker.Tests.Telemetry;
 
@@ -76,6 +80,45 @@ public sealed class HealthTests(WorkerFixture worker)
         }
     }
 
+    [Fact]
+    public async Task Ready_reports_postgres_healthy_while_every_connection_of_the_worker_pool_is_taken()
+    {
+        using var host = BrokerFixture.BuildWorker(worker.WorkerSettings(new Dictionary<string, string?>
+        {
+            // The smallest pool the default group commit settings accept.
+            ["tools:kv_store:adapters:postgres:pool:size"] = "3",
+            ["tools:kv_store:adapters:postgres:pool:max_overflow"] = "0",
+            ["tools:kv_store:adapters:postgres:pool:timeout"] = "1",
+        }));
+        var pool = host.Services.GetRequiredService<NpgsqlDataSource>();
+        await using var first = await pool.OpenConnectionAsync();
+        await using var second = await pool.OpenConnectionAsync();
+        await using var third = await pool.OpenConnectionAsync();
+        // The pool is exhausted: a request would wait for a connection, then fail.
+        await Assert.ThrowsAsync<NpgsqlException>(async () => await (await pool.OpenConnectionAsync()).DisposeAsync());
+
+        var postgres = await PostgresCheckAsync(host);
+
+        Assert.Equal(HealthStatus.Healthy, postgres.Status);
+    }
+
+    [Fact]
+    public async Task Ready_reports_postgres_unhealthy_within_the_check_budget_when_postgresql_is_unreachable()
+    {
+        using var host = BrokerFixture.BuildWorker(worker.WorkerSettings(new Dictionary<string, string?>
+        {
+            // Nothing listens there.
+            ["tools:kv_store:adapters:postgres:url"] = new NpgsqlConnectionStringBuilder(worker.Database.ConnectionString) { Port = FreePort() }.ConnectionString,
+        }));
+        var elapsed = Stopwatch.StartNew();
+
+        var postgres = await PostgresCheckAsync(host);
+
+        Assert.Equal(HealthStatus.Unhealthy, postgres.Status);
+        Assert.Equal("PostgreSQL unreachable", postgres.Description);
+        Assert.True(elapsed.Elapsed < TimeSpan.FromSeconds(5), $"the check took {elapsed.Elapsed}");
+    }
+
     [Theory]
     [InlineData("70000")]
     [InlineData("-1")]
@@ -129,6 +172,10 @@ public sealed class HealthTests(WorkerFixture worker)
         Assert.Equal(2, exitCode);
         Assert.Equal("Invalid configuration:\n  command-line argument --Health:Port must be a whole number, not 'abc'", error.Trim().ReplaceLineEndings("\n"));
     }
+
+    /// <summary>The readiness check <c>postgres</c> of a worker that has not started: it needs no bus.</summary>
+    private static async Task<HealthReportEntry> PostgresCheckAsync(IHost host) =>
+        (await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(check => check.Name == "postgres")).Entries["postgres"];
 
     /// <summary>The bus reports ready a moment after the host has started: wait for it, up to a limit.</summary>
     private static async Task<HttpResponseMessage> ReadyAsync(HttpClient http)
