@@ -171,13 +171,19 @@ class AsyncKvStoreClient:
                 body, content_type="application/json", reply_to=reply_queue, correlation_id=correlation_id,
                 message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000,
                 headers=_protocol.deadline_headers(expiration_ms / 1000), timestamp=time.time())
+            confirmed = False
             try:
                 await asyncio.wait_for(channel.default_exchange.publish(message, queue, mandatory=True),
                                        max(deadline - loop.time(), 0.001))
+                confirmed = True
                 return _protocol.decode(await asyncio.wait_for(future, max(deadline - loop.time(), 0.001)))
             except aiormq.exceptions.PublishError:
                 raise _protocol.no_queue(queue) from None
             except asyncio.TimeoutError:
+                if not confirmed:
+                    # RabbitMQ did not take the request in time (a memory or disk alarm blocks publishers, or the
+                    # network is down), which the worker is not to blame for; the blocking client says the same.
+                    raise _protocol.broker_silent(queue, timeout, message_id) from None
                 raise _protocol.timed_out(queue, timeout, message_id) from None
             except asyncio.CancelledError:
                 # aiormq cancels a publish under way when the client closes its connection; the call

@@ -251,3 +251,23 @@ async def test_close_fails_a_call_being_published_with_its_message_id_and_does_n
         await (await connection.channel()).queue_delete(queue)
     finally:
         await connection.close()
+
+
+@run_async
+async def test_a_publish_the_broker_never_confirms_times_out_as_rabbitmq_not_answering_with_its_message_id(ns):
+    # As when a memory or disk alarm blocks publishers: RabbitMQ stops reading, no confirm comes. The blocking
+    # client reports this the same way (_protocol.broker_silent): not "no reply", which would blame the worker.
+    message_id = str(uuid.uuid4())
+    with StallingRelay(URL) as relay:
+        async with AsyncKvStoreClient(relay.url) as kv:
+            relay.stall()
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(KvTimeoutError) as raised:
+                await kv.increment(ns, "c", message_id=message_id, timeout=1.0)
+            assert asyncio.get_running_loop().time() - started < 2.5
+            assert raised.value.message_id == message_id and "RabbitMQ did not answer within 1.0 s" in raised.value.message
+            assert "may or may not have been applied" in raised.value.message
+            relay.resume()
+            # The retry is applied at most once (the stalled request, delivered late, is past its deadline).
+            assert (await kv.increment(ns, "c", message_id=message_id))["value"] == 1
+            assert (await kv.get(ns, "c"))["value"] == 1
