@@ -115,7 +115,10 @@ class AsyncKvStoreClient:
     def _on_channel_closed(self, channel, error):
         if channel is self._channel:
             self._channel = None
-            # The broker closes a channel over what a request did (e.g. a wrong user_id): no retry.
+            # RabbitMQ closes a channel over what one request did (a user_id not the connection's, a body over
+            # its size limit) without saying which. Every call on the channel may be that one, or may have been
+            # applied: each ends with its message_id, as for a lost connection, but is not sent again (the
+            # refused one would close the next channel too). The next call opens a new channel.
             self._fail_pending(_Lost(f"RabbitMQ closed the channel: {describe(error) if error else 'no reason given'}",
                                      reply_code_of(error) if error else None,
                                      retry=not isinstance(error, aiormq.exceptions.AMQPChannelError)))
@@ -145,10 +148,8 @@ class AsyncKvStoreClient:
                     raise  # connecting failed before anything was sent
                 raise _protocol.resending_failed(error, queue, message_id) from error
             except _Lost as lost:
-                if not lost.retry:
-                    raise KvConnectionError(f"{lost.reason} during {queue}", lost.reply_code,
-                                            message_id) from lost.__cause__
-                if attempt == 2 or loop.time() >= deadline:
+                # Whatever ended it, the request had gone out or was going out: it may have been applied.
+                if not lost.retry or attempt == 2 or loop.time() >= deadline:
                     raise KvConnectionError(
                         f"{lost.reason} during {queue}; the request may or may not have been applied: retry with "
                         f"message_id {message_id}", lost.reply_code, message_id) from lost.__cause__

@@ -254,6 +254,42 @@ async def test_close_fails_a_call_being_published_with_its_message_id_and_does_n
 
 
 @run_async
+async def test_a_channel_the_broker_closes_over_one_request_ends_the_calls_on_it_as_maybe_applied_and_a_new_one_serves(ns):
+    # RabbitMQ refuses one request (a user_id that is not the connection's user) by closing the channel, while
+    # three others wait for their replies: those were sent and may have been applied.
+    async with AsyncKvStoreClient(URL, timeout=5.0) as kv:
+        admin = await aio_pika.connect(URL)
+        try:
+            admin_channel = await admin.channel()
+            queue = await admin_channel.declare_queue(f"py-unanswered-{uuid.uuid4().hex}", auto_delete=False)
+            waiting = [asyncio.create_task(kv._call(queue.name, {"namespace": ns}, message_id=f"waiting-{i}"))
+                       for i in range(3)]
+            for _ in range(100):
+                if (await admin_channel.declare_queue(queue.name, passive=True)).declaration_result.message_count == 3:
+                    break
+                await asyncio.sleep(0.05)
+            kv.user_id = "someone-else"
+            with pytest.raises(KvConnectionError) as refused:
+                await kv._call(queue.name, {"namespace": ns}, message_id="refused")
+            kv.user_id = pika.URLParameters(URL).credentials.username
+            assert refused.value.reply_code == 406 and "user_id" in refused.value.message
+
+            started = asyncio.get_running_loop().time()
+            for i, call in enumerate(waiting):
+                with pytest.raises(KvConnectionError) as raised:
+                    await call
+                assert raised.value.message_id == f"waiting-{i}" and raised.value.reply_code == 406
+                assert "RabbitMQ closed the channel" in raised.value.message
+                assert f"may or may not have been applied: retry with message_id waiting-{i}" in raised.value.message
+            assert asyncio.get_running_loop().time() - started < 2
+            # The connection stays; a new channel serves the next calls.
+            assert (await kv.increment(ns, "c"))["value"] == 1
+            await queue.delete(if_unused=False, if_empty=False)
+        finally:
+            await admin.close()
+
+
+@run_async
 async def test_a_publish_the_broker_never_confirms_times_out_as_rabbitmq_not_answering_with_its_message_id(ns):
     # As when a memory or disk alarm blocks publishers: RabbitMQ stops reading, no confirm comes. The blocking
     # client reports this the same way (_protocol.broker_silent): not "no reply", which would blame the worker.
