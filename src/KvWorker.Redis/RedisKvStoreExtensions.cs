@@ -23,7 +23,7 @@ public static class RedisKvStoreExtensions
             provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits,
             provider.GetRequiredService<IKvEventPublisher>(),
             provider.GetRequiredService<ILogger<RedisKvStoreAdapter>>()));
-        services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: [readyTag], timeout: TimeSpan.FromSeconds(5));
+        services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: [readyTag], timeout: RedisHealthCheck.Timeout);
         return services;
     }
 }

@@ -277,7 +277,7 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
 
         public static async Task<OwnServer> StartAsync(params string[] arguments)
         {
-            var port = FreePort();
+            var port = RedisTestServer.FreePort();
             var start = new System.Diagnostics.ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
             foreach (var argument in new[] { "--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" }.Concat(arguments))
                 start.ArgumentList.Add(argument);
@@ -308,13 +308,6 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
                     await Task.Delay(50);
                 }
             }
-        }
-
-        private static int FreePort()
-        {
-            using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-            socket.Start();
-            return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
         }
     }
 }

@@ -15,6 +15,14 @@ public static class RedisTestServer
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static RedisContainer? _container;
 
+    /// <summary>A port on 127.0.0.1 that nothing listens on (until something takes it).</summary>
+    public static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        socket.Start();
+        return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+    }
+
     /// <summary>A StackExchange.Redis configuration string for the server.</summary>
     public static async Task<string> ConfigurationAsync()
     {

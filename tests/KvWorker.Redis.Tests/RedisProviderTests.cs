@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using KvWorker.Events;
 using MassTransit;
@@ -6,6 +7,7 @@ using MassTransit.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -161,6 +163,29 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
 
         Assert.Equal(["postgres", "redis"], Names(withRedis).Order());
         Assert.Equal(["postgres"], Names(withoutRedis));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_readiness_check_answers_unhealthy_within_its_budget_on_its_first_call_with_redis_down(bool listening)
+    {
+        // Nothing listens on a free port; a listener that never accepts completes the TCP handshake and
+        // never answers, as a hung server. Either way the client cannot set up its connection, which the
+        // first call would wait for: up to the connect time-out (5 s) for each of its three tries.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var port = listening ? ((System.Net.IPEndPoint)silent.LocalEndpoint).Port : RedisTestServer.FreePort();
+        var settings = Settings(redis.NewIsolatedPrefix());
+        settings[$"{RedisKey}:url"] = $"127.0.0.1:{port}";
+        await using var services = await StartHarnessAsync(settings);
+        var elapsed = Stopwatch.StartNew();
+
+        var report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync(check => check.Name == "redis");
+
+        elapsed.Stop();
+        Assert.Equal(HealthStatus.Unhealthy, report.Entries["redis"].Status);
+        Assert.True(elapsed.Elapsed < RedisHealthCheck.Timeout + TimeSpan.FromSeconds(1.5), $"the first check took {elapsed.Elapsed}");
     }
 
     [Theory]
