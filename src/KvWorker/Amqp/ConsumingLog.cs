@@ -1,6 +1,9 @@
 using KvWorker.Configuration;
 using KvWorker.Contracts;
 using MassTransit;
+using MassTransit.RabbitMqTransport;
+using MassTransit.RabbitMqTransport.Configuration;
+using MassTransit.Transports;
 using Microsoft.Extensions.Options;
 
 namespace KvWorker.Amqp;
@@ -10,28 +13,57 @@ namespace KvWorker.Amqp;
 /// operation queue is ready, a warning when a queue stops (the broker is gone),
 /// and the line again once all are back.
 /// </summary>
-public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, ILogger<ConsumingLog> logger) : IReceiveEndpointObserver
+/// <remarks>
+/// The bus is resolved when the line is due, not injected: this observer is created while the bus is built.
+/// </remarks>
+public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProvider services, ILogger<ConsumingLog> logger)
+    : IReceiveEndpointObserver
 {
-    // Endpoints become ready on several threads at once: the check that all are ready and
-    // the line it logs happen under one lock, or two endpoints finishing together log it twice.
+    // Endpoints become ready on several threads at once: the check that all are ready happens
+    // under one lock, or two endpoints finishing together log the line twice.
     private readonly HashSet<Uri> _ready = [];
     private readonly Lock _gate = new();
 
-    public Task Ready(ReceiveEndpointReady ready)
+    public async Task Ready(ReceiveEndpointReady ready)
     {
         // Only the operation queues count: the bus has a queue of its own too.
         var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
-        if (!KvOperations.All.Any(operation => operation.Queue == queue)) return Task.CompletedTask;
+        if (!KvOperations.All.Any(operation => operation.Queue == queue)) return;
         lock (_gate)
         {
-            if (!_ready.Add(ready.InputAddress) || _ready.Count != KvOperations.All.Count) return Task.CompletedTask;
-
-            var rabbitMq = options.Value;
-            logger.LogInformation("Connected to RabbitMQ ({Nodes}), virtual host {VirtualHost}; consuming {Queues} ({QueueType} queues)",
-                string.Join(",", rabbitMq.Nodes().Select(node => $"{node.Host}:{node.Port}")), rabbitMq.VirtualHost,
-                string.Join(", ", KvOperations.All.Select(operation => operation.Queue)), rabbitMq.QueueType.ToString().ToLowerInvariant());
+            if (!_ready.Add(ready.InputAddress) || _ready.Count != KvOperations.All.Count) return;
         }
-        return Task.CompletedTask;
+        string node;
+        try
+        {
+            node = await ConnectedNodeAsync();
+        }
+        catch (Exception ex) when (ex is RabbitMqConnectionException or OperationCanceledException)
+        {
+            // The connection went away meanwhile: its queues stop, and the line comes once they are back.
+            logger.LogWarning(ex, "Consuming every queue, but the connection to RabbitMQ went away before its node could be read");
+            return;
+        }
+        var rabbitMq = options.Value;
+        logger.LogInformation("Connected to RabbitMQ ({Node}), virtual host {VirtualHost}; consuming {Queues} ({QueueType} queues)",
+            node, rabbitMq.VirtualHost,
+            string.Join(", ", KvOperations.All.Select(operation => operation.Queue)), rabbitMq.QueueType.ToString().ToLowerInvariant());
+    }
+
+    /// <summary>
+    /// The node of the bus's connection, as <c>host:port</c>: of a cluster's nodes, the one it
+    /// reached. Every queue is consumed on that one connection.
+    /// </summary>
+    private async Task<string> ConnectedNodeAsync()
+    {
+        var host = (IRabbitMqHostConfiguration)services.GetRequiredService<IBusInstance>().HostConfiguration;
+        string? node = null;
+        // The connection is up (its queues just became ready); should it drop now, the supervisor
+        // would wait to connect again: not for long.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await host.ConnectionContextSupervisor.Send(Pipe.Execute<ConnectionContext>(context =>
+            node = $"{context.Connection.Endpoint.HostName}:{context.Connection.Endpoint.Port}"), timeout.Token);
+        return node!;
     }
 
     public Task Faulted(ReceiveEndpointFaulted faulted)

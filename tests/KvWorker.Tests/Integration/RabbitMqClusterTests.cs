@@ -45,6 +45,30 @@ public sealed class RabbitMqClusterTests(BrokerFixture broker) : IClassFixture<B
     }
 }
 
+/// <summary>The start-up line of a worker given several nodes, against a virtual host of its own.</summary>
+public sealed class RabbitMqClusterLogTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
+{
+    [Fact]
+    public async Task A_worker_given_several_nodes_logs_the_one_it_connected_to()
+    {
+        // Two "nodes": ports that forward to the one test broker.
+        using var first = new TcpForwarder(broker.Broker.Host, broker.Broker.Port);
+        using var second = new TcpForwarder(broker.Broker.Host, broker.Broker.Port);
+        TcpForwarder[] nodes = [first, second];
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["RabbitMq:Hosts"] = string.Join(',', nodes.Select(node => $"127.0.0.1:{node.Port}")),
+            ["Serilog:MinimumLevel:Override:KvWorker.Amqp.ConsumingLog"] = "Information",
+        });
+        for (var waited = 0; waited < 600 && !worker.Output.Contains("Connected to RabbitMQ", StringComparison.Ordinal); waited++)
+            await Task.Delay(100);
+
+        var line = Assert.Single(worker.Output.Split('\n'), line => line.Contains("Connected to RabbitMQ", StringComparison.Ordinal));
+        var connected = Assert.Single(nodes, node => node.Connections > 0);
+        Assert.Contains($"Connected to RabbitMQ (127.0.0.1:{connected.Port}), virtual host ", line, StringComparison.Ordinal);
+    }
+}
+
 /// <summary>A queue type that RabbitMQ refuses, on a virtual host of its own (the refused worker leaves queues of the other type behind).</summary>
 public sealed class QueueTypeMismatchTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
 {
