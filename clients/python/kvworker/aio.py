@@ -15,11 +15,23 @@ from .errors import KvConnectionError
 
 
 class _Lost(Exception):
-    """The connection or channel under a request went away; ``retry`` when sending again may help."""
+    """What ended an attempt of a call: its connection or channel went away, or close() closed the client.
 
-    def __init__(self, reason, reply_code=None, retry=True):
+    ``retry``: whether the call may try again, on a new connection or channel; ``resend``: whether also
+    when its request went out (sent again with the same message_id, which the worker never applies twice).
+    """
+
+    def __init__(self, reason, reply_code=None, retry=True, resend=True):
         super().__init__(reason)
-        self.reason, self.reply_code, self.retry = reason, reply_code, retry
+        self.reason, self.reply_code, self.retry, self.resend = reason, reply_code, retry, resend
+
+
+def _closed():
+    return _Lost("the client was closed", retry=False)
+
+
+# What aio-pika raises when the connection or channel under an operation fails.
+_CONNECTION_ERRORS = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError)
 
 
 class AsyncKvStoreClient:
@@ -52,18 +64,32 @@ class AsyncKvStoreClient:
         self._connection = None
         self._channel = None
         self._reply_queue = None
-        self._pending = {}  # correlation_id -> future of the reply body
-        self._opening = None
+        self._pending = {}  # correlation_id -> future of the reply body, for every call in flight (see _call)
+        self._opening = None  # the task opening the connection and channel (see _opened)
+        self._closes = 0  # how many times close() ran: what began before the last one stops
 
     async def connect(self):
-        await self._open(self.timeout)
+        """Opens the connection and its channel now, rather than on the first call."""
+        if not self._is_open():
+            try:
+                await asyncio.shield(self._opened(self.timeout))
+            except asyncio.TimeoutError:
+                raise self._cannot_connect_within(self.timeout) from None
+            except _Lost as lost:
+                raise KvConnectionError(lost.reason, lost.reply_code) from None
         return self
 
     async def close(self):
+        """Closes the connection. Every call in flight ends at once with KvConnectionError, which carries its
+        message_id when its request may have gone out; a connection being opened is closed as it opens."""
+        self._closes += 1
         connection, self._connection, self._channel = self._connection, None, None
-        self._fail_pending(_Lost("the client was closed", retry=False))
+        opening, self._opening = self._opening, None
+        self._fail_pending(_closed())
         if connection is not None:
             await connection.close()
+        if opening is not None:
+            await asyncio.wait((opening,))  # it closes what it opened (see _open)
 
     async def __aenter__(self):
         return await self.connect()
@@ -74,37 +100,58 @@ class AsyncKvStoreClient:
     def _is_open(self):
         return self._channel is not None and not self._channel.is_closed
 
-    async def _open(self, timeout):
-        """The open channel and its reply queue's name, opened first if need be.
+    def _cannot_connect_within(self, timeout):
+        return KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)} within {timeout} s")
 
-        Callers use these, not self._channel: a close callback may clear that before they get to use it.
+    def _opened(self, time_left):
+        """The task opening the connection (unless it is open) and a channel, started unless one is under way.
+
+        Concurrent calls share it, and it runs as a task of its own: a call that ends while it runs (closed,
+        out of time) leaves it to finish, so that what it opens serves later calls, or is closed (see _open).
         """
-        if self._is_open():
-            return self._channel, self._reply_queue
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._is_open():
-                return self._channel, self._reply_queue
-            if self._connection is not None and not self._connection.connected.is_set():
-                self._connection = None
-            if self._connection is None:
-                try:
-                    url = yarl.URL(self.url)
-                    if "name" not in url.query:  # aio-pika takes the connection's name from the URL
-                        url = url.update_query(name=self.connection_name)
-                    connection = await aio_pika.connect(url, timeout=timeout)
-                except Exception as error:  # aiormq's, pamqp's or the socket's: all mean no connection
-                    raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)}: "
-                                            f"{describe(error)}", reply_code_of(error)) from error
-                connection.close_callbacks.add(self._on_connection_closed)
-                self._connection = connection
+        if self._opening is None or self._opening.done():
+            # close()'s count is taken now: close() may run before the task starts.
+            self._opening = asyncio.ensure_future(asyncio.wait_for(self._open(time_left, self._closes), time_left))
+            self._opening.add_done_callback(_retrieved)  # the calls that waited for it may all have ended
+        return self._opening
+
+    async def _open(self, time_left, closes):
+        """Opens the connection unless it is open, then a channel with its reply queue, for the calls to use.
+
+        ``closes`` is close()'s count when the opening began. A close() since has ended the calls waiting
+        for it and left nobody to close what it opens: it is closed here, and the opening fails as closed.
+        """
+        if closes != self._closes:
+            raise _closed()
+        if self._connection is not None and not self._connection.connected.is_set():
+            self._connection = None
+        if self._connection is None:
+            try:
+                url = yarl.URL(self.url)
+                if "name" not in url.query:  # aio-pika takes the connection's name from the URL
+                    url = url.update_query(name=self.connection_name)
+                connection = await aio_pika.connect(url, timeout=time_left)
+            except Exception as error:  # aiormq's, pamqp's or the socket's: all mean no connection
+                raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)}: "
+                                        f"{describe(error)}", reply_code_of(error)) from error
+            if closes != self._closes:
+                await connection.close()
+                raise _closed()
+            connection.close_callbacks.add(self._on_connection_closed)
+            self._connection = connection
+        try:
             channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             channel.close_callbacks.add(self._on_channel_closed)
             queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
             await queue.consume(self._on_reply, no_ack=True)
-            self._reply_queue, self._channel = queue.name, channel
-            return channel, queue.name
+        except (asyncio.CancelledError, *_CONNECTION_ERRORS):
+            # aiormq cancels or fails what is under way on a connection that closes, here maybe in close().
+            if closes != self._closes:
+                raise _closed() from None
+            raise
+        if closes != self._closes:
+            raise _closed()  # close() closed the connection, and this channel with it
+        self._reply_queue, self._channel = queue.name, channel
 
     def _on_connection_closed(self, connection, error):
         if connection is self._connection:
@@ -118,10 +165,10 @@ class AsyncKvStoreClient:
             # RabbitMQ closes a channel over what one request did (a user_id not the connection's, a body over
             # its size limit) without saying which. Every call on the channel may be that one, or may have been
             # applied: each ends with its message_id, as for a lost connection, but is not sent again (the
-            # refused one would close the next channel too). The next call opens a new channel.
+            # refused one would close the next channel too). A call not sent yet goes out on a new channel.
             self._fail_pending(_Lost(f"RabbitMQ closed the channel: {describe(error) if error else 'no reason given'}",
                                      reply_code_of(error) if error else None,
-                                     retry=not isinstance(error, aiormq.exceptions.AMQPChannelError)))
+                                     resend=not isinstance(error, aiormq.exceptions.AMQPChannelError)))
 
     def _fail_pending(self, lost):
         pending, self._pending = self._pending, {}
@@ -140,83 +187,110 @@ class AsyncKvStoreClient:
         timeout = self.timeout if timeout is None else _protocol.checked_timeout(timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        closes = self._closes
+        sent = False  # whether a publish of the request began: from then on it may have been applied
         for attempt in (1, 2):
+            # Registered before anything is awaited: close() and a lost connection or channel fail every
+            # registered call, so they reach this one wherever it is (opening, publishing, awaiting its reply).
+            correlation_id = str(uuid.uuid4())
+            reply = self._pending[correlation_id] = loop.create_future()
             try:
-                return await self._send_and_wait(queue, body, message_id, timeout, deadline)
+                channel, reply_queue = await self._channel_for(reply, timeout, deadline)
+                sent = True
+                return await self._send_and_wait(channel, reply_queue, correlation_id, reply, queue, body, message_id,
+                                                  timeout, deadline)
             except KvConnectionError as error:
-                if attempt == 1:
+                if not sent:
                     raise  # connecting failed before anything was sent
                 raise _protocol.resending_failed(error, queue, message_id) from error
             except _Lost as lost:
-                # Whatever ended it, the request had gone out or was going out: it may have been applied.
-                if not lost.retry or attempt == 2 or loop.time() >= deadline:
-                    raise KvConnectionError(
-                        f"{lost.reason} during {queue}; the request may or may not have been applied: retry with "
-                        f"message_id {message_id}", lost.reply_code, message_id) from lost.__cause__
+                # Tried once more: after a lost connection (sent again, with the same message_id), or, when
+                # nothing was sent yet, after RabbitMQ closed the channel over another request; never after close().
+                if (lost.retry and (lost.resend or not sent) and closes == self._closes
+                        and attempt == 1 and loop.time() < deadline):
+                    continue
+                if not sent:
+                    raise KvConnectionError(f"{lost.reason} during {queue}", lost.reply_code) from lost.__cause__
+                raise KvConnectionError(
+                    f"{lost.reason} during {queue}; the request may or may not have been applied: retry with "
+                    f"message_id {message_id}", lost.reply_code, message_id) from lost.__cause__
+            finally:
+                self._pending.pop(correlation_id, None)
+                if reply.done() and not reply.cancelled():
+                    reply.exception()  # retrieved: a failure set after the call stopped waiting is not an error
 
-    async def _send_and_wait(self, queue, body, message_id, timeout, deadline):
+    async def _channel_for(self, reply, timeout, deadline):
+        """The open channel and its reply queue's name, opened first if need be.
+
+        Checked again after each opening: the channel it opened may have closed before this call resumed.
+        """
         loop = asyncio.get_running_loop()
-        try:
-            channel, reply_queue = await asyncio.wait_for(self._open(timeout), max(deadline - loop.time(), 0.001))
-        except asyncio.TimeoutError:
-            raise KvConnectionError(f"cannot connect to RabbitMQ at {_protocol.redact(self.url)} "
-                                    f"within {timeout} s") from None
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as error:
-            raise _Lost(f"the connection failed: {describe(error)}", reply_code_of(error)) from error
-        correlation_id = str(uuid.uuid4())
-        future = self._pending[correlation_id] = loop.create_future()
-        try:
-            # RabbitMQ drops the request once its caller has given up on it (expiration, in ms).
-            expiration_ms = _protocol.expiration_ms(max(deadline - loop.time(), 0.001))
-            message = aio_pika.Message(
-                body, content_type="application/json", reply_to=reply_queue, correlation_id=correlation_id,
-                message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000,
-                headers=_protocol.deadline_headers(expiration_ms / 1000), timestamp=time.time())
-            confirmed = False
+        while not self._is_open():
             try:
-                await asyncio.wait_for(channel.default_exchange.publish(message, queue, mandatory=True),
-                                       max(deadline - loop.time(), 0.001))
-                confirmed = True
-                return _protocol.decode(await asyncio.wait_for(future, max(deadline - loop.time(), 0.001)))
-            except aiormq.exceptions.PublishError:
-                raise _protocol.no_queue(queue) from None
+                await _unless_ended(self._opened(max(deadline - loop.time(), 0.001)), reply, deadline)
             except asyncio.TimeoutError:
-                if not confirmed:
-                    # RabbitMQ did not take the request in time (a memory or disk alarm blocks publishers, or the
-                    # network is down), which the worker is not to blame for; the blocking client says the same.
-                    raise _protocol.broker_silent(queue, timeout, message_id) from None
-                raise _protocol.timed_out(queue, timeout, message_id) from None
-            except asyncio.CancelledError:
-                # aiormq cancels a publish under way when the client closes its connection; the call
-                # then fails as close() said, unless its own task is the one being cancelled.
-                if _lost_of(future) is None or _being_cancelled():
-                    raise
-                raise _lost_of(future) from None
-            except aiormq.exceptions.AMQPChannelError as error:
-                raise _lost_of(future) or _Lost(f"RabbitMQ closed the channel: {describe(error)}",
-                                                reply_code_of(error), retry=False) from error
-            except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
-                    ConnectionError) as error:
-                # What closed the connection (close() itself: not sent again) says more than the publish's error.
-                raise _lost_of(future) or _Lost(f"the connection failed: {describe(error)}",
-                                                reply_code_of(error)) from error
+                if loop.time() >= deadline:
+                    raise self._cannot_connect_within(timeout) from None
+                # The opening gave up at the time limit of the call that began it; this one has time left.
+            except _CONNECTION_ERRORS as error:
+                raise _Lost(f"the connection failed: {describe(error)}", reply_code_of(error)) from error
+        return self._channel, self._reply_queue
+
+    async def _send_and_wait(self, channel, reply_queue, correlation_id, reply, queue, body, message_id, timeout,
+                             deadline):
+        loop = asyncio.get_running_loop()
+        # RabbitMQ drops the request once its caller has given up on it (expiration, in ms).
+        expiration_ms = _protocol.expiration_ms(max(deadline - loop.time(), 0.001))
+        message = aio_pika.Message(
+            body, content_type="application/json", reply_to=reply_queue, correlation_id=correlation_id,
+            message_id=message_id, user_id=self.user_id, expiration=(expiration_ms + 0.5) / 1000,
+            headers=_protocol.deadline_headers(expiration_ms / 1000), timestamp=time.time())
+        publishing = asyncio.ensure_future(channel.default_exchange.publish(message, queue, mandatory=True))
+        publishing.add_done_callback(_retrieved)  # it may fail after the call ended
+        try:
+            await _unless_ended(publishing, reply, deadline)
+        except asyncio.TimeoutError:
+            # RabbitMQ did not take the request in time (a memory or disk alarm blocks publishers, or the
+            # network is down), which the worker is not to blame for; the blocking client says the same.
+            raise _protocol.broker_silent(queue, timeout, message_id) from None
+        except aiormq.exceptions.PublishError:
+            raise _protocol.no_queue(queue) from None
+        except aiormq.exceptions.AMQPChannelError as error:
+            raise _Lost(f"RabbitMQ closed the channel: {describe(error)}", reply_code_of(error),
+                        resend=False) from error
+        except _CONNECTION_ERRORS as error:
+            raise _Lost(f"the connection failed: {describe(error)}", reply_code_of(error)) from error
         finally:
-            self._pending.pop(correlation_id, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: a failure set after the caller stopped waiting is not an error
+            if not reply.done():
+                publishing.cancel()  # given up (time-out, or the caller's task cancelled): no confirm is awaited
+        try:
+            return _protocol.decode(await asyncio.wait_for(reply, max(deadline - loop.time(), 0.001)))
+        except asyncio.TimeoutError:
+            raise _protocol.timed_out(queue, timeout, message_id) from None
 
 
-def _lost_of(future):
-    """The _Lost the client failed a call's future with (closed, connection or channel lost), else None."""
-    if future.done() and not future.cancelled() and isinstance(future.exception(), _Lost):
-        return future.exception()
-    return None
+async def _unless_ended(step, reply, deadline):
+    """Waits for ``step`` (a task) to finish, raising its failure, unless the call's ``reply`` is done first:
+    failed by close() or a lost connection or channel (its _Lost is raised), or answered. Raises
+    asyncio.TimeoutError at ``deadline``. Never cancels ``step``, which other calls may share.
+    """
+    loop = asyncio.get_running_loop()
+    await asyncio.wait((step, reply), timeout=max(deadline - loop.time(), 0.001), return_when=asyncio.FIRST_COMPLETED)
+    if reply.done():
+        reply.result()
+    elif not step.done():
+        raise asyncio.TimeoutError
+    elif step.cancelled():  # aiormq cancels what is under way on a connection that closes
+        raise _Lost("the connection closed")
+    else:
+        step.result()
 
 
-def _being_cancelled():
-    """Whether the running task has been asked to cancel (Python 3.11+; earlier, taken as not)."""
-    cancelling = getattr(asyncio.current_task(), "cancelling", None)
-    return bool(cancelling and cancelling())
+def _retrieved(task):
+    """Marks a task's failure as seen, so that asyncio does not log it: the calls that waited for the task
+    have handled it, or ended without needing it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _async_method(operation):

@@ -67,6 +67,9 @@ def lose_connection_after_publishing(client, reconnect_url):
     publish = exchange.publish
 
     async def publish_then_lose_the_connection(message, routing_key, **options):
+        # Its reply goes nowhere, as on a connection lost before the reply came (the client takes a reply
+        # that arrives while its connection closes).
+        message.reply_to = f"py-nowhere-{uuid.uuid4().hex}"
         await publish(message, routing_key, **options)
         sent.append(message.message_id)
         client.url = reconnect_url

@@ -192,20 +192,23 @@ async def test_a_call_that_cannot_reconnect_after_sending_raises_with_its_messag
 @run_async
 async def test_a_channel_closed_between_opening_and_publishing_is_opened_again(ns):
     # A close callback may clear the client's channel after _open() returned and before the publish
-    # (on Python 3.11 and earlier, asyncio.wait_for returns a loop step after its coroutine finished).
-    async with AsyncKvStoreClient(URL) as kv:
-        open_channel, closed = kv._open, []
+    # (a call resumes a loop step after the opening it waited for finished).
+    kv = AsyncKvStoreClient(URL)
+    open_channel, closed = kv._open, []
 
-        async def open_then_lose_the_channel(timeout):
-            opened = await open_channel(timeout)
-            if not closed:
-                closed.append(kv._channel)
-                await kv._channel.close()
-            return opened
+    async def open_then_lose_the_channel(*args):
+        opened = await open_channel(*args)
+        if not closed:
+            closed.append(kv._channel)
+            await kv._channel.close()
+        return opened
 
-        kv._open = open_then_lose_the_channel
+    kv._open = open_then_lose_the_channel
+    try:
         assert (await kv.increment(ns, "c"))["value"] == 1
         assert closed and kv._channel is not closed[0]
+    finally:
+        await kv.close()
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 86400.5, "5"])
@@ -251,6 +254,64 @@ async def test_close_fails_a_call_being_published_with_its_message_id_and_does_n
         await (await connection.channel()).queue_delete(queue)
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize("when", ["while connecting", "as the calls start", "after 10 ms"])
+@run_async
+async def test_close_ends_every_call_in_flight_at_once_with_kv_connection_error_and_connects_no_more(ns, when, monkeypatch):
+    # An agent runtime shutting down with 300 calls under way, on a queue nobody answers: calls waiting for the
+    # connection, starting (channel taken, not yet registered for a reply), publishing or awaiting a reply.
+    admin = await aio_pika.connect(URL)
+    try:
+        queue = await (await admin.channel()).declare_queue(f"py-unanswered-{uuid.uuid4().hex}", auto_delete=False)
+        kv = AsyncKvStoreClient(URL, timeout=5.0)
+        if when != "while connecting":
+            await kv.connect()
+        connect, connecting, closing, connections, connected_after_close = aio_pika.connect, asyncio.Event(), [], [], []
+
+        async def connect_and_keep_count(*args, **kwargs):
+            if closing:
+                connected_after_close.append(True)
+            connecting.set()
+            connections.append(await connect(*args, **kwargs))
+            return connections[-1]
+
+        monkeypatch.setattr(aio_pika, "connect", connect_and_keep_count)
+        calls = [asyncio.create_task(kv._call(queue.name, {"namespace": ns}, message_id=f"call-{i}")) for i in range(300)]
+        if when == "while connecting":
+            await connecting.wait()
+        else:
+            await asyncio.sleep(0 if when == "as the calls start" else 0.01)
+        closing.append(True)
+        started = asyncio.get_running_loop().time()
+        await kv.close()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert asyncio.get_running_loop().time() - started < 2
+
+        assert [type(outcome) for outcome in outcomes] == [KvConnectionError] * 300
+        assert all("the client was closed" in error.message for error in outcomes)
+        # A call whose request may have gone out says so, with its message_id; the others were not sent.
+        may_have_been_sent = {error.message_id for error in outcomes if error.message_id is not None}
+        for i, error in enumerate(outcomes):
+            if error.message_id is not None:
+                assert error.message_id == f"call-{i}"
+                assert f"may or may not have been applied: retry with message_id call-{i}" in error.message
+        if when == "while connecting":
+            assert not may_have_been_sent
+        received = set()
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            received.add(message.message_id)
+        assert received <= may_have_been_sent
+        # Nothing was connected after close(), and nothing the client connected is left open.
+        assert not connected_after_close and kv._connection is None
+        assert all(connection.is_closed for connection in connections)
+        await queue.delete(if_unused=False, if_empty=False)
+        # A call made after close() connects again.
+        monkeypatch.undo()
+        assert (await kv.get(ns, "k"))["found"] is False
+        await kv.close()
+    finally:
+        await admin.close()
 
 
 @run_async
