@@ -8,7 +8,10 @@ public static class ExitCodes
     public const int WorkerError = 1;
     /// <summary>The command line or a value given on it is invalid.</summary>
     public const int Usage = 2;
-    /// <summary>RabbitMQ cannot be reached or refused (login, virtual host, no such queue), or no worker answered in time.</summary>
+    /// <summary>
+    /// RabbitMQ cannot be reached or refused (login, virtual host, no such queue), no worker answered in time,
+    /// or the reply is not a worker's (not JSON: another program answered on the queue).
+    /// </summary>
     public const int Unreachable = 3;
     /// <summary><c>kv get</c> of a key that does not exist (or has expired).</summary>
     public const int NotFound = 4;

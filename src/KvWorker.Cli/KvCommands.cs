@@ -64,7 +64,7 @@ public static class KvCommands
         var root = WithCallOptions(new RootCommand(
             "kv: the KvWorker key-value store from a terminal.\n\n" +
             "Exit codes: 0 ok, 1 the worker answered with an error, 2 invalid command line,\n" +
-            "3 RabbitMQ unreachable or refusing, or no worker answered, 4 key not found (get, touch).")
+            "3 RabbitMQ unreachable or refusing, or no worker answered (or something else did), 4 key not found (get, touch).")
         {
             Options = { Url },
         });
@@ -399,9 +399,9 @@ public static class KvCommands
             await Console.Error.WriteLineAsync($"kv: {ex.Message}");
             return ex.ExitCode;
         }
-        catch (Exception ex) when (ex is KvBrokerException or KvTimeoutException)
+        catch (Exception ex) when (ex is KvBrokerException or KvTimeoutException or KvInvalidReplyException)
         {
-            // Unreachable, login refused, no such queue, no reply in time: each message says which.
+            // Unreachable, login refused, no such queue, no reply in time, a reply no worker sends: each message says which.
             await Console.Error.WriteLineAsync($"kv: {ex.Message}");
             return ExitCodes.Unreachable;
         }

@@ -100,6 +100,18 @@ public sealed class KvTimeoutException(string queue, string messageId, TimeSpan 
     public TimeSpan Timeout { get; } = timeout;
 }
 
+/// <summary>
+/// A reply that is not what the wire contract says a worker sends: not JSON, JSON null, or JSON
+/// that does not have the result's shape. Something other than a KvWorker worker answered on the
+/// operation's queue (another consumer, a test responder), or a worker of another version.
+/// </summary>
+public sealed class KvInvalidReplyException(string queue, string problem, Exception? innerException = null)
+    : Exception($"the reply on {queue} {problem}, which no KvWorker worker sends: is another program consuming {queue}?", innerException)
+{
+    /// <summary>The operation's queue the reply came for.</summary>
+    public string Queue { get; } = queue;
+}
+
 /// <summary>RabbitMQ could not be used: it refused the virtual host, a property or a publish, or the connection is gone.</summary>
 public class KvBrokerException(string message, Exception? innerException = null) : Exception(message, innerException)
 {

@@ -172,12 +172,25 @@ public sealed class KvClient : IAsyncDisposable
     /// <exception cref="KvTimeoutException">No reply within the time-out (after any retries).</exception>
     /// <exception cref="KvQueueNotFoundException">Nobody has declared the operation's queue.</exception>
     /// <exception cref="KvBrokerException">RabbitMQ refused the request, or the connection is gone.</exception>
+    /// <exception cref="KvInvalidReplyException">The reply is not a worker's: not JSON, or not the result's shape.</exception>
     public async Task<TResult> CallAsync<TRequest, TResult>(
         KvOperation<TRequest, TResult> operation, TRequest request, KvCallOptions? options = null, CancellationToken cancellationToken = default)
         where TRequest : class, IKvRequest
         where TResult : class =>
-        (await CallJsonAsync(operation, request, options, cancellationToken)).Deserialize<TResult>()
-        ?? throw new InvalidDataException($"the reply on {operation.Queue} is JSON null");
+        Result<TResult>(operation.Queue, await CallJsonAsync(operation, request, options, cancellationToken));
+
+    /// <summary>The reply as the operation's result record; JSON of another shape is not a worker's reply.</summary>
+    private static TResult Result<TResult>(string queue, JsonElement reply) where TResult : class
+    {
+        try
+        {
+            return reply.Deserialize<TResult>() ?? throw new KvInvalidReplyException(queue, "is JSON null");
+        }
+        catch (JsonException ex)
+        {
+            throw new KvInvalidReplyException(queue, $"is not a {typeof(TResult).Name} ({ex.Message})", ex);
+        }
+    }
 
     /// <summary>
     /// Like <see cref="CallAsync{TRequest, TResult}"/>, but returns the result as the worker
@@ -200,7 +213,7 @@ public sealed class KvClient : IAsyncDisposable
         }
         catch (JsonException ex)
         {
-            throw new InvalidDataException($"the reply on {operation.Queue} is not JSON: {ex.Message}", ex);
+            throw new KvInvalidReplyException(operation.Queue, $"is not JSON ({ex.Message})", ex);
         }
         if (result.ValueKind == JsonValueKind.Object && result.TryGetProperty("error", out var error))
             throw KeyValueStoreException.FromError(error);

@@ -95,6 +95,29 @@ public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorke
         }
     }
 
+    [Theory]
+    [InlineData(StubWorker.NotJson, "is not JSON")]
+    [InlineData(StubWorker.WrongShape, "is not a KvGetResult")]
+    public async Task A_reply_no_worker_sends_raises_the_clients_invalid_reply_exception(string key, string problem)
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+
+        var invalid = await Assert.ThrowsAsync<KvInvalidReplyException>(() => client.GetAsync(Request(key)));
+
+        Assert.Equal(KvOperations.Get.Queue, invalid.Queue);
+        Assert.StartsWith($"the reply on kv_get {problem}", invalid.Message);
+    }
+
+    [Fact]
+    public async Task A_reply_that_is_not_json_raises_the_invalid_reply_exception_from_the_json_call_too()
+    {
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+
+        var invalid = await Assert.ThrowsAsync<KvInvalidReplyException>(() => client.CallJsonAsync(KvOperations.Get, Request(StubWorker.NotJson)));
+
+        Assert.StartsWith("the reply on kv_get is not JSON", invalid.Message);
+    }
+
     [Fact]
     public async Task A_version_conflict_carries_the_current_version()
     {

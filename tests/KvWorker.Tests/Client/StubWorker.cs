@@ -8,14 +8,17 @@ namespace KvWorker.Tests.Client;
 /// <summary>
 /// A stand-in for the worker on <c>kv_get</c> in a RabbitMQ virtual host of its own,
 /// for what the real worker cannot be made to do on demand: answer with any error
-/// code, stay silent, or answer only a request's second delivery. It answers by key:
-/// <see cref="Silent"/> never, <see cref="SecondDelivery"/> only when its message_id
-/// comes again, any other key with an error reply whose code is the key.
+/// code, stay silent, answer only a request's second delivery, or answer with what no worker
+/// sends. It answers by key: <see cref="Silent"/> never, <see cref="SecondDelivery"/> only when
+/// its message_id comes again, <see cref="NotJson"/> with the bytes "hello", <see cref="WrongShape"/>
+/// with JSON that is no kv_get result, any other key with an error reply whose code is the key.
 /// </summary>
 public sealed class StubWorker : IAsyncLifetime
 {
     public const string Silent = "silent";
     public const string SecondDelivery = "second-delivery";
+    public const string NotJson = "not-json";
+    public const string WrongShape = "wrong-shape";
     public const long CurrentVersion = 7;
 
     private readonly string _virtualHost = "kvtest_" + Guid.NewGuid().ToString("N")[..12];
@@ -44,6 +47,8 @@ public sealed class StubWorker : IAsyncLifetime
             {
                 Silent => null,
                 SecondDelivery => seenBefore ? $$"""{"namespace":"n","key":"{{key}}","found":false}""" : null,
+                NotJson => "hello",
+                WrongShape => "\"hello\"",
                 _ => $$$"""{"error":{"code":"{{{key}}}","message":"stub says {{{key}}}","current_version":{{{CurrentVersion}}}}}""",
             };
             if (reply is null) return;
