@@ -40,7 +40,7 @@ public static class KvCommands
     };
 
     private static readonly Option<double> Timeout = ParsedOption<double>(
-        "--timeout", "Seconds to wait for the worker's reply; a request not taken by then is dropped, unapplied",
+        "--timeout", "Seconds to wait for the connection to RabbitMQ, then for the worker's reply; a request not taken by then is dropped, unapplied",
         $"a number of seconds from 0.001 to {KvCallOptions.MaxTimeout.TotalSeconds:0}",
         // At least a millisecond: a shorter time-out rounds to none, which the client refuses.
         (string text, out double seconds) => (seconds = FiniteNumber(text) ?? 0) >= 0.001 && seconds <= KvCallOptions.MaxTimeout.TotalSeconds,
@@ -365,10 +365,13 @@ public static class KvCommands
         RunAsync(async () =>
         {
             var body = request();
-            var options = new KvCallOptions { Timeout = TimeSpan.FromSeconds(parse.GetValue(Timeout)) };
+            var timeout = TimeSpan.FromSeconds(parse.GetValue(Timeout));
+            var options = new KvCallOptions { Timeout = timeout };
             var asJson = parse.GetValue(JsonOutput);
+            // Connecting has the same bound: with RabbitMQ down or hung, kv --timeout 2 gives up after
+            // about 2 s, not after the client's default of 30.
             await using var client = await ConnectAsync(parse, cancellationToken,
-                new KvClientOptions { Persona = parse.GetValue(Persona), Provider = parse.GetValue(Provider) });
+                new KvClientOptions { Persona = parse.GetValue(Persona), Provider = parse.GetValue(Provider), ConnectTimeout = timeout });
             try
             {
                 if (!asJson) return printResult(await client.CallAsync(operation, body, options, cancellationToken));

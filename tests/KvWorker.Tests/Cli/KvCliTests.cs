@@ -473,6 +473,23 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task Connecting_is_bounded_by_the_timeout_option()
+    {
+        // Takes the connection and never answers the AMQP handshake, as a hung broker does.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var url = $"amqp://guest:guest@127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}/";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var result = await Kv("--timeout", "2", "get", "n", "k", "--url", url);
+
+        Assert.True(result.ExitCode == 3, result.ToString());
+        Assert.Contains("no AMQP handshake within 2 s", result.Errors);
+        // Starting kv and RabbitMQ's client dropping the half-open connection add a few seconds; the default wait is 30.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task A_virtual_host_without_a_worker_exits_3_naming_the_missing_queue()
     {
         var empty = "kvtest_" + Guid.NewGuid().ToString("N")[..12];
