@@ -139,6 +139,12 @@ public static class Extensions
         // Plain JSON from any AMQP client (also when it sets no content type);
         // MassTransit clients' envelopes are still recognised by their content type.
         rabbit.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+        // MassTransit reads requests and writes its responses with these options: as deep as any value the limits allow.
+        rabbit.ConfigureJsonSerializerOptions(json =>
+        {
+            json.MaxDepth = KvLimits.MaxMessageDepth;
+            return json;
+        });
         rabbit.PrefetchCount = options.PrefetchCount;
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KvWorker.Storage;
 using MassTransit;
 
 namespace KvWorker.Amqp;
@@ -31,7 +32,7 @@ public static class MassTransitEnvelope
         responseAddress = null!;
         try
         {
-            using var envelope = JsonDocument.Parse(body.GetBytes());
+            using var envelope = JsonDocument.Parse(body.GetBytes(), new JsonDocumentOptions { MaxDepth = KvLimits.MaxMessageDepth });
             var root = envelope.RootElement;
             return root.ValueKind == JsonValueKind.Object
                 && root.TryGetProperty("requestId", out var id) && id.ValueKind == JsonValueKind.String && id.TryGetGuid(out requestId)

@@ -1,0 +1,53 @@
+using System.Text;
+
+namespace KvWorker.Tests.Integration;
+
+/// <summary>A worker of its own with limits:max_value_depth at the highest it may be set to.</summary>
+public sealed class DeepValuesFixture : WorkerFixture
+{
+    protected override Task<IDictionary<string, string?>?> PrepareWorkerAsync() =>
+        Task.FromResult<IDictionary<string, string?>?>(new Dictionary<string, string?>
+        {
+            ["tools:kv_store:limits:max_value_depth"] = KvLimits.MaxConfigurableValueDepth.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+}
+
+[CollectionDefinition(Name)]
+public sealed class DeepValuesCollection : ICollectionFixture<DeepValuesFixture>
+{
+    public const string Name = "deep values";
+}
+
+/// <summary>Values as deep as limits:max_value_depth allows go in and come back out, whatever the message around them adds.</summary>
+[Collection(DeepValuesCollection.Name)]
+public sealed class DeepValueTests(DeepValuesFixture worker)
+{
+    private const int Depth = KvLimits.MaxConfigurableValueDepth;
+
+    private static string Nested(int depth) => new string('[', depth) + "1" + new string(']', depth);
+
+    /// <summary>A reply read with room for its nesting, which System.Text.Json's default of 64 does not have.</summary>
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 1024 });
+        return document.RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task A_value_at_the_highest_max_value_depth_is_stored_and_read_back_by_kv_get_and_kv_get_many()
+    {
+        var ns = "deep-" + Guid.NewGuid().ToString("N");
+        var value = Parse(Nested(Depth));
+        await using var client = await worker.RawClientAsync();
+
+        var (set, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{Nested(Depth)}}}"""));
+        var (get, _) = await client.CallWithPropertiesAsync(KvOperations.Get.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep"}"""));
+        var (many, _) = await client.CallWithPropertiesAsync(KvOperations.GetMany.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","keys":["deep"]}"""));
+        var (tooDeep, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deeper","value":{{Nested(Depth + 1)}}}"""));
+
+        Assert.Equal(1, Parse(set).GetProperty("version").GetInt64());
+        Assert.True(JsonElement.DeepEquals(value, Parse(get).GetProperty("value")), get);
+        Assert.True(JsonElement.DeepEquals(value, Parse(many).GetProperty("entries")[0].GetProperty("value")), many);
+        Assert.Equal(KvErrorCodes.ValueSerializationError, Parse(tooDeep).GetProperty("error").GetProperty("code").GetString());
+    }
+}
