@@ -41,7 +41,8 @@ public static class Json
             throw new CliException(ExitCodes.Usage, "the value is not UTF-8 text");
         try
         {
-            using var document = JsonDocument.Parse(json);
+            // As deep as the client sends and the worker's limits may allow, past System.Text.Json's default of 64.
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = KvWorker.Client.KvClient.MaxJsonDepth });
             return document.RootElement.Clone();
         }
         catch (JsonException ex)

@@ -28,7 +28,21 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>The content type of requests and replies.</summary>
     public const string JsonContentType = "application/json";
 
-    private static readonly JsonSerializerOptions RequestJson = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    /// <summary>
+    /// How deep the JSON of a request or reply may nest: as deep as the worker's own limit (its
+    /// <c>KvLimits.MaxMessageDepth</c>), the deepest value <c>limits:max_value_depth</c> may allow (256)
+    /// and the message's levels around it. System.Text.Json's default of 64 could not read the
+    /// kv_get_many reply of a value 62 deep, nor send a value 64 deep.
+    /// </summary>
+    public const int MaxJsonDepth = 272;
+
+    private static readonly JsonSerializerOptions RequestJson = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        MaxDepth = MaxJsonDepth,
+    };
+
+    private static readonly JsonSerializerOptions ReplyJson = new() { MaxDepth = MaxJsonDepth };
 
     private IChannel _channel = null!;
     private readonly string _replyQueue;
@@ -184,7 +198,7 @@ public sealed class KvClient : IAsyncDisposable
     {
         try
         {
-            return reply.Deserialize<TResult>() ?? throw new KvInvalidReplyException(queue, "is JSON null");
+            return reply.Deserialize<TResult>(ReplyJson) ?? throw new KvInvalidReplyException(queue, "is JSON null");
         }
         catch (JsonException ex)
         {
@@ -208,7 +222,7 @@ public sealed class KvClient : IAsyncDisposable
         JsonElement result;
         try
         {
-            using var document = JsonDocument.Parse(reply.Body);
+            using var document = JsonDocument.Parse(reply.Body, new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
             result = document.RootElement.Clone();
         }
         catch (JsonException ex)

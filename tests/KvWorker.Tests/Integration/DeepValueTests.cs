@@ -50,4 +50,39 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
         Assert.True(JsonElement.DeepEquals(value, Parse(many).GetProperty("entries")[0].GetProperty("value")), many);
         Assert.Equal(KvErrorCodes.ValueSerializationError, Parse(tooDeep).GetProperty("error").GetProperty("code").GetString());
     }
+
+    [Fact]
+    public async Task The_client_reads_back_and_sends_a_value_at_the_highest_max_value_depth()
+    {
+        var ns = "deep-client-" + Guid.NewGuid().ToString("N");
+        var value = Parse(Nested(Depth));
+        await using (var raw = await worker.RawClientAsync())
+            await raw.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"stored","value":{{Nested(Depth)}}}"""));
+        await using var client = await KvWorker.Client.KvClient.ConnectAsync(worker.AmqpUri);
+
+        var get = await client.GetAsync(new KvGet { Namespace = ns, Key = "stored" });
+        var many = await client.GetManyAsync(new KvGetMany { Namespace = ns, Keys = ["stored"] });
+        var json = await client.CallJsonAsync(KvOperations.GetMany, new KvGetMany { Namespace = ns, Keys = ["stored"] });
+        var set = await client.SetAsync(new KvSet { Namespace = ns, Key = "sent", Value = value });
+        var sent = await client.GetAsync(new KvGet { Namespace = ns, Key = "sent" });
+
+        Assert.True(JsonElement.DeepEquals(value, get.Value!.Value));
+        Assert.True(JsonElement.DeepEquals(value, many.Entries[0].Value!.Value));
+        Assert.True(JsonElement.DeepEquals(value, json.GetProperty("entries")[0].GetProperty("value")));
+        Assert.Equal(2, set.Version);
+        Assert.True(JsonElement.DeepEquals(value, sent.Value!.Value));
+    }
+
+    [Fact]
+    public async Task Kv_sets_and_reads_back_a_value_at_the_highest_max_value_depth()
+    {
+        var ns = "deep-cli-" + Guid.NewGuid().ToString("N");
+
+        var set = await KvWorker.Tests.Cli.KvCliProcess.RunAsync(worker.AmqpUri, "set", ns, "deep", Nested(Depth));
+        var many = await KvWorker.Tests.Cli.KvCliProcess.RunAsync(worker.AmqpUri, "mget", ns, "deep");
+
+        Assert.True(set.ExitCode == 0, set.ToString());
+        Assert.True(many.ExitCode == 0, many.ToString());
+        Assert.Equal($"deep\t{Nested(Depth)}", many.Output.Trim());
+    }
 }
