@@ -16,8 +16,10 @@ public sealed class KvStoreAdapterRegistry(IServiceProvider services, IEnumerabl
     private readonly Dictionary<string, KvStoreAdapterRegistration> _registrations =
         registrations.ToDictionary(r => r.Name, StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IKvStoreAdapter> _adapters = new(StringComparer.Ordinal);
-    // A factory may open connections: it runs once per name even when first requests race.
-    private readonly Lock _creating = new();
+    // A factory may open connections, and wait seconds for a server that is down (Redis's connect):
+    // it runs once per name even when first requests race, and only the callers of that name wait.
+    private readonly Dictionary<string, Lock> _creating =
+        registrations.ToDictionary(r => r.Name, _ => new Lock(), StringComparer.Ordinal);
 
     public IReadOnlyCollection<string> Names => _registrations.Keys;
 
@@ -28,7 +30,7 @@ public sealed class KvStoreAdapterRegistry(IServiceProvider services, IEnumerabl
     {
         if (_adapters.TryGetValue(name, out var adapter)) return adapter;
         var registration = _registrations[name];
-        lock (_creating)
+        lock (_creating[name])
             return _adapters.GetOrAdd(name, _ => registration.Factory(services));
     }
 
