@@ -15,8 +15,8 @@ from ._protocol import DEFAULT_TIMEOUT, DEFAULT_URL, OPERATIONS, Operation
 from .aio import AsyncKvStoreClient
 from .client import KvStoreClient
 from .errors import (ERRORS, AccessDeniedError, GlobalQuotaExceededError, InvalidValueTypeError, KeyValueStoreError,
-                     KvConnectionError, KvTimeoutError, NamespaceQuotaExceededError, StoreUnavailableError,
-                     ValueSerializationError, VersionConflictError, WorkerUnavailableError)
+                     KvConnectionError, KvInvalidReplyError, KvTimeoutError, NamespaceQuotaExceededError,
+                     StoreUnavailableError, ValueSerializationError, VersionConflictError, WorkerUnavailableError)
 
 __version__ = "1.0.0"
 
@@ -24,5 +24,5 @@ __all__ = [
     "KvStoreClient", "AsyncKvStoreClient", "Operation", "OPERATIONS", "DEFAULT_URL", "DEFAULT_TIMEOUT", "ERRORS",
     "KeyValueStoreError", "NamespaceQuotaExceededError", "GlobalQuotaExceededError", "InvalidValueTypeError",
     "ValueSerializationError", "AccessDeniedError", "StoreUnavailableError", "VersionConflictError",
-    "WorkerUnavailableError", "KvTimeoutError", "KvConnectionError",
+    "WorkerUnavailableError", "KvTimeoutError", "KvInvalidReplyError", "KvConnectionError",
 ]

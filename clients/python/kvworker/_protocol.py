@@ -10,7 +10,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import KvConnectionError, KvTimeoutError, ValueSerializationError, WorkerUnavailableError, error_from_reply
+from .errors import (KvConnectionError, KvInvalidReplyError, KvTimeoutError, ValueSerializationError, WorkerUnavailableError,
+                     error_from_reply)
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_TIMEOUT = 30.0
@@ -153,12 +154,25 @@ def deadline_headers(timeout):
     return {DEADLINE_HEADER: int((time.time() + timeout) * 1000)}
 
 
-def decode(body):
-    """A reply's dictionary, or the exception of an error reply raised."""
-    reply = json.loads(body)
-    if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+def decode(body, queue):
+    """A reply's dictionary, or the exception of an error reply raised.
+
+    Every reply of a worker is a JSON object: anything else came from another program on ``queue``.
+    """
+    try:
+        reply = json.loads(body)
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise invalid_reply(queue, f"is not JSON ({error})") from None
+    if not isinstance(reply, dict):
+        raise invalid_reply(queue, f"is not a JSON object ({type(reply).__name__})")
+    if isinstance(reply.get("error"), dict):
         raise error_from_reply(reply["error"])
     return reply
+
+
+def invalid_reply(queue, problem):
+    return KvInvalidReplyError(
+        f"the reply on {queue} {problem}, which no KvWorker worker sends: is another program consuming {queue}?", queue)
 
 
 def no_queue(queue):

@@ -264,7 +264,7 @@ class AsyncKvStoreClient:
             if not reply.done():
                 publishing.cancel()  # given up (time-out, or the caller's task cancelled): no confirm is awaited
         try:
-            return _protocol.decode(await asyncio.wait_for(reply, max(deadline - loop.time(), 0.001)))
+            return _protocol.decode(await asyncio.wait_for(reply, max(deadline - loop.time(), 0.001)), queue)
         except asyncio.TimeoutError:
             raise _protocol.timed_out(queue, timeout, message_id) from None
 

@@ -200,7 +200,7 @@ class KvStoreClient:
                 raise _protocol.timed_out(queue, timeout, message_id)
             self._connection.process_data_events(time_limit=min(remaining, 1))
         reply, self._awaiting, self._reply = self._reply, None, None
-        return _protocol.decode(reply)
+        return _protocol.decode(reply, queue)
 
 
 def _blocking_method(operation):

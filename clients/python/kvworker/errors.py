@@ -2,10 +2,11 @@
 
 Error replies of the worker raise the class named by their wire code (the
 original tool's exception names), so callers of the ATLAS tool keep their
-``except`` clauses. Three more classes are raised by the client itself:
+``except`` clauses. Four more classes are raised by the client itself:
 ``WorkerUnavailableError`` (no worker serves the queue), ``KvTimeoutError``
-(no reply in time) and ``KvConnectionError`` (RabbitMQ cannot be reached, or
-it closed the connection or channel).
+(no reply in time), ``KvInvalidReplyError`` (a reply no worker sends) and
+``KvConnectionError`` (RabbitMQ cannot be reached, or it closed the connection
+or channel).
 """
 
 
@@ -74,6 +75,15 @@ class KvTimeoutError(WorkerUnavailableError):
     def __init__(self, message, message_id=None):
         super().__init__(message)
         self.message_id = message_id
+
+
+class KvInvalidReplyError(WorkerUnavailableError):
+    """A reply that is not what a worker sends (not JSON, or not a JSON object): another program answered
+    on the operation's queue. ``queue`` names it."""
+
+    def __init__(self, message, queue=None):
+        super().__init__(message)
+        self.queue = queue
 
 
 class KvConnectionError(KeyValueStoreError):

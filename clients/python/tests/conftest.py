@@ -14,6 +14,7 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+import pika
 import pytest
 
 import kvworker
@@ -136,3 +137,36 @@ class StallingRelay:
         finally:
             source.close()
             sink.close()
+
+
+class ImpostorQueue:
+    """A queue of the test's own on which another program, not a worker, answers every request with ``body``."""
+
+    def __init__(self, body):
+        self.body = body
+        self.name = f"py-impostor-{uuid.uuid4().hex}"
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._answer, daemon=True)
+
+    def _answer(self):
+        with pika.BlockingConnection(pika.URLParameters(URL)) as connection:
+            channel = connection.channel()
+            channel.queue_declare(self.name, auto_delete=True)
+
+            def reply(ch, method, properties, _body):
+                ch.basic_publish("", properties.reply_to, self.body,
+                                 pika.BasicProperties(correlation_id=properties.correlation_id))
+            channel.basic_consume(self.name, reply, auto_ack=True)
+            self._ready.set()
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        assert self._ready.wait(10), "the impostor did not start consuming"
+        return self.name
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join(10)

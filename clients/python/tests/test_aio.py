@@ -7,11 +7,11 @@ import aio_pika
 import pika
 import pytest
 
-from conftest import (CLOSED_PORT_URL, URL, StallingRelay, close_connection_named, lose_connection_after_publishing,
+from conftest import (CLOSED_PORT_URL, URL, ImpostorQueue, StallingRelay, close_connection_named, lose_connection_after_publishing,
                       run_async)
 from kvworker import (AccessDeniedError, AsyncKvStoreClient, InvalidValueTypeError, KeyValueStoreError,
-                      KvConnectionError, KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError,
-                      WorkerUnavailableError)
+                      KvConnectionError, KvInvalidReplyError, KvTimeoutError, NamespaceQuotaExceededError,
+                      ValueSerializationError, WorkerUnavailableError)
 
 
 @run_async
@@ -368,3 +368,16 @@ async def test_a_publish_the_broker_never_confirms_times_out_as_rabbitmq_not_ans
             # The retry is applied at most once (the stalled request, delivered late, is past its deadline).
             assert (await kv.increment(ns, "c", message_id=message_id))["value"] == 1
             assert (await kv.get(ns, "c"))["value"] == 1
+
+
+@pytest.mark.parametrize("body, problem", [(b"hello", "is not JSON"), (b"\xff", "is not JSON"),
+                                           (b'"a string"', "is not a JSON object")])
+@run_async
+async def test_a_reply_no_worker_sends_raises_kv_invalid_reply_error_naming_the_queue(ns, body, problem):
+    async with AsyncKvStoreClient(URL, timeout=5.0) as kv:
+        with ImpostorQueue(body) as queue:
+            with pytest.raises(KvInvalidReplyError) as raised:
+                await kv._call(queue, {"namespace": ns})
+    assert isinstance(raised.value, WorkerUnavailableError)
+    assert raised.value.queue == queue
+    assert problem in raised.value.message and f"another program consuming {queue}" in raised.value.message

@@ -9,7 +9,7 @@ import pika
 import pytest
 
 import kvworker
-from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, StallingRelay, close_connection_named
+from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, ImpostorQueue, StallingRelay, close_connection_named
 from kvworker import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvConnectionError, KvStoreClient,
                       KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError, VersionConflictError,
                       WorkerUnavailableError)
@@ -210,6 +210,17 @@ def test_a_request_nobody_answers_raises_kv_timeout_error_with_its_message_id(kv
     assert isinstance(raised.value, WorkerUnavailableError)
     assert raised.value.message_id == "retry-me"
     assert "no reply" in raised.value.message and "may or may not have been applied" in raised.value.message
+
+
+@pytest.mark.parametrize("body, problem", [(b"hello", "is not JSON"), (b"\xff", "is not JSON"),
+                                           (b'"a string"', "is not a JSON object")])
+def test_a_reply_no_worker_sends_raises_kv_invalid_reply_error_naming_the_queue(kv, ns, body, problem):
+    with ImpostorQueue(body) as queue:
+        with pytest.raises(kvworker.KvInvalidReplyError) as raised:
+            kv._call(queue, {"namespace": ns}, timeout=5.0)
+    assert isinstance(raised.value, WorkerUnavailableError)
+    assert raised.value.queue == queue
+    assert problem in raised.value.message and f"another program consuming {queue}" in raised.value.message
 
 
 def test_a_request_expires_in_its_queue_when_its_caller_gives_up(kv, ns):
