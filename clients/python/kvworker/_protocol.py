@@ -3,6 +3,7 @@ AMQP properties and replies. Adding an operation to the clients is one row in OP
 """
 import inspect
 import json
+import math
 import numbers
 import os
 import time
@@ -10,8 +11,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import (KvConnectionError, KvInvalidReplyError, KvTimeoutError, ValueSerializationError, WorkerUnavailableError,
-                     error_from_reply)
+from .errors import (KeyValueStoreError, KvConnectionError, KvInvalidReplyError, KvTimeoutError, ValueSerializationError,
+                     WorkerUnavailableError, error_from_reply)
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_TIMEOUT = 30.0
@@ -114,6 +115,11 @@ def redact(url):
 
 def encode(request, persona, provider):
     """The JSON body of a request; ValueSerializationError when it cannot be JSON."""
+    ttl = request.get("ttl_seconds")
+    if isinstance(ttl, float) and not math.isfinite(ttl):
+        # JSON has no infinity or NaN, so json.dumps would refuse the request as if the value were at fault;
+        # an invalid TTL is the worker's KeyValueStoreError, with the worker's words.
+        raise KeyValueStoreError(f"ttl_seconds must be a positive, finite number of seconds, not {ttl!r}")
     body = dict(request)
     if persona is not None:
         body["persona"] = persona

@@ -66,6 +66,9 @@ async def test_error_replies_raise_the_exceptions_named_by_their_codes(ns):
         assert type(raised.value) is KeyValueStoreError
         with pytest.raises(ValueSerializationError):
             await kv.set(ns, "k", float("inf"))
+        with pytest.raises(KeyValueStoreError, match="ttl_seconds must be a positive, finite number") as raised:
+            await kv.set(ns, "k", 1, ttl_seconds=float("inf"))  # an invalid TTL, not a value that cannot be JSON
+        assert type(raised.value) is KeyValueStoreError
         with pytest.raises(AccessDeniedError):
             await kv.increment(ns, "c", persona="reader")
         # The failures did not disturb the connection.

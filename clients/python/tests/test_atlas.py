@@ -123,6 +123,12 @@ async def test_arguments_are_read_as_atlas_own_adapter_reads_them(ns):
     with pytest.raises(kv_store.KeyValueStoreError, match="TTL must be numeric"):
         await kv_store.kv_set(namespace=ns, key="k", value=1, ttl_seconds="soon", adapter_name="kvworker",
                               adapter_config=CONFIG)
+    # An infinite or NaN TTL is an invalid TTL (the worker takes finite ones): ATLAS's KeyValueStoreError, as for "soon".
+    for ttl in ("inf", float("nan")):
+        with pytest.raises(kv_store.KeyValueStoreError, match="finite") as raised:
+            await kv_store.kv_set(namespace=ns, key="k", value=1, ttl_seconds=ttl, adapter_name="kvworker",
+                                  adapter_config=CONFIG)
+        assert type(raised.value) is kv_store.KeyValueStoreError
     for arguments in ({"delta": 1.5}, {"delta": "2"}, {"initial_value": 2.0}):
         with pytest.raises(kv_store.InvalidValueTypeError, match="must be an integer"):
             await kv_store.kv_increment(namespace=ns, key="c", adapter_name="kvworker", adapter_config=CONFIG,

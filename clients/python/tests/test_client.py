@@ -143,6 +143,17 @@ def test_an_invalid_request_raises_key_value_store_error(kv, ns):
     assert type(raised.value) is KeyValueStoreError
 
 
+@pytest.mark.parametrize("ttl", [float("inf"), float("-inf"), float("nan")])
+def test_a_ttl_that_is_not_finite_raises_key_value_store_error_as_other_invalid_ttls_do(kv, ns, ttl):
+    # JSON cannot carry it, but it is an invalid TTL, not a value that cannot be stored.
+    for call in (lambda: kv.set(ns, "k", 1, ttl_seconds=ttl), lambda: kv.increment(ns, "k", ttl_seconds=ttl),
+                 lambda: kv.touch(ns, "k", ttl)):
+        with pytest.raises(KeyValueStoreError, match="ttl_seconds must be a positive, finite number") as raised:
+            call()
+        assert type(raised.value) is KeyValueStoreError
+    assert kv.get(ns, "k")["found"] is False
+
+
 def test_a_value_that_is_not_json_raises_value_serialization_error_before_sending(kv, ns):
     for value in (float("nan"), {"when": object()}):
         with pytest.raises(ValueSerializationError):
