@@ -22,10 +22,12 @@ AsyncKvStoreClient on an event loop of its own thread) that any thread can use.
 """
 import asyncio
 import atexit
+import functools
 import importlib
 import os
 import threading
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from ._protocol import DEFAULT_TIMEOUT, MAX_TIMEOUT, checked_timeout
@@ -51,7 +53,7 @@ def register(name=ADAPTER_NAME):
     if not callable(getattr(kv_store, "register_kv_store_adapter", None)):
         raise ImportError(f"{ATLAS_MODULE} ({kv_store.__file__}) has no register_kv_store_adapter: is it ATLAS's?",
                           name=ATLAS_MODULE)
-    kv_store.register_kv_store_adapter(name, create_adapter)
+    kv_store.register_kv_store_adapter(name, functools.partial(create_adapter, name=name))
     return name
 
 
@@ -74,13 +76,49 @@ def settings_from(config):
     }
 
 
+def _own_config(config_manager, config, name):
+    """The adapter's config mapping, without the settings of another adapter that ATLAS put in it.
+
+    ATLAS's build_kv_store_service starts the mapping of whichever adapter a call names with the section
+    of ``tools.kv_store.default_adapter``: for ``adapter_name="kvworker"`` where postgres is the default,
+    it holds postgres's ``url``, a database DSN. The settings are then this adapter's own section,
+    ``tools.kv_store.adapters.<name>`` read from ``config_manager`` as ATLAS reads it, under what the call's
+    ``adapter_config`` set: the keys of the mapping whose values differ from the default adapter's section.
+    """
+    config = dict(config or {})
+    if config_manager is None:
+        return config
+    tools = config_manager.get_config("tools", {})
+    kv_config = tools.get("kv_store") if isinstance(tools, Mapping) else None
+    if not isinstance(kv_config, Mapping):
+        return config
+    default_name = kv_config.get("default_adapter")
+    default_name = default_name.strip() if isinstance(default_name, str) and default_name.strip() else "postgres"
+    if default_name.lower() == name.strip().lower():
+        return config  # ATLAS started the mapping with this adapter's own section
+    adapters = kv_config.get("adapters")
+    adapters = adapters if isinstance(adapters, Mapping) else {}
+    default_section = adapters.get(default_name)
+    default_section = default_section if isinstance(default_section, Mapping) else {}
+    # ATLAS's registry takes adapter names in any case.
+    own_section = next((section for key, section in adapters.items()
+                        if isinstance(key, str) and key.strip().lower() == name.strip().lower()
+                        and isinstance(section, Mapping)), {})
+    from_call = {key: value for key, value in config.items()
+                 if key not in default_section or default_section[key] != value}
+    return {**own_section, **from_call}
+
+
 _adapters = {}
 _adapters_lock = threading.Lock()
 
 
-def create_adapter(config_manager=None, config=None):
-    """The factory ATLAS calls (``factory(config_manager, config_mapping)``): the shared adapter for these settings."""
-    settings = settings_from(config)
+def create_adapter(config_manager=None, config=None, *, name=ADAPTER_NAME):
+    """The factory ATLAS calls (``factory(config_manager, config_mapping)``): the shared adapter for these settings.
+
+    ``name`` is the one the adapter is registered under, which names its section of ``tools.kv_store.adapters``.
+    """
+    settings = settings_from(_own_config(config_manager, config, name))
     key = (os.getpid(), tuple(sorted(settings.items())))
     with _adapters_lock:
         adapter = _adapters.get(key)

@@ -27,7 +27,8 @@ def registered():
 
 def test_register_adds_the_adapter_kvworker_to_atlas_registry():
     assert "kvworker" in kv_store.available_kv_store_adapters()
-    assert kv_store._ADAPTERS["kvworker"] is kvworker.atlas.create_adapter
+    factory = kv_store._ADAPTERS["kvworker"]
+    assert factory.func is kvworker.atlas.create_adapter and factory.keywords == {"name": "kvworker"}
 
 
 def test_register_without_atlas_says_what_is_missing():
@@ -229,6 +230,27 @@ async def test_config_manager_settings_and_the_provider_reach_the_worker(ns):
     assert (await kv_store.kv_get(namespace=ns, key="k", config_manager=ConfigManager()))["value"] == "in redis"
     assert (await kv_store.kv_get(namespace=ns, key="k", adapter_name="kvworker",
                                   adapter_config={**CONFIG, "provider": "postgres"}))["found"] is False
+
+
+@run_async
+async def test_a_call_naming_the_adapter_where_postgres_is_the_default_takes_the_adapter_own_settings(ns):
+    class ConfigManager:  # SEED.md's config.yaml, postgres the default, with a section for kvworker
+        def get_config(self, section, default=None):
+            return {"kv_store": {"default_adapter": "postgres", "adapters": {
+                "postgres": {"reuse_conversation_store": False, "url": "postgresql+psycopg://atlas:atlas@127.0.0.1:1/kv",
+                             "namespace_quota_bytes": 2097152, "pool": {"size": 10, "timeout": 30}},
+                "kvworker": {"url": URL, "provider": "redis"}}}}
+
+    # ATLAS passes postgres's settings, its url a database DSN, to the adapter the call names.
+    await kv_store.kv_set(namespace=ns, key="k", value="in redis", adapter_name="kvworker",
+                          config_manager=ConfigManager())
+    with kvworker.KvStoreClient(URL, provider="redis") as kv:
+        assert kv.get(ns, "k")["value"] == "in redis"
+    # What the call's adapter_config sets still wins over the section.
+    with pytest.raises(kv_store.KeyValueStoreError) as raised:
+        await kv_store.kv_set(namespace=ns, key="k", value=1, adapter_name="kvworker", config_manager=ConfigManager(),
+                              adapter_config={"persona": "reader"})
+    assert raised.value.code == "AccessDeniedError"
 
 
 def test_without_atlas_the_adapter_returns_results_with_to_dict_and_raises_kvworker_errors(ns, monkeypatch):
