@@ -175,7 +175,10 @@ public sealed class DeploymentFilesTests
             .ToDictionary(setting => setting[0], setting => setting[1]);
 
     private static IEnumerable<(string Name, string Arguments)> DockerfileInstructions() =>
-        File.ReadLines(Path.Combine(Deployment, "Dockerfile"))
+        File.ReadAllText(Path.Combine(Deployment, "Dockerfile"))
+            .ReplaceLineEndings("\n")
+            .Replace("\\\n", " ", StringComparison.Ordinal) // an instruction continued on the next line
+            .Split('\n')
             .Select(line => line.Trim())
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .Select(line => line.Split(' ', 2))
