@@ -13,7 +13,8 @@ namespace KvWorker.Tests.Configuration;
 /// <summary>
 /// docker-compose.yml, the Dockerfile and Prometheus's configuration against the code: a
 /// misspelt variable is silently ignored by .NET's configuration, so every variable a worker
-/// container gets must be one the worker reads, with a value it accepts, and the ports must agree.
+/// container gets must be one the worker reads, with a value it accepts, and the ports and the
+/// grace period on stopping must agree.
 /// </summary>
 public sealed class DeploymentFilesTests
 {
@@ -60,6 +61,19 @@ public sealed class DeploymentFilesTests
         _ = provider.GetRequiredService<IOptions<WorkerOptions>>().Value;
         Assert.NotEmpty(provider.GetRequiredService<IOptions<RabbitMqOptions>>().Value.Nodes());
         Assert.True(HealthOptions.IsTcpPort(provider.GetRequiredService<IOptions<HealthOptions>>().Value.Port), $"{service} has no health endpoint for its probe");
+    }
+
+    [Theory]
+    [MemberData(nameof(WorkerServices))]
+    public void Docker_waits_for_a_worker_container_to_stop_as_long_as_the_worker_s_grace_period(string service)
+    {
+        var configuration = WorkerConfiguration(ContainerEnvironment(service));
+        var grace = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+
+        // Docker sends SIGKILL after stop_grace_period, 10 s when unset.
+        Assert.True(ComposeServices()[service].Children.TryGetValue("stop_grace_period", out var period), $"{service} has no stop_grace_period: Docker waits 10 s");
+        Assert.True(ComposeDuration(period.ToString()) >= TimeSpan.FromSeconds(grace.ShutdownTimeoutSeconds),
+            $"{service}: stop_grace_period {period} is shorter than the worker's {grace.ShutdownTimeoutSeconds} s");
     }
 
     [Fact]
@@ -145,6 +159,19 @@ public sealed class DeploymentFilesTests
             .Select(variable => new KeyValuePair<string, string?>(variable.Key.Replace("__", ":", StringComparison.Ordinal), variable.Value)));
         configuration.AddKvStoreConfiguration(Directory.CreateTempSubdirectory().FullName, environment.GetValueOrDefault);
         return configuration;
+    }
+
+    /// <summary>A compose duration such as 30s, 2m or 1m30s.</summary>
+    private static TimeSpan ComposeDuration(string text)
+    {
+        var parts = System.Text.RegularExpressions.Regex.Matches(text, "([0-9]+)(h|m|s)");
+        Assert.Equal(text, string.Concat(parts.Select(part => part.Value)));
+        return parts.Aggregate(TimeSpan.Zero, (total, part) => total + int.Parse(part.Groups[1].Value, CultureInfo.InvariantCulture) * part.Groups[2].Value switch
+        {
+            "h" => TimeSpan.FromHours(1),
+            "m" => TimeSpan.FromMinutes(1),
+            _ => TimeSpan.FromSeconds(1),
+        });
     }
 
     /// <summary>A compose service's environment over the image's, as the container sees it.</summary>
