@@ -13,13 +13,14 @@ namespace KvWorker.Redis;
 /// flight. Replica failures between the two steps leave the counter too high (erring towards
 /// rejecting), never too low.
 /// </summary>
-internal sealed class RedisGlobalQuota(IDatabase database, RedisKeys keys, long quotaBytes, ILogger logger)
+internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, long quotaBytes, ILogger logger)
 {
     public long QuotaBytes => quotaBytes;
 
     /// <summary>Adds <paramref name="bytes"/> to the counter when they fit under the quota; the bytes used after, or before a refusal.</summary>
     public async Task<(bool Granted, long UsedBytes)> TryReserveAsync(long bytes, CancellationToken cancellationToken)
     {
+        var database = await redis.DatabaseAsync(cancellationToken);
         var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
             () => database.ScriptEvaluateAsync(RedisScripts.Reserve, [keys.GlobalBytes], [bytes, quotaBytes]), cancellationToken))!;
         return ((long)reply[0] == 1, (long)reply[1]);
@@ -34,6 +35,8 @@ internal sealed class RedisGlobalQuota(IDatabase database, RedisKeys keys, long 
         if (bytes == 0) return;
         try
         {
+            // Connected: the script or grant being settled has answered.
+            var database = await redis.DatabaseAsync(CancellationToken.None);
             await database.StringIncrementAsync(keys.GlobalBytes, bytes);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)

@@ -20,8 +20,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// <summary>A script's answer when the write needs more bytes granted on the global counter.</summary>
     private const string GlobalNeeded = "global_needed";
 
-    private readonly IConnectionMultiplexer _redis;
-    private readonly IDatabase _database;
+    private readonly RedisConnection _redis;
     private readonly RedisAdapterOptions _options;
     private readonly int _maxIntegerDigits;
     private readonly RedisKeys _keys;
@@ -32,24 +31,23 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private readonly long _retentionMilliseconds;
 
     private RedisKvStoreAdapter(
-        IConnectionMultiplexer redis, RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
+        RedisConnection redis, RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
     {
         _redis = redis;
-        _database = redis.GetDatabase();
         _options = options;
         _maxIntegerDigits = maxIntegerDigits;
         _keys = new RedisKeys(options.KeyPrefix);
         _thresholds = string.Join(' ', options.EffectiveQuotaThresholds.Select(t => t.ToString("R", CultureInfo.InvariantCulture)));
-        _outbox = new RedisOutbox(_database, _keys, events, logger);
-        _global = options.GlobalQuotaBytes is { } quota ? new RedisGlobalQuota(_database, _keys, quota, logger) : null;
-        _purge = new RedisPurge(_database, _keys, options.PurgeBatchSize, _outbox, _global);
+        _outbox = new RedisOutbox(redis, _keys, events, logger);
+        _global = options.GlobalQuotaBytes is { } quota ? new RedisGlobalQuota(redis, _keys, quota, logger) : null;
+        _purge = new RedisPurge(redis, _keys, options.PurgeBatchSize, _outbox, _global);
         _retentionMilliseconds = (long)Math.Ceiling(options.RequestRetentionSeconds * 1000);
     }
 
     /// <summary>
-    /// Connects to <see cref="RedisAdapterOptions.Url"/> (one server, or any nodes of a cluster);
-    /// the adapter owns the connection. A server that is down does not fail this call:
-    /// operations fail (and are retried) until it is back.
+    /// Starts connecting to <see cref="RedisAdapterOptions.Url"/> (one server, or any nodes of a
+    /// cluster) and returns at once; the adapter owns the connection (<see cref="RedisConnection"/>).
+    /// A server that is down does not fail this call: operations fail (and are retried) until it is back.
     /// </summary>
     public static RedisKvStoreAdapter Connect(RedisAdapterOptions options, int maxIntegerDigits, IKvEventPublisher events, ILogger logger)
     {
@@ -59,7 +57,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         // the request's budget, rather than waiting in the client's backlog to run after the caller
         // has been told the store was unavailable.
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
-        return new RedisKvStoreAdapter(ConnectionMultiplexer.Connect(configuration), options, maxIntegerDigits, events, logger);
+        return new RedisKvStoreAdapter(new RedisConnection(configuration), options, maxIntegerDigits, events, logger);
     }
 
     public async Task<KvGetResult> GetAsync(KvGet request, CancellationToken cancellationToken) =>
@@ -116,7 +114,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         var limit = request.Limit ?? ListCursor.DefaultLimit;
         var prefix = Encoding.UTF8.GetBytes(request.Prefix ?? "");
         var after = request.Cursor is null ? null : Encoding.UTF8.GetBytes(ListCursor.Decode(request.Cursor));
-        var page = (RedisResult[])(await RedisFaults.RunAsync(() => _database.ScriptEvaluateReadOnlyAsync(RedisScripts.List, _keys.Namespace(ns),
+        var database = await _redis.DatabaseAsync(cancellationToken);
+        var page = (RedisResult[])(await RedisFaults.RunAsync(() => database.ScriptEvaluateReadOnlyAsync(RedisScripts.List, _keys.Namespace(ns),
             [ns, LowestKey(prefix, after), PrefixBound(prefix), limit]), cancellationToken))!;
         var keys = new List<KvListedKey>();
         for (var i = 1; i < page.Length; i += 4)
@@ -131,7 +130,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     public async Task<KvUsageResult> UsageAsync(KvUsage request, CancellationToken cancellationToken)
     {
         var ns = request.Namespace!;
-        var usage = await RedisFaults.RunAsync(() => _database.HashGetAsync(_keys.Meta(ns), ["bytes", "entries"]), cancellationToken);
+        var database = await _redis.DatabaseAsync(cancellationToken);
+        var usage = await RedisFaults.RunAsync(() => database.HashGetAsync(_keys.Meta(ns), ["bytes", "entries"]), cancellationToken);
         return new KvUsageResult
         {
             Namespace = ns,
@@ -155,7 +155,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// </summary>
     public async Task PingAsync(CancellationToken cancellationToken)
     {
-        foreach (var server in _redis.GetServers().Where(server => !server.IsReplica))
+        var redis = await _redis.MultiplexerAsync(cancellationToken);
+        foreach (var server in redis.GetServers().Where(server => !server.IsReplica))
             await RedisFaults.RunAsync(() => server.PingAsync(), cancellationToken);
     }
 
@@ -163,7 +164,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
 
     private async Task<List<KvGetResult>> ReadAsync(string ns, IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
-        var found = (RedisResult[])(await RedisFaults.RunAsync(() => _database.ScriptEvaluateReadOnlyAsync(RedisScripts.Get, _keys.Namespace(ns),
+        var database = await _redis.DatabaseAsync(cancellationToken);
+        var found = (RedisResult[])(await RedisFaults.RunAsync(() => database.ScriptEvaluateReadOnlyAsync(RedisScripts.Get, _keys.Namespace(ns),
             [ns, .. keys.Select(key => (RedisValue)key)]), cancellationToken))!;
         return [.. keys.Select((key, i) => (RedisResult[])found[i]! is [var value, var version, var remaining]
             ? new KvGetResult
@@ -186,10 +188,11 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
         if (identity is null) return await RunMutationAsync(script, ns, key, identity, ifVersion, arguments, cancellationToken);
+        var database = await _redis.DatabaseAsync(cancellationToken);
         var binding = _keys.Binding(identity.MessageId);
         RedisValue request = $"{identity.Operation} {identity.RequestHash}";
         var bound = await RedisFaults.RunAsync(
-            () => _database.ScriptEvaluateAsync(RedisScripts.Bind, [binding], [request, _retentionMilliseconds]), cancellationToken);
+            () => database.ScriptEvaluateAsync(RedisScripts.Bind, [binding], [request, _retentionMilliseconds]), cancellationToken);
         if (!bound.IsNull && (string?)bound != request) throw KvStoreException.IdentityReused(identity.MessageId);
         try
         {
@@ -197,7 +200,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         }
         catch (KvStoreException)
         {
-            await RedisFaults.RunAsync(() => _database.ScriptEvaluateAsync(RedisScripts.Unbind, [binding], [request]), CancellationToken.None);
+            await RedisFaults.RunAsync(() => database.ScriptEvaluateAsync(RedisScripts.Unbind, [binding], [request]), CancellationToken.None);
             throw;
         }
     }
@@ -211,6 +214,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private async Task<MutationReply> RunMutationAsync(
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
+        var database = await _redis.DatabaseAsync(cancellationToken);
         RedisKey[] keys = _keys.Namespace(ns);
         if (identity is not null) keys = [.. keys, _keys.Request(ns, identity.MessageId)];
         long granted = 0;
@@ -229,7 +233,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 ifVersion?.ToString(CultureInfo.InvariantCulture) ?? "", .. arguments,
             ];
             var reply = new MutationReply((RedisResult[])(await RedisFaults.RunToReplyAsync(
-                () => _database.ScriptEvaluateAsync(script, keys, values), cancellationToken))!);
+                () => database.ScriptEvaluateAsync(script, keys, values), cancellationToken))!);
             if (_global is not null) await _global.SettleAsync(reply.Net - granted);
             if (reply.Queued) await _outbox.PublishAsync(ns, cancellationToken);
             if (reply.Status != GlobalNeeded)

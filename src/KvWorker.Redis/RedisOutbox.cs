@@ -15,7 +15,7 @@ namespace KvWorker.Redis;
 /// Events that cannot be published now stay waiting, and their namespace stays due, so the
 /// next purge publishes them.
 /// </summary>
-internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPublisher events, ILogger logger)
+internal sealed class RedisOutbox(RedisConnection redis, RedisKeys keys, IKvEventPublisher events, ILogger logger)
 {
     /// <summary>Longer than a broker takes to confirm a batch; a lapsed claim's events go out again.</summary>
     private static readonly long LeaseMicroseconds = (long)TimeSpan.FromSeconds(30).TotalMicroseconds;
@@ -42,6 +42,7 @@ internal sealed class RedisOutbox(IDatabase database, RedisKeys keys, IKvEventPu
 
     private async Task PublishWaitingAsync(string ns, CancellationToken cancellationToken)
     {
+        var database = await redis.DatabaseAsync(cancellationToken);
         var namespaceKeys = keys.Namespace(ns);
         while (true)
         {

@@ -11,7 +11,7 @@ namespace KvWorker.Redis;
 /// never remove or report an entry twice (each script is atomic); a lock keeps them from running
 /// side by side at all.
 /// </summary>
-internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSize, RedisOutbox outbox, RedisGlobalQuota? global)
+internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batchSize, RedisOutbox outbox, RedisGlobalQuota? global)
 {
     /// <summary>Longer than a purge takes; a purge whose replica died holds the lock that long at most.</summary>
     private static readonly TimeSpan LockLease = TimeSpan.FromMinutes(5);
@@ -19,6 +19,7 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
     /// <summary>Purges one namespace, or all of them; does nothing and says so while another purge of the store runs.</summary>
     public async Task<KvPurgeResult> RunAsync(string? ns, CancellationToken cancellationToken)
     {
+        var database = await redis.DatabaseAsync(cancellationToken);
         var token = Guid.NewGuid().ToString("N");
         if (!await RedisFaults.RunAsync(() => database.LockTakeAsync(keys.PurgeLock, token, LockLease), cancellationToken))
             return new KvPurgeResult { Namespace = ns, Ran = false };
@@ -76,6 +77,7 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
     private async Task<(long Count, long Bytes, bool Finished)> PurgeNamespaceAsync(
         string ns, long enough, CancellationToken cancellationToken, string? exceptKey = null)
     {
+        var database = await redis.DatabaseAsync(cancellationToken);
         var namespaceKeys = keys.Namespace(ns);
         long count = 0, bytes = 0;
         while (bytes < enough && !cancellationToken.IsCancellationRequested)
@@ -95,6 +97,7 @@ internal sealed class RedisPurge(IDatabase database, RedisKeys keys, int batchSi
     /// <summary>Every bucket's due namespaces, read side by side.</summary>
     private async Task<IEnumerable<string>> DueNamespacesAsync(CancellationToken cancellationToken)
     {
+        var database = await redis.DatabaseAsync(cancellationToken);
         var buckets = await RedisFaults.RunAsync(() => Task.WhenAll(Enumerable.Range(0, RedisKeys.Buckets).Select(bucket =>
             database.ScriptEvaluateReadOnlyAsync(RedisScripts.Due, [keys.Due(bucket)]))), cancellationToken);
         return buckets.SelectMany(due => (RedisResult[])due!).Select(ns => (string)ns!);

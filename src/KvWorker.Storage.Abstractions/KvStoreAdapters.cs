@@ -16,8 +16,8 @@ public sealed class KvStoreAdapterRegistry(IServiceProvider services, IEnumerabl
     private readonly Dictionary<string, KvStoreAdapterRegistration> _registrations =
         registrations.ToDictionary(r => r.Name, StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IKvStoreAdapter> _adapters = new(StringComparer.Ordinal);
-    // A factory may open connections, and wait seconds for a server that is down (Redis's connect):
-    // it runs once per name even when first requests race, and only the callers of that name wait.
+    // A factory may open connections, and wait for a server that is down: it runs once per name
+    // even when first requests race, and only the callers of that name wait.
     private readonly Dictionary<string, Lock> _creating =
         registrations.ToDictionary(r => r.Name, _ => new Lock(), StringComparer.Ordinal);
 

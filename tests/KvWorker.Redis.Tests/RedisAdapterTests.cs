@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using StackExchange.Redis;
 
 namespace KvWorker.Redis.Tests;
@@ -196,6 +197,30 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
         var error = await Record.ExceptionAsync(() => adapter.IncrementAsync("ns", "c", 1, 0, null, null, None));
 
         Assert.IsType<KvStoreUnavailableException>(error);
+    }
+
+    [Fact]
+    public async Task Connecting_to_a_server_that_does_not_answer_returns_at_once_and_operations_report_it_unavailable_within_their_time()
+    {
+        // A listener that never accepts completes the TCP handshake and never answers: the client's first
+        // connect takes its connect time-out (5 s) for each of its three tries, which no thread waits for.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var url = $"127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}";
+        var elapsed = Stopwatch.StartNew();
+
+        var adapter = redis.Connect(new RedisAdapterOptions { Url = url });
+        var connected = elapsed.Elapsed;
+        using var budget = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var error = await Record.ExceptionAsync(() => adapter.GetAsync("ns", "k", budget.Token));
+        var answered = elapsed.Elapsed;
+        await adapter.DisposeAsync();
+        var disposed = elapsed.Elapsed;
+
+        Assert.True(connected < TimeSpan.FromSeconds(0.5), $"Connect took {connected}");
+        Assert.IsType<KvStoreUnavailableException>(error);
+        Assert.True(answered < TimeSpan.FromSeconds(2), $"the operation failed after {answered}");
+        Assert.True(disposed - answered < TimeSpan.FromSeconds(0.5), $"disposing took {disposed - answered}");
     }
 
     [Fact]

@@ -188,6 +188,34 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
         Assert.True(elapsed.Elapsed < RedisHealthCheck.Timeout + TimeSpan.FromSeconds(1.5), $"the first check took {elapsed.Elapsed}");
     }
 
+    [Fact]
+    public async Task The_first_requests_naming_the_redis_provider_get_store_unavailable_within_their_budget_while_redis_does_not_answer()
+    {
+        // A listener that never accepts completes the TCP handshake and never answers, as a hung server:
+        // the client's first connect takes its connect time-out (5 s) for each of its three tries. The
+        // provider is created on the first request, and neither that request nor those racing it may
+        // wait for the connect past their budget.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var settings = Settings(redis.NewIsolatedPrefix());
+        settings[$"{RedisKey}:url"] = $"127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}";
+        settings["tools:kv_store:request_timeout_seconds"] = "2";
+        await using var services = await StartHarnessAsync(settings);
+        var client = services.GetRequiredService<ITestHarness>().GetRequestClient<KvGet>();
+        var elapsed = Stopwatch.StartNew();
+
+        var replies = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+            await client.GetResponse<KvGetResult, KvError>(new KvGet { Namespace = NewNamespace(), Key = "k", Provider = "redis" })));
+
+        elapsed.Stop();
+        Assert.True(elapsed.Elapsed < TimeSpan.FromSeconds(2 + 1.5), $"the first requests took {elapsed.Elapsed}");
+        foreach (var reply in replies)
+        {
+            Assert.True(reply.Is(out Response<KvError>? error));
+            Assert.Equal(KvErrorCodes.StoreUnavailableError, error!.Message.Error.Code);
+        }
+    }
+
     [Theory]
     [InlineData("url=127.0.0.1:6379,nonsense=1", "tools:kv_store:adapters:redis:url is not a StackExchange.Redis configuration string")]
     [InlineData("key_prefix=", "tools:kv_store:adapters:redis:key_prefix must not be empty")]
