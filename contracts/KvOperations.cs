@@ -55,6 +55,22 @@ public static class KvOperations
         : throw new ArgumentException($"{requestType.Name} is the request of no operation", nameof(requestType));
 }
 
+/// <summary>
+/// How deep the JSON of the wire contract may nest, for every program that reads or writes it
+/// (System.Text.Json stops at 64 levels unless told otherwise).
+/// </summary>
+public static class KvJsonDepth
+{
+    /// <summary>The highest a worker's <c>limits:max_value_depth</c> may be set to: the deepest value.</summary>
+    public const int MaxValue = 256;
+
+    /// <summary>
+    /// A request or reply: the deepest value plus the message's own levels around it (a kv_get_many
+    /// reply holds its values three levels down, a MassTransit envelope adds two).
+    /// </summary>
+    public const int MaxMessage = MaxValue + 16;
+}
+
 /// <summary>AMQP headers of the wire contract.</summary>
 public static class KvHeaders
 {

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using KvWorker.Contracts;
 
 namespace KvWorker.Cli;
 
@@ -42,7 +43,7 @@ public static class Json
         try
         {
             // As deep as the client sends and the worker's limits may allow, past System.Text.Json's default of 64.
-            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = KvWorker.Client.KvClient.MaxJsonDepth });
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = KvJsonDepth.MaxMessage });
             return document.RootElement.Clone();
         }
         catch (JsonException ex)

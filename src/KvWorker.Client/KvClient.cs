@@ -28,21 +28,15 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>The content type of requests and replies.</summary>
     public const string JsonContentType = "application/json";
 
-    /// <summary>
-    /// How deep the JSON of a request or reply may nest: as deep as the worker's own limit (its
-    /// <c>KvLimits.MaxMessageDepth</c>), the deepest value <c>limits:max_value_depth</c> may allow (256)
-    /// and the message's levels around it. System.Text.Json's default of 64 could not read the
-    /// kv_get_many reply of a value 62 deep, nor send a value 64 deep.
-    /// </summary>
-    public const int MaxJsonDepth = 272;
-
+    // As deep as a worker's limits allow (KvJsonDepth): System.Text.Json's default of 64 could not
+    // read the kv_get_many reply of a value 62 deep, nor send a value 64 deep.
     private static readonly JsonSerializerOptions RequestJson = new()
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        MaxDepth = MaxJsonDepth,
+        MaxDepth = KvJsonDepth.MaxMessage,
     };
 
-    private static readonly JsonSerializerOptions ReplyJson = new() { MaxDepth = MaxJsonDepth };
+    private static readonly JsonSerializerOptions ReplyJson = new() { MaxDepth = KvJsonDepth.MaxMessage };
 
     private IChannel _channel = null!;
     private readonly string _replyQueue;
@@ -222,7 +216,7 @@ public sealed class KvClient : IAsyncDisposable
         JsonElement result;
         try
         {
-            using var document = JsonDocument.Parse(reply.Body, new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
+            using var document = JsonDocument.Parse(reply.Body, new JsonDocumentOptions { MaxDepth = KvJsonDepth.MaxMessage });
             result = document.RootElement.Clone();
         }
         catch (JsonException ex)

@@ -1,3 +1,4 @@
+using KvWorker.Contracts;
 using Microsoft.Extensions.Configuration;
 
 namespace KvWorker.Storage;
@@ -23,17 +24,6 @@ public sealed class KvLimits
     [ConfigurationKeyName("max_ttl_seconds")]
     public double MaxTtlSeconds { get; set; } = 365 * 24 * 3600;
 
-    /// <summary>The highest <see cref="MaxValueDepth"/> may be set to.</summary>
-    public const int MaxConfigurableValueDepth = 256;
-
-    /// <summary>
-    /// How deep the JSON of a request or reply may nest wherever the worker reads or writes it: the deepest
-    /// value <see cref="MaxValueDepth"/> allows, plus the message's own levels around it (a kv_get_many reply
-    /// holds its values three levels down, a MassTransit envelope adds two). System.Text.Json's default of 64
-    /// refused a request, and failed a reply, holding a value the limit allowed.
-    /// </summary>
-    public const int MaxMessageDepth = MaxConfigurableValueDepth + 16;
-
     /// <summary>Deepest nesting of arrays and objects in a stored value.</summary>
     [ConfigurationKeyName("max_value_depth")]
     public int MaxValueDepth { get; set; } = 32;
@@ -48,7 +38,7 @@ public sealed class KvLimits
         if (MaxNamespaceLength <= 0) yield return "max_namespace_length must be positive";
         if (MaxKeyLength <= 0) yield return "max_key_length must be positive";
         if (MaxTtlSeconds is not (> 0 and <= MaxConfigurableSeconds)) yield return "max_ttl_seconds must be a positive number of seconds, at most 3153600000 (100 years)";
-        if (MaxValueDepth is not (> 0 and <= MaxConfigurableValueDepth)) yield return $"max_value_depth must be between 1 and {MaxConfigurableValueDepth}";
+        if (MaxValueDepth is not (> 0 and <= KvJsonDepth.MaxValue)) yield return $"max_value_depth must be between 1 and {KvJsonDepth.MaxValue}";
         if (MaxIntegerDigits is not (>= 20 and <= 100_000)) yield return "max_integer_digits must be between 20 and 100000";
     }
 }

@@ -15,7 +15,7 @@ namespace KvWorker.Storage;
 public sealed record RequestIdentity(string MessageId, string Operation, string Namespace, string Key, string RequestHash)
 {
     /// <summary>As deep as a request may be; the bytes, so the hashes of identities already stored, are the default options' own.</summary>
-    private static readonly JsonSerializerOptions HashJson = new() { MaxDepth = KvLimits.MaxMessageDepth };
+    private static readonly JsonSerializerOptions HashJson = new() { MaxDepth = KvJsonDepth.MaxMessage };
 
     /// <summary>The identity of <paramref name="request"/>, a mutation of <paramref name="key"/> sent with <paramref name="messageId"/>.</summary>
     public static RequestIdentity Of(string messageId, KvOperation operation, string ns, string key, IKvRequest request)

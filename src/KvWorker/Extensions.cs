@@ -142,7 +142,7 @@ public static class Extensions
         // MassTransit reads requests and writes its responses with these options: as deep as any value the limits allow.
         rabbit.ConfigureJsonSerializerOptions(json =>
         {
-            json.MaxDepth = KvLimits.MaxMessageDepth;
+            json.MaxDepth = KvJsonDepth.MaxMessage;
             return json;
         });
         rabbit.PrefetchCount = options.PrefetchCount;

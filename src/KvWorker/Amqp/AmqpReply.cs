@@ -1,5 +1,5 @@
 using System.Text.Json;
-using KvWorker.Storage;
+using KvWorker.Contracts;
 using MassTransit;
 using MassTransit.RabbitMqTransport;
 using RabbitMQ.Client;
@@ -18,7 +18,7 @@ public static class AmqpReply
 {
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General)
     {
-        MaxDepth = KvLimits.MaxMessageDepth,
+        MaxDepth = KvJsonDepth.MaxMessage,
         // Readable messages: only what JSON requires is escaped (\u0000 still is).
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using KvWorker.Storage;
+using KvWorker.Contracts;
 using MassTransit;
 
 namespace KvWorker.Amqp;
@@ -32,7 +32,7 @@ public static class MassTransitEnvelope
         responseAddress = null!;
         try
         {
-            using var envelope = JsonDocument.Parse(body.GetBytes(), new JsonDocumentOptions { MaxDepth = KvLimits.MaxMessageDepth });
+            using var envelope = JsonDocument.Parse(body.GetBytes(), new JsonDocumentOptions { MaxDepth = KvJsonDepth.MaxMessage });
             var root = envelope.RootElement;
             return root.ValueKind == JsonValueKind.Object
                 && root.TryGetProperty("requestId", out var id) && id.ValueKind == JsonValueKind.String && id.TryGetGuid(out requestId)

@@ -8,7 +8,7 @@ public sealed class DeepValuesFixture : WorkerFixture
     protected override Task<IDictionary<string, string?>?> PrepareWorkerAsync() =>
         Task.FromResult<IDictionary<string, string?>?>(new Dictionary<string, string?>
         {
-            ["tools:kv_store:limits:max_value_depth"] = KvLimits.MaxConfigurableValueDepth.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["tools:kv_store:limits:max_value_depth"] = KvJsonDepth.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
 }
 
@@ -22,7 +22,7 @@ public sealed class DeepValuesCollection : ICollectionFixture<DeepValuesFixture>
 [Collection(DeepValuesCollection.Name)]
 public sealed class DeepValueTests(DeepValuesFixture worker)
 {
-    private const int Depth = KvLimits.MaxConfigurableValueDepth;
+    private const int Depth = KvJsonDepth.MaxValue;
 
     private static string Nested(int depth) => new string('[', depth) + "1" + new string(']', depth);
 

@@ -100,7 +100,7 @@ public sealed class HostileInputTests(WorkerFixture worker)
             // Values: deeper than the limit, deeper than System.Text.Json's default, deeper than the worker reads at all, larger than the quota.
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", "ValueSerializationError", "application/json" },
-            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(KvLimits.MaxMessageDepth)}}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(KvJsonDepth.MaxMessage)}}}""", Invalid, "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
             { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
