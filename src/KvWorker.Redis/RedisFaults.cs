@@ -12,9 +12,11 @@ internal static class RedisFaults
     /// <summary>
     /// The error replies of a server that cannot serve for now: loading its data after a restart,
     /// a cluster failing over or moving a slot, a replica not yet promoted, a long script running,
-    /// memory full.
+    /// memory full, writes stopped because its snapshots fail (a full disk, with Redis's default
+    /// stop-writes-on-bgsave-error) or because too few replicas are in sync (min-replicas-to-write).
     /// </summary>
-    private static readonly string[] UnavailablePrefixes = ["LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "OOM"];
+    private static readonly string[] UnavailablePrefixes =
+        ["LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "OOM", "MISCONF", "NOREPLICAS"];
 
     /// <summary>
     /// Like <see cref="RunAsync{T}"/>, but a command once sent is waited for whatever the token says:

@@ -234,18 +234,45 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
         await Assert.ThrowsAsync<KvStoreUnavailableException>(() => unreachable.PingAsync(None));
     }
 
-    [Fact]
-    public async Task A_server_that_cannot_serve_for_now_is_reported_unavailable_so_the_worker_retries()
+    [Theory]
+    [InlineData("OOM", "--maxmemory", "1", "--maxmemory-policy", "noeviction")] // memory full
+    [InlineData("NOREPLICAS", "--min-replicas-to-write", "1")] // no replica in sync (it has none)
+    public async Task A_server_that_cannot_serve_for_now_is_reported_unavailable_so_the_worker_retries(string refusal, params string[] arguments)
     {
-        // A Redis server of this test's own, whose memory is full: every write is refused with OOM.
-        await using var server = await OwnServer.StartAsync("--maxmemory", "1", "--maxmemory-policy", "noeviction");
+        // A Redis server of this test's own, in a state that refuses every write.
+        await using var server = await OwnServer.StartAsync(arguments);
         var options = redis.Options(redis.NewIsolatedPrefix());
         options.Url = server.Url;
         await using var adapter = redis.Connect(options);
 
         var error = await Assert.ThrowsAsync<KvStoreUnavailableException>(() => adapter.SetAsync(NewNamespace(), "k", Value("1"), null, null, None));
 
-        Assert.Contains("OOM", error.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"redis unavailable: {refusal} ", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_server_whose_snapshots_fail_is_reported_unavailable_so_the_worker_retries()
+    {
+        // With save points and Redis's default stop-writes-on-bgsave-error, a snapshot that cannot be
+        // written (a full disk; here its directory is gone) makes the server refuse writes with MISCONF.
+        var directory = Directory.CreateTempSubdirectory("kv-redis-");
+        await using var server = await OwnServer.StartAsync("--dir", directory.FullName, "--save", "3600 1");
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(server.Url + ",allowAdmin=true");
+        directory.Delete(recursive: true);
+        var snapshots = admin.GetServer(server.Url);
+        await snapshots.SaveAsync(SaveType.BackgroundSave);
+        for (var waited = 0; (await snapshots.InfoRawAsync("persistence"))?.Contains("rdb_last_bgsave_status:err", StringComparison.Ordinal) != true; waited++)
+        {
+            Assert.True(waited < 200, "the snapshot has not failed after 10 s");
+            await Task.Delay(50);
+        }
+        var options = redis.Options(redis.NewIsolatedPrefix());
+        options.Url = server.Url;
+        await using var adapter = redis.Connect(options);
+
+        var error = await Assert.ThrowsAsync<KvStoreUnavailableException>(() => adapter.SetAsync(NewNamespace(), "k", Value("1"), null, null, None));
+
+        Assert.StartsWith("redis unavailable: MISCONF ", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
