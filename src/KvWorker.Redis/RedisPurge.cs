@@ -49,7 +49,9 @@ internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batc
         }
         finally
         {
-            await database.LockReleaseAsync(keys.PurgeLock, token);
+            // Redis lost meanwhile is unavailable like any command to it (the worker retries); the lock
+            // then stays until its lease ends.
+            await RedisFaults.RunAsync(() => database.LockReleaseAsync(keys.PurgeLock, token), CancellationToken.None);
         }
     }
 

@@ -322,6 +322,29 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
         Assert.IsAssignableFrom<TimeoutException>(error);
     }
 
+    [Fact]
+    public async Task A_purge_that_loses_the_server_is_reported_unavailable_so_the_worker_retries()
+    {
+        // A server of this test's own, stopped while the purge publishes what it removed: the purge's
+        // lock, taken before, can then not be released either.
+        await using var server = await OwnServer.StartAsync();
+        var options = redis.Options(redis.NewIsolatedPrefix());
+        options.Url = server.Url;
+        await using var adapter = redis.Connect(options, new StopsServerWhenPublishing(server));
+        await adapter.SetAsync(NewNamespace(), "k", Value("1"), 0.05, null, None);
+        await Task.Delay(200);
+
+        var error = await Record.ExceptionAsync(() => adapter.PurgeExpiredAsync(new PurgeExpiredEntries(), None));
+
+        Assert.IsType<KvStoreUnavailableException>(error);
+    }
+
+    /// <summary>A broker during whose first publish the Redis server goes away.</summary>
+    private sealed class StopsServerWhenPublishing(OwnServer server) : IKvEventPublisher
+    {
+        public Task PublishAsync(object @event, CancellationToken cancellationToken) => server.StopAsync();
+    }
+
     /// <summary>A Redis server of a test's own, for states the shared one must not be put in; stopped when disposed.</summary>
     private sealed class OwnServer(System.Diagnostics.Process process, int port) : IAsyncDisposable
     {
@@ -338,10 +361,16 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
             return server;
         }
 
-        public async ValueTask DisposeAsync()
+        public async Task StopAsync()
         {
+            if (process.HasExited) return;
             process.Kill();
             await process.WaitForExitAsync();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
             process.Dispose();
         }
 
