@@ -232,8 +232,10 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 _retentionMilliseconds, identity?.RequestHash ?? "",
                 ifVersion?.ToString(CultureInfo.InvariantCulture) ?? "", .. arguments,
             ];
+            // With bytes granted, the check above decided: the script goes out whatever the token says
+            // from here on, so its reply settles them (a cancellation now would strand them).
             var reply = new MutationReply((RedisResult[])(await RedisFaults.RunToReplyAsync(
-                () => database.ScriptEvaluateAsync(script, keys, values), cancellationToken))!);
+                () => database.ScriptEvaluateAsync(script, keys, values), granted > 0 ? CancellationToken.None : cancellationToken))!);
             if (_global is not null) await _global.SettleAsync(reply.Net - granted);
             if (reply.Queued) await _outbox.PublishAsync(ns, cancellationToken);
             if (reply.Status != GlobalNeeded)
