@@ -5,6 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Polly;
+using Polly.Retry;
 
 namespace KvWorker.Postgres;
 
@@ -38,11 +40,52 @@ public static class PostgresKvStoreExtensions
     }
 }
 
-/// <summary>Brings the schema up to date before the worker takes messages.</summary>
+/// <summary>
+/// Brings the schema up to date before the worker takes messages. A PostgreSQL that cannot be
+/// reached yet (not started, restarting) is waited for, as MassTransit waits for RabbitMQ, with a
+/// warning per attempt; one that answers but refuses the worker (a database that does not exist, a
+/// password it rejects, a schema a newer release upgraded) ends start-up with a
+/// <see cref="PostgresStartupException"/>, since waiting cannot help, and so does a stop while waiting.
+/// </summary>
 public sealed class PostgresStartup(
     NpgsqlDataSource dataSource, IOptions<PostgresAdapterOptions> options, ILogger<PostgresStartup> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var server = Describe(dataSource);
+        var untilReachable = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<NpgsqlException>(PostgresFaults.IsTransient),
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromSeconds(1),
+            MaxDelay = TimeSpan.FromSeconds(10),
+            // Until it answers or the worker is stopped, whose cancellation ends the retries.
+            MaxRetryAttempts = int.MaxValue,
+            OnRetry = retry =>
+            {
+                logger.LogWarning("Cannot reach PostgreSQL at {Server} yet, trying again in {Delay:0.#} s: {Message}",
+                    server, retry.RetryDelay.TotalSeconds, retry.Outcome.Exception?.Message);
+                return default;
+            },
+        }).Build();
+        try
+        {
+            await untilReachable.ExecuteAsync(async token => await MigrateAsync(token), cancellationToken);
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped (SIGTERM) while waiting: the worker never started, and says so in one line.
+            throw new PostgresStartupException($"stopped while waiting for PostgreSQL at {server}", ex);
+        }
+        catch (PostgresException ex) when (!PostgresFaults.IsTransient(ex))
+        {
+            throw new PostgresStartupException($"PostgreSQL at {server} refused the worker: {ex.SqlState}: {ex.MessageText}", ex);
+        }
+        logger.LogInformation("PostgreSQL schema is up to date ({Scripts} scripts)", PostgresSchema.Scripts.Count);
+    }
+
+    private async Task MigrateAsync(CancellationToken cancellationToken)
     {
         await PostgresSchema.MigrateAsync(dataSource, line => logger.LogDebug("Evolve: {Line}", line), cancellationToken);
         if (options.Value.GlobalQuotaBytes is not null)
@@ -52,8 +95,19 @@ public sealed class PostgresStartup(
             await using var command = dataSource.CreateCommand(sql);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
-        logger.LogInformation("PostgreSQL schema is up to date ({Scripts} scripts)", PostgresSchema.Scripts.Count);
+    }
+
+    /// <summary>Host, port and database, as an operator recognises them; never the password.</summary>
+    private static string Describe(NpgsqlDataSource dataSource)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+        // A multi-host URL's hosts carry their own ports.
+        var hosts = settings.Host?.Contains(',') == true ? settings.Host : $"{settings.Host}:{settings.Port}";
+        return $"{hosts} (database {settings.Database})";
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
+
+/// <summary>Start-up ends without PostgreSQL: it answered but the worker cannot use it, or the worker was stopped while waiting for it.</summary>
+public sealed class PostgresStartupException(string message, Exception? innerException = null) : Exception(message, innerException);

@@ -87,7 +87,7 @@ public static class PostgresSchema
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken)) unknown.Add(reader.GetString(0));
         if (unknown.Count > 0)
-            throw new InvalidOperationException(
+            throw new PostgresStartupException(
                 $"the database schema was upgraded by a newer KvWorker release (it holds {string.Join(", ", unknown)}, " +
                 "which this release does not know): run that release or a later one; replicas of different releases must not share a database");
     }
@@ -111,6 +111,6 @@ public static class PostgresSchema
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ChangelogTable });
         return await command.ExecuteScalarAsync(cancellationToken) as string
-            ?? throw new InvalidOperationException("no schema on the PostgreSQL search_path exists: create one, or set search_path to one that does");
+            ?? throw new PostgresStartupException("no schema on the PostgreSQL search_path exists: create one, or set search_path to one that does");
     }
 }

@@ -33,6 +33,8 @@ public static class Extensions
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
             .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
+            // Program prints a PostgreSQL that refuses the worker at start-up as one line.
+            .Filter.ByExcluding(logEvent => logEvent.Exception is PostgresStartupException)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
         // First: the postgres provider's schema is brought up to date before the bus takes messages.

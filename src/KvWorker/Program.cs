@@ -1,6 +1,7 @@
 using KvWorker;
 using KvWorker.Configuration;
 using KvWorker.Health;
+using KvWorker.Postgres;
 using Microsoft.Extensions.Options;
 
 // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
@@ -16,6 +17,12 @@ try
     host.Services.GetService<IStartupValidator>()?.Validate();
     await host.RunAsync();
     return Environment.ExitCode; // 0, or 2 when RabbitMQ refused the configured queue type (Amqp/QueueTypeCheck)
+}
+catch (PostgresStartupException refused)
+{
+    // One line, as for invalid configuration: the host's own log of it, with a stack trace, is left out (AddKvWorker).
+    await Console.Error.WriteLineAsync($"Cannot start: {refused.Message}");
+    return 3;
 }
 catch (Exception ex) when (ConfigurationErrors.Explain(ex, builder.Configuration) is { } failures)
 {

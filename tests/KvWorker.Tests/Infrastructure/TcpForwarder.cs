@@ -10,13 +10,15 @@ namespace KvWorker.Tests.Infrastructure;
 /// </summary>
 public sealed class TcpForwarder : IDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly ConcurrentBag<TcpClient> _sockets = [];
     private readonly CancellationTokenSource _stop = new();
     private int _connections;
 
-    public TcpForwarder(string host, int port)
+    /// <param name="listenPort">The local port to listen on; 0 for any free one.</param>
+    public TcpForwarder(string host, int port, int listenPort = 0)
     {
+        _listener = new TcpListener(IPAddress.Loopback, listenPort);
         _listener.Start();
         _ = AcceptAsync(host, port);
     }

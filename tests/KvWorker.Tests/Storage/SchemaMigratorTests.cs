@@ -76,7 +76,7 @@ public sealed class SchemaMigratorTests
             """);
         await ScalarAsync(dataSource, $"UPDATE {PostgresSchema.ChangelogTable} SET checksum = 'newer' WHERE name = 'R__kv_purge_expired.sql'");
 
-        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => MigrateAsync(dataSource));
+        var refused = await Assert.ThrowsAsync<PostgresStartupException>(() => MigrateAsync(dataSource));
 
         Assert.Contains("V4__from_a_newer_release.sql", refused.Message);
         Assert.Single(await AppliedAsync(dataSource), name => name == "R__kv_purge_expired.sql");

@@ -1,0 +1,75 @@
+using KvWorker.Tests.Telemetry;
+using Npgsql;
+
+namespace KvWorker.Tests.Integration;
+
+/// <summary>A replica whose PostgreSQL is not there, or not usable, when it starts.</summary>
+public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
+{
+    /// <summary>The fixture's database, reached through 127.0.0.1 on <paramref name="port"/>.</summary>
+    private string DatabaseThrough(int port) =>
+        new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString) { Host = "127.0.0.1", Port = port }.ConnectionString;
+
+    /// <summary>A replica the fixture stops at the end.</summary>
+    private WorkerProcess StartWorker(string connectionString) =>
+        broker.StartWorkerProcess(new Dictionary<string, string?> { ["tools:kv_store:adapters:postgres:url"] = connectionString });
+
+    private static async Task WaitForOutputAsync(WorkerProcess worker, string text)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!worker.Output.Contains(text, StringComparison.Ordinal))
+        {
+            Assert.False(worker.HasExited || DateTime.UtcNow > deadline, $"no '{text}' in the output:\n{worker.Output}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task A_replica_started_before_postgresql_waits_for_it_saying_so_then_serves()
+    {
+        var port = HealthTests.FreePort();
+        var worker = StartWorker(DatabaseThrough(port));
+
+        await WaitForOutputAsync(worker, $"Cannot reach PostgreSQL at 127.0.0.1:{port} (database ");
+        // PostgreSQL comes up on that port.
+        var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString);
+        using var postgres = new TcpForwarder(server.Host!, server.Port, listenPort: port);
+        await broker.WaitForConsumersAsync(KvOperations.Set.Queue, 1, TimeSpan.FromSeconds(60));
+        await using var client = await broker.RawClientAsync();
+        var reply = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = "ns-" + Guid.NewGuid().ToString("N"), key = "k", value = 1 });
+
+        Assert.True(reply.TryGetProperty("version", out _), reply.GetRawText());
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_replica_stopped_while_waiting_for_postgresql_exits_with_one_line_and_no_stack_trace()
+    {
+        var port = HealthTests.FreePort();
+        var worker = StartWorker(DatabaseThrough(port));
+        await WaitForOutputAsync(worker, "Cannot reach PostgreSQL");
+
+        worker.Terminate();
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(worker.ExitCode == 3, $"exit code {worker.ExitCode}\n{worker.Output}");
+        Assert.EndsWith($"Cannot start: stopped while waiting for PostgreSQL at 127.0.0.1:{port} (database {new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString).Database})",
+            worker.Output.TrimEnd(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_database_postgresql_does_not_have_ends_start_up_with_exit_3_and_one_line_naming_it()
+    {
+        var missing = "kvtest_missing_" + Guid.NewGuid().ToString("N")[..8];
+        var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString) { Database = missing };
+        var worker = StartWorker(server.ConnectionString);
+
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(worker.ExitCode == 3, $"exit code {worker.ExitCode}\n{worker.Output}");
+        Assert.EndsWith($"Cannot start: PostgreSQL at {server.Host}:{server.Port} (database {missing}) refused the worker: 3D000: database \"{missing}\" does not exist",
+            worker.Output.TrimEnd(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+    }
+}
