@@ -116,14 +116,21 @@ public sealed class RabbitMqOptions
     /// <summary>What is wrong with these settings: none when they are usable.</summary>
     public IEnumerable<string> Validate()
     {
-        if (Hosts is null) return [];
+        // MassTransit takes no message at all with a prefetch of 0: the worker would connect and never consume.
+        if (PrefetchCount == 0) yield return $"{Section}:PrefetchCount must be at least 1 (messages each replica takes from a queue at once)";
+        if (HostsProblem() is { } problem) yield return problem;
+    }
+
+    private string? HostsProblem()
+    {
+        if (Hosts is null) return null;
         try
         {
-            return Nodes().Count > 0 ? [] : [$"{Section}:Hosts names no node"];
+            return Nodes().Count > 0 ? null : $"{Section}:Hosts names no node";
         }
         catch (FormatException ex)
         {
-            return [$"{Section}:Hosts: {ex.Message} (nodes are host:port, separated by commas)"];
+            return $"{Section}:Hosts: {ex.Message} (nodes are host:port, separated by commas)";
         }
     }
 }

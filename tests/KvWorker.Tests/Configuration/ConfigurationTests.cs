@@ -134,6 +134,15 @@ public sealed class ConfigurationTests
         Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
     }
 
+    [Fact]
+    public void A_prefetch_of_zero_which_would_consume_nothing_is_refused_naming_the_key()
+    {
+        var (error, configuration) = ReadWithOnly<RabbitMqOptions>("RabbitMq:PrefetchCount", "0");
+
+        Assert.Equal("RabbitMq:PrefetchCount must be at least 1 (messages each replica takes from a queue at once)",
+            Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("3601")]
