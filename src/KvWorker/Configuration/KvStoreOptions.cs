@@ -130,7 +130,8 @@ public sealed class RabbitMqOptions
         }
         catch (FormatException ex)
         {
-            return $"{Section}:Hosts: {ex.Message} (nodes are host:port, separated by commas)";
+            // The key first, followed by a space, so the message names the setting as it was written (ConfigurationErrors).
+            return $"{Section}:Hosts is not a list of nodes (host:port, separated by commas): {ex.Message}";
         }
     }
 }

@@ -122,9 +122,9 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
-    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts: port 'amqp' of host 'rmq2' is not a port number")]
-    [InlineData("RabbitMq:Hosts", "rmq1,:5672", "RabbitMq:Hosts: no host in ':5672'")]
-    [InlineData("RabbitMq:Hosts", "rmq1,[fd00::2]:5672", "RabbitMq:Hosts: 'fd00::2' is an IPv6 address")]
+    [InlineData("RabbitMq:Hosts", "rmq1:5672,rmq2:amqp", "RabbitMq:Hosts is not a list of nodes (host:port, separated by commas): port 'amqp' of host 'rmq2' is not a port number")]
+    [InlineData("RabbitMq:Hosts", "rmq1,:5672", "RabbitMq:Hosts is not a list of nodes (host:port, separated by commas): no host in ':5672'")]
+    [InlineData("RabbitMq:Hosts", "rmq1,[fd00::2]:5672", "RabbitMq:Hosts is not a list of nodes (host:port, separated by commas): 'fd00::2' is an IPv6 address")]
     [InlineData("RabbitMq:Hosts", " , ", "RabbitMq:Hosts names no node")]
     [InlineData("RabbitMq:QueueType", "mirrored", "RabbitMq:QueueType must be one of classic, quorum, not 'mirrored'")]
     public void Bad_rabbitmq_cluster_settings_are_explained_naming_the_key(string key, string value, string message)
@@ -132,6 +132,22 @@ public sealed class ConfigurationTests
         var (error, configuration) = ReadWithOnly<RabbitMqOptions>(key, value);
 
         Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
+    [Fact]
+    public void A_bad_rabbitmq_hosts_setting_is_named_as_written()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        var file = Path.Combine(directory.FullName, "appsettings.json");
+        File.WriteAllText(file, """{"RabbitMq":{"Hosts":"rmq1:5672,rmq2:amqp"}}""");
+        var configuration = new ConfigurationBuilder().AddJsonFile(file).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions().BuildServiceProvider();
+
+        var error = Record.Exception(() => services.GetRequiredService<IOptions<RabbitMqOptions>>().Value);
+
+        Assert.Equal("appsettings.json key RabbitMq:Hosts is not a list of nodes (host:port, separated by commas): port 'amqp' of host 'rmq2' is not a port number",
+            Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+        directory.Delete(recursive: true);
     }
 
     [Fact]
