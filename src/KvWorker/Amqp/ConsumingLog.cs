@@ -11,7 +11,10 @@ namespace KvWorker.Amqp;
 /// <summary>
 /// Says in the log when the worker is connected and consuming: one line once every
 /// operation queue is ready, a warning when a queue stops (the broker is gone),
-/// and the line again once all are back.
+/// and the line again once all are back. A queue that cannot start consuming (a virtual
+/// host that does not exist or the user may not use, a broker that cannot be reached) is
+/// logged as a warning, at most once a minute until every queue is ready: MassTransit retries
+/// it every few seconds for each queue and, for a refused virtual host, logs nothing an operator would see.
 /// </summary>
 /// <remarks>
 /// The bus is resolved when the line is due, not injected: this observer is created while the bus is built.
@@ -23,6 +26,9 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProv
     // under one lock, or two endpoints finishing together log the line twice.
     private readonly HashSet<Uri> _ready = [];
     private readonly Lock _gate = new();
+    // When a queue that could not start was last logged: every queue retries, every few seconds.
+    private static readonly TimeSpan FailureLogInterval = TimeSpan.FromMinutes(1);
+    private DateTime _failureLogged = DateTime.MinValue;
 
     public async Task Ready(ReceiveEndpointReady ready)
     {
@@ -32,6 +38,7 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProv
         lock (_gate)
         {
             if (!_ready.Add(ready.InputAddress) || _ready.Count != KvOperations.All.Count) return;
+            _failureLogged = DateTime.MinValue;
         }
         string node;
         try
@@ -71,7 +78,25 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProv
         if (Stopped(faulted.InputAddress))
             logger.LogWarning("Stopped consuming {Queue}, reconnecting: {Message}", faulted.InputAddress.AbsolutePath.TrimStart('/'),
                 faulted.Exception?.Message);
+        else if (FailureDueForLog())
+        {
+            var rabbitMq = options.Value;
+            logger.LogWarning("Cannot consume from RabbitMQ ({Nodes}), virtual host {VirtualHost}; retrying: {Reason}",
+                string.Join(", ", rabbitMq.Nodes().Select(node => $"{node.Host}:{node.Port}")), rabbitMq.VirtualHost,
+                faulted.Exception?.GetBaseException().Message);
+        }
         return Task.CompletedTask;
+    }
+
+    /// <summary>True when no failure to start consuming was logged within the last <see cref="FailureLogInterval"/>.</summary>
+    private bool FailureDueForLog()
+    {
+        lock (_gate)
+        {
+            if (DateTime.UtcNow - _failureLogged < FailureLogInterval) return false;
+            _failureLogged = DateTime.UtcNow;
+            return true;
+        }
     }
 
     public Task Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;

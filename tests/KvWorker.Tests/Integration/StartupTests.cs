@@ -3,7 +3,7 @@ using Npgsql;
 
 namespace KvWorker.Tests.Integration;
 
-/// <summary>A replica whose PostgreSQL is not there, or not usable, when it starts.</summary>
+/// <summary>A replica whose PostgreSQL or RabbitMQ virtual host is not there, or not usable, when it starts.</summary>
 public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
 {
     /// <summary>The fixture's database, reached through 127.0.0.1 on <paramref name="port"/>.</summary>
@@ -71,5 +71,21 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         Assert.EndsWith($"Cannot start: PostgreSQL at {server.Host}:{server.Port} (database {missing}) refused the worker: 3D000: database \"{missing}\" does not exist",
             worker.Output.TrimEnd(), StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_virtual_host_rabbitmq_does_not_have_is_logged_once_while_the_replica_retries()
+    {
+        var missing = "kvtest_missing_" + Guid.NewGuid().ToString("N")[..8];
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?> { ["RabbitMq:VirtualHost"] = missing });
+
+        await WaitForOutputAsync(worker, "Cannot consume from RabbitMQ");
+        // MassTransit retries every queue every few seconds: the warning is not repeated for each.
+        await Task.Delay(TimeSpan.FromSeconds(8));
+
+        var line = Assert.Single(worker.Output.Split('\n'), line => line.Contains("Cannot consume from RabbitMQ", StringComparison.Ordinal));
+        Assert.Contains($"virtual host {missing}; retrying: ", line, StringComparison.Ordinal);
+        Assert.Contains($"vhost {missing} not found", line, StringComparison.Ordinal);
+        Assert.False(worker.HasExited, worker.Output);
     }
 }
