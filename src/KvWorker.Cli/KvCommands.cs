@@ -508,5 +508,5 @@ public static class KvCommands
 
     private static string Count(long count, string one, string many) => $"{Count(count)} {(count == 1 ? one : many)}";
 
-    private static string Bytes(long bytes) => Count(bytes) + " bytes";
+    private static string Bytes(long bytes) => Count(bytes, "byte", "bytes");
 }

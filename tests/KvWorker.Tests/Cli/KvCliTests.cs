@@ -377,6 +377,23 @@ public sealed class KvCliTests(WorkerFixture worker)
     }
 
     [Fact]
+    public void Purge_summary_says_one_byte_and_one_entry_in_the_singular()
+    {
+        var result = new KvPurgeResult
+        {
+            Ran = true,
+            Entries = 1,
+            BytesFreed = 1,
+            RequestsForgotten = 1,
+            Namespaces = [new KvEntriesExpired { Namespace = "exp", Count = 1, BytesFreed = 1, At = DateTimeOffset.UnixEpoch }],
+        };
+
+        Assert.Equal(
+            ["purged 1 expired entry (1 byte) from 1 namespace; forgot 1 request identity past their retention", "  exp: 1 entry, 1 byte"],
+            KvWorker.Cli.KvCommands.PurgeSummary(result));
+    }
+
+    [Fact]
     public async Task Purge_says_so_when_another_purge_was_running()
     {
         // Every purge holds this advisory lock while it runs: holding it is "another purge running".
