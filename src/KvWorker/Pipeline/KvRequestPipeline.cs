@@ -74,13 +74,26 @@ public sealed class KvRequestPipeline
         var ns = request.Request.Namespace;
         string? key = null;
         var persona = request.Request.Persona;
+        // The budget mostly runs out while waiting for the next try: the reply then says what failed, not "canceled".
+        Exception? lastFault = null;
         try
         {
             var command = _commands.Prepare(request.Request, request.MessageId);
             key = command.Key;
             persona = _policy.Authorize(request, ns);
             var adapter = Adapter(request.Request.Provider, persona);
-            reply = await _retries.ExecuteAsync(async ct => await command.RunAsync(adapter, ct), deadline.Token);
+            reply = await _retries.ExecuteAsync(async ct =>
+            {
+                try
+                {
+                    return await command.RunAsync(adapter, ct);
+                }
+                catch (Exception ex) when (IsTransient(ex))
+                {
+                    lastFault = ex;
+                    throw;
+                }
+            }, deadline.Token);
         }
         catch (KvStoreException ex)
         {
@@ -95,10 +108,11 @@ public sealed class KvRequestPipeline
             // still have committed: a retry with the same message_id is answered
             // from its record instead of applied twice.
             // The reply names the budget, not the time taken, which a busy machine stretches past it.
+            var reason = (ex is OperationCanceledException ? lastFault : null) ?? ex;
             _logger.LogError("Storage unavailable for {Operation} on {Namespace}/{Key} within {Budget} (answered after {Elapsed}): {Message}",
-                operation.Name, ns, key, budget, Stopwatch.GetElapsedTime(started), ex.Message);
+                operation.Name, ns, key, budget, Stopwatch.GetElapsedTime(started), reason.Message);
             reply = new KvStoreException(KvErrorCodes.StoreUnavailableError,
-                $"storage did not answer within {budget.TotalSeconds:0.#} s: {ex.Message}").ToReply();
+                $"storage did not answer within {budget.TotalSeconds:0.#} s: {reason.Message}").ToReply();
         }
         catch (Exception ex) when (!context.CancellationToken.IsCancellationRequested)
         {
