@@ -171,6 +171,22 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
     }
 
     [Fact]
+    public async Task Unreachable_storage_is_answered_with_store_unavailable_error_before_a_sooner_caller_deadline()
+    {
+        await using var deadDatabase = Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=u;Database=d;Timeout=1");
+        await using var services = await StartHarnessAsync(new KvStoreOptions { RequestTimeoutSeconds = 10 }, adapter: () =>
+            new PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimits()));
+        // The caller waits 3 s, less than the worker's own budget: its deadline bounds the retries.
+        var client = services.GetRequiredService<ITestHarness>().Bus.CreateRequestClient<KvIncrement>(RequestTimeout.After(s: 3));
+
+        // A reply sent at the deadline itself would come after the caller gave up (RequestTimeoutException).
+        var response = await client.GetResponse<KvIncrementResult, KvError>(new KvIncrement { Namespace = "ns", Key = "c" });
+
+        Assert.True(response.Is(out Response<KvError>? error));
+        Assert.Equal(KvErrorCodes.StoreUnavailableError, error!.Message.Error.Code);
+    }
+
+    [Fact]
     public async Task A_request_naming_an_unknown_provider_gets_a_clear_error()
     {
         await using var services = await StartHarnessAsync();
