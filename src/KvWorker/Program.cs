@@ -4,10 +4,12 @@ using KvWorker.Health;
 using KvWorker.Postgres;
 using Microsoft.Extensions.Options;
 
-// appsettings.json ships beside the binaries; config.yaml is read from the working directory.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+HostApplicationBuilder? builder = null;
 try
 {
+    // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
+    // Inside the try: creating the builder reads the appsettings files, which may not parse.
+    builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
     // The health command finds the port where the worker does, in every source of its configuration.
     if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
     // Putting the host together reads some settings already (Health:Port, Worker:ShutdownTimeoutSeconds).
@@ -24,7 +26,7 @@ catch (PostgresStartupException refused)
     await Console.Error.WriteLineAsync($"Cannot start: {refused.Message}");
     return 3;
 }
-catch (Exception ex) when (ConfigurationErrors.Explain(ex, builder.Configuration) is { } failures)
+catch (Exception ex) when (ConfigurationErrors.Explain(ex, builder?.Configuration) is { } failures)
 {
     await Console.Error.WriteLineAsync("Invalid configuration:\n  " + string.Join("\n  ", failures));
     return 2;

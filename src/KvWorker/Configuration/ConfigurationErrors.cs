@@ -16,8 +16,11 @@ namespace KvWorker.Configuration;
 public static partial class ConfigurationErrors
 {
     /// <summary>The messages for a configuration failure at start-up, or null when <paramref name="exception"/> is not one.</summary>
-    public static IReadOnlyList<string>? Explain(Exception exception, IConfiguration configuration) => exception switch
+    public static IReadOnlyList<string>? Explain(Exception exception, IConfiguration? configuration) => exception switch
     {
+        // A file that does not parse (appsettings.json, config.yaml): which one, and where the parser stopped.
+        InvalidDataException { InnerException: FormatException } unreadable =>
+            [$"{unreadable.Message.TrimEnd('.')}: {ParseError(unreadable.GetBaseException())}"],
         OptionsValidationException invalid => [.. invalid.Failures.Select(failure => Rewrite(failure, configuration))],
         InvalidOperationException unconvertible when NotConvertible().Match(unconvertible.Message) is { Success: true } match =>
             [$"{AsWritten(match.Groups["key"].Value, configuration)} must be {Expected(match.Groups["type"].Value)}, not '{match.Groups["value"].Value}'"],
@@ -26,8 +29,13 @@ public static partial class ConfigurationErrors
         _ => null,
     };
 
+    /// <summary>The parser's reason; YAML's says where only in its properties (JSON's message has the line).</summary>
+    private static string ParseError(Exception parser) => parser is YamlDotNet.Core.YamlException yaml
+        ? $"line {yaml.Start.Line}, column {yaml.Start.Column}: {yaml.Message}"
+        : parser.Message;
+
     /// <summary>A failure that starts with the full key of its setting, with that key as written.</summary>
-    private static string Rewrite(string failure, IConfiguration configuration)
+    private static string Rewrite(string failure, IConfiguration? configuration)
     {
         var space = failure.IndexOf(' ', StringComparison.Ordinal);
         return space < 0 ? failure : AsWritten(failure[..space], configuration) + failure[space..];
@@ -37,7 +45,7 @@ public static partial class ConfigurationErrors
     /// Where the value of <paramref name="key"/> came from: the configuration source that
     /// supplied it (the last one that has it wins), as the user would look for it.
     /// </summary>
-    public static string AsWritten(string key, IConfiguration configuration)
+    public static string AsWritten(string key, IConfiguration? configuration)
     {
         if (configuration is not IConfigurationRoot root) return key;
         foreach (var provider in root.Providers.Reverse())

@@ -445,6 +445,49 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void A_config_yaml_that_does_not_parse_is_explained_with_its_path_and_line()
+    {
+        var directory = Directory.CreateTempSubdirectory();
+        File.WriteAllText(Path.Combine(directory.FullName, "config.yaml"), "tools:\n  kv_store:\n    default_adapter: [postgres\n");
+        var configuration = new ConfigurationManager();
+
+        var error = Record.Exception(() => configuration.AddKvStoreConfiguration(directory.FullName, _ => null));
+
+        Assert.Equal(
+            $"Failed to load configuration from file '{Path.Combine(directory.FullName, "config.yaml")}': line 4, column 1: While parsing a flow sequence, did not find expected ',' or ']'.",
+            Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+        directory.Delete(recursive: true);
+    }
+
+    [Fact]
+    public async Task An_appsettings_file_that_does_not_parse_ends_start_up_with_exit_2_and_one_line_naming_it()
+    {
+        // An environment of its own, so no other worker of the test run reads the broken file.
+        var environment = "Broken" + Guid.NewGuid().ToString("N")[..8];
+        var file = Path.Combine(AppContext.BaseDirectory, $"appsettings.{environment}.json");
+        File.WriteAllText(file, """{"tools": {""");
+        try
+        {
+            using var worker = WorkerProcess.Start(new Dictionary<string, string?>
+            {
+                [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+                ["DOTNET_ENVIRONMENT"] = environment,
+            });
+
+            await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            Assert.Equal(2, worker.ExitCode);
+            Assert.Equal($"Invalid configuration:\n  Failed to load configuration from file '{file}': Expected depth to be zero at the end of the JSON payload. " +
+                "There is an open JSON object or array that should be closed. LineNumber: 0 | BytePositionInLine: 11.",
+                worker.Output.Trim().ReplaceLineEndings("\n"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void Settings_are_named_as_written_in_config_yaml_appsettings_and_the_environment()
     {
         var directory = Directory.CreateTempSubdirectory();
