@@ -33,11 +33,18 @@ public static class Extensions
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
             .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
-            // Program prints a PostgreSQL that refuses the worker at start-up as one line.
+            // Program prints a PostgreSQL that refuses the worker at start-up as one line, and so a start-up
+            // failure ConfigurationErrors explains (a taken health port): the host's own log of it has a stack trace.
             .Filter.ByExcluding(logEvent => logEvent.Exception is PostgresStartupException)
+            .Filter.ByExcluding(logEvent => logEvent.Exception is { } failure
+                && Serilog.Filters.Matching.FromSource("Microsoft.Extensions.Hosting")(logEvent)
+                && ConfigurationErrors.Explain(failure, null) is not null)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
-        // First: the postgres provider's schema is brought up to date before the bus takes messages.
+        // First the health endpoint: it answers /health/live while the worker waits for PostgreSQL, and a
+        // taken port stops start-up before any background service has started.
+        services.AddKvHealth();
+        // Then the postgres provider's schema is brought up to date before the bus takes messages.
         services.AddKvStore(builder.Configuration);
         services.AddMassTransit(bus =>
         {
@@ -51,7 +58,6 @@ public static class Extensions
         services.AddSingleton<IKvEventPublisher, MassTransitEventPublisher>();
         services.AddHostedService<PurgeScheduler>();
 
-        services.AddKvHealth();
         builder.AddKvTelemetry();
     }
 

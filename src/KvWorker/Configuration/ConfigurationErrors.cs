@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Net;
 using System.Text.RegularExpressions;
+using KvWorker.Health;
 using Microsoft.Extensions.Configuration.CommandLine;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
@@ -21,6 +23,10 @@ public static partial class ConfigurationErrors
         // A file that does not parse (appsettings.json, config.yaml): which one, and where the parser stopped.
         InvalidDataException { InnerException: FormatException } unreadable =>
             [$"{unreadable.Message.TrimEnd('.')}: {ParseError(unreadable.GetBaseException())}"],
+        // The health port taken by another process, or not one this user may listen on; the Prometheus
+        // exporter, which listens on the same port for /metrics, reports it inside an exception of its own.
+        HttpListenerException refused => [HealthPortRefused(refused, configuration)],
+        InvalidOperationException { InnerException: HttpListenerException refused } => [HealthPortRefused(refused, configuration)],
         OptionsValidationException invalid => [.. invalid.Failures.Select(failure => Rewrite(failure, configuration))],
         InvalidOperationException unconvertible when NotConvertible().Match(unconvertible.Message) is { Success: true } match =>
             [$"{AsWritten(match.Groups["key"].Value, configuration)} must be {Expected(match.Groups["type"].Value)}, not '{match.Groups["value"].Value}'"],
@@ -28,6 +34,13 @@ public static partial class ConfigurationErrors
             && explained.All(messages => messages is not null) => [.. explained.SelectMany(messages => messages!)],
         _ => null,
     };
+
+    /// <summary>Health:Port as written, with the listener's reason.</summary>
+    private static string HealthPortRefused(HttpListenerException refused, IConfiguration? configuration)
+    {
+        var key = $"{HealthOptions.Section}:{nameof(HealthOptions.Port)}";
+        return $"{AsWritten(key, configuration)} is {configuration?[key]}, but the worker cannot listen on it: {refused.Message}";
+    }
 
     /// <summary>The parser's reason; YAML's says where only in its properties (JSON's message has the line).</summary>
     private static string ParseError(Exception parser) => parser is YamlDotNet.Core.YamlException yaml

@@ -68,8 +68,10 @@ public sealed class HealthEndpoint(IOptions<HealthOptions> options, HealthCheckS
 
     public override void Dispose()
     {
-        _listener?.Close();
+        // Base first: it cancels ExecuteAsync's token, whose callback stops the listener, which must not be closed yet
+        // (a host disposed without being stopped, as after a failed start, would otherwise crash on it).
         base.Dispose();
+        _listener?.Close();
     }
 
     private async Task AnswerAsync(HttpListenerContext request, CancellationToken cancellationToken)

@@ -3,16 +3,20 @@ using Npgsql;
 
 namespace KvWorker.Tests.Integration;
 
-/// <summary>A replica whose PostgreSQL or RabbitMQ virtual host is not there, or not usable, when it starts.</summary>
+/// <summary>A replica whose PostgreSQL, RabbitMQ virtual host or health port is not there, or not usable, when it starts.</summary>
 public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
 {
     /// <summary>The fixture's database, reached through 127.0.0.1 on <paramref name="port"/>.</summary>
     private string DatabaseThrough(int port) =>
         new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString) { Host = "127.0.0.1", Port = port }.ConnectionString;
 
-    /// <summary>A replica the fixture stops at the end.</summary>
-    private WorkerProcess StartWorker(string connectionString) =>
-        broker.StartWorkerProcess(new Dictionary<string, string?> { ["tools:kv_store:adapters:postgres:url"] = connectionString });
+    /// <summary>A replica the fixture stops at the end, with its health endpoint on <paramref name="healthPort"/> (0: none).</summary>
+    private WorkerProcess StartWorker(string connectionString, int healthPort = 0) =>
+        broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["tools:kv_store:adapters:postgres:url"] = connectionString,
+            ["Health:Port"] = healthPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
 
     private static async Task WaitForOutputAsync(WorkerProcess worker, string text)
     {
@@ -28,9 +32,17 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
     public async Task A_replica_started_before_postgresql_waits_for_it_saying_so_then_serves()
     {
         var port = HealthTests.FreePort();
-        var worker = StartWorker(DatabaseThrough(port));
+        var healthPort = HealthTests.FreePort();
+        var worker = StartWorker(DatabaseThrough(port), healthPort);
 
         await WaitForOutputAsync(worker, $"Cannot reach PostgreSQL at 127.0.0.1:{port} (database ");
+        var waiting = worker.Output;
+        // Meanwhile the process is live (an orchestrator leaves it be) and not ready (it gets no traffic).
+        using (var http = new HttpClient())
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync(new Uri($"http://127.0.0.1:{healthPort}/health/live"))).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, (await http.GetAsync(new Uri($"http://127.0.0.1:{healthPort}/health/ready"))).StatusCode);
+        }
         // PostgreSQL comes up on that port.
         var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString);
         using var postgres = new TcpForwarder(server.Host!, server.Port, listenPort: port);
@@ -39,7 +51,7 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         var reply = await client.CallAsync(KvOperations.Set.Queue, new { @namespace = "ns-" + Guid.NewGuid().ToString("N"), key = "k", value = 1 });
 
         Assert.True(reply.TryGetProperty("version", out _), reply.GetRawText());
-        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", waiting, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -58,12 +70,14 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_database_postgresql_does_not_have_ends_start_up_with_exit_3_and_one_line_naming_it()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the health endpoint, already listening, is disposed with the host that failed to start
+    public async Task A_database_postgresql_does_not_have_ends_start_up_with_exit_3_and_one_line_naming_it(bool healthEndpoint)
     {
         var missing = "kvtest_missing_" + Guid.NewGuid().ToString("N")[..8];
         var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString) { Database = missing };
-        var worker = StartWorker(server.ConnectionString);
+        var worker = StartWorker(server.ConnectionString, healthEndpoint ? HealthTests.FreePort() : 0);
 
         await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
@@ -87,5 +101,27 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         Assert.Contains($"virtual host {missing}; retrying: ", line, StringComparison.Ordinal);
         Assert.Contains($"vhost {missing} not found", line, StringComparison.Ordinal);
         Assert.False(worker.HasExited, worker.Output);
+    }
+
+    [Theory]
+    [InlineData("true")]
+    [InlineData("false")] // without /metrics the health endpoint meets the taken port itself, as the host starts
+    public async Task A_health_port_another_process_listens_on_ends_start_up_with_exit_2_and_one_line_naming_it(string prometheus)
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Any, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["Health:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Metrics:Prometheus"] = prometheus,
+        });
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(worker.ExitCode == 2, $"exit code {worker.ExitCode}\n{worker.Output}");
+        Assert.EndsWith($"Invalid configuration:\n  environment variable Health__Port is {port}, but the worker cannot listen on it: Address already in use",
+            worker.Output.Trim().ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
     }
 }
