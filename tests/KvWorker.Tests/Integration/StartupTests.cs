@@ -18,6 +18,16 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
             ["Health:Port"] = healthPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
 
+    /// <summary>The replica ended start-up with <paramref name="exitCode"/>, its output ending with <paramref name="lastLines"/>, and no stack trace.</summary>
+    private static async Task AssertStartUpEndsAsync(WorkerProcess worker, int exitCode, string lastLines)
+    {
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(worker.ExitCode == exitCode, $"exit code {worker.ExitCode}\n{worker.Output}");
+        Assert.EndsWith(lastLines, worker.Output.Trim().ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+    }
+
     private static async Task WaitForOutputAsync(WorkerProcess worker, string text)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -62,12 +72,9 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         await WaitForOutputAsync(worker, "Cannot reach PostgreSQL");
 
         worker.Terminate();
-        await worker.WaitForExitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.True(worker.ExitCode == 3, $"exit code {worker.ExitCode}\n{worker.Output}");
-        Assert.EndsWith($"Cannot start: stopped while waiting for PostgreSQL at 127.0.0.1:{port} (database {new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString).Database})",
-            worker.Output.TrimEnd(), StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        await AssertStartUpEndsAsync(worker, 3,
+            $"Cannot start: stopped while waiting for PostgreSQL at 127.0.0.1:{port} (database {new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString).Database})");
     }
 
     [Theory]
@@ -79,12 +86,8 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString) { Database = missing };
         var worker = StartWorker(server.ConnectionString, healthEndpoint ? HealthTests.FreePort() : 0);
 
-        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
-
-        Assert.True(worker.ExitCode == 3, $"exit code {worker.ExitCode}\n{worker.Output}");
-        Assert.EndsWith($"Cannot start: PostgreSQL at {server.Host}:{server.Port} (database {missing}) refused the worker: 3D000: database \"{missing}\" does not exist",
-            worker.Output.TrimEnd(), StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        await AssertStartUpEndsAsync(worker, 3,
+            $"Cannot start: PostgreSQL at {server.Host}:{server.Port} (database {missing}) refused the worker: 3D000: database \"{missing}\" does not exist");
     }
 
     [Fact]
@@ -117,11 +120,7 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
             ["Health:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Metrics:Prometheus"] = prometheus,
         });
-        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
-
-        Assert.True(worker.ExitCode == 2, $"exit code {worker.ExitCode}\n{worker.Output}");
-        Assert.EndsWith($"Invalid configuration:\n  environment variable Health__Port is {port}, but the worker cannot listen on it: Address already in use",
-            worker.Output.Trim().ReplaceLineEndings("\n"), StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        await AssertStartUpEndsAsync(worker, 2,
+            $"Invalid configuration:\n  environment variable Health__Port is {port}, but the worker cannot listen on it: Address already in use");
     }
 }
