@@ -39,7 +39,9 @@ public sealed class PostgresHealthCheck : IHealthCheck, IAsyncDisposable, IDispo
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
-            return new HealthCheckResult(context.Registration.FailureStatus, "PostgreSQL unreachable", ex);
+            // The reason in the description, where /health/ready shows it; without the exception, whose stack
+            // trace the health check service would log at every failed probe while PostgreSQL is down.
+            return new HealthCheckResult(context.Registration.FailureStatus, $"PostgreSQL unreachable: {ex.Message}");
         }
     }
 

@@ -19,7 +19,8 @@ public sealed class RedisHealthCheck(KvStoreAdapterRegistry adapters) : IHealthC
         }
         catch (KvStoreUnavailableException ex)
         {
-            return new HealthCheckResult(context.Registration.FailureStatus, "Redis unreachable", ex);
+            // The reason in the description, without the exception: as PostgresHealthCheck.
+            return new HealthCheckResult(context.Registration.FailureStatus, $"Redis unreachable: {ex.Message}");
         }
     }
 }
