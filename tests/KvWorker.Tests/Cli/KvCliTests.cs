@@ -159,7 +159,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal(2, notJson.ExitCode);
         Assert.Contains("not valid JSON", notJson.Errors);
         Assert.Equal(2, missingKey.ExitCode);
-        Assert.Contains("Required argument missing", missingKey.Errors);
+        Assert.Contains("kv: <key> missing: kv get <namespace> <key>", missingKey.Errors);
         Assert.Equal(2, badUrl.ExitCode);
         Assert.Contains("--url must be an AMQP URI", badUrl.Errors);
         Assert.Equal(2, badTimeout.ExitCode);
