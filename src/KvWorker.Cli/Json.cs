@@ -49,7 +49,17 @@ public static class Json
         catch (JsonException ex)
         {
             throw new CliException(ExitCodes.Usage,
-                $"the value is not valid JSON ({ex.Message}); quote text as JSON, e.g. '\"hello\"'");
+                $"the value is not valid JSON ({Where(ex)}); quote text as JSON, e.g. '\"hello\"'");
         }
+    }
+
+    /// <summary>The reader's reason and where it stopped, counted from 1, in place of .NET's "LineNumber: 0 | BytePositionInLine: 1."</summary>
+    private static string Where(JsonException ex)
+    {
+        var reason = ex.Message;
+        var position = reason.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        if (position >= 0) reason = reason[..position];
+        reason = reason.TrimEnd('.');
+        return ex is { LineNumber: { } line, BytePositionInLine: { } column } ? $"line {line + 1}, byte {column + 1}: {reason}" : reason;
     }
 }

@@ -157,7 +157,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var badTimeout = await Kv("get", "n", "k", "--timeout", "0");
 
         Assert.Equal(2, notJson.ExitCode);
-        Assert.Contains("not valid JSON", notJson.Errors);
+        Assert.Contains("the value is not valid JSON (line 1, byte 1: 'h' is an invalid start of a value)", notJson.Errors);
         Assert.Equal(2, missingKey.ExitCode);
         Assert.Contains("kv: <key> missing: kv get <namespace> <key>", missingKey.Errors);
         Assert.Equal(2, badUrl.ExitCode);
