@@ -60,6 +60,11 @@ public sealed class ScalingScenario(BenchRun run, Deployment deployment)
                     : $"MISSED by {Format.Percent(1 - large.RequestsPerSecond / (Target * small.RequestsPerSecond))}");
         }
         report.Add(table);
+
+        // Error replies count as answered requests, so the report says when there were any (the progress lines alone are not kept).
+        foreach (var ((operation, size), rounds) in results.Where(r => r.Value.Sum(s => s.Errors) > 0))
+            report.Line($"- {operation.Name}, {size:N0} keys: {rounds.Sum(s => s.Errors)} requests answered with an error (counted above), " +
+                $"e.g. {rounds.First(s => s.FirstError is not null).FirstError}");
     }
 
     private static Request Next(KvOperation operation, int size)

@@ -26,9 +26,9 @@ public sealed class SoakScenario(BenchRun run, Deployment deployment)
         run.Progress($"soak: warming up for {Format.Seconds(warmUp.TotalSeconds)}");
         await Task.Delay(warmUp, cancellationToken);
 
-        var table = new Table("worker memory during the soak", "elapsed", "req/s", "p50 ms", "p99 ms", "VmRSS", "VmHWM (peak)");
+        var table = new Table("worker memory during the soak", "elapsed", "req/s", "p50 ms", "p99 ms", "VmRSS", "VmHWM (peak)", "errors");
         var start = process.Memory();
-        table.Row("0 s", "", "", "", Format.MiB(start.Resident), Format.MiB(start.Peak));
+        table.Row("0 s", "", "", "", Format.MiB(start.Resident), Format.MiB(start.Peak), "");
         var clock = Stopwatch.StartNew();
         var end = start;
         while (clock.Elapsed < soak)
@@ -39,7 +39,7 @@ public sealed class SoakScenario(BenchRun run, Deployment deployment)
             var stats = window.Stats();
             end = process.Memory();
             table.Row(Format.Seconds(clock.Elapsed.TotalSeconds), Format.Rate(stats.RequestsPerSecond), Format.Ms(stats.P50Ms), Format.Ms(stats.P99Ms),
-                Format.MiB(end.Resident), Format.MiB(end.Peak));
+                Format.MiB(end.Resident), Format.MiB(end.Peak), stats.Errors.ToString(CultureInfo.InvariantCulture));
             run.Progress($"soak: {clock.Elapsed:mm\\:ss} of {soak:mm\\:ss}  {Format.Rate(stats.RequestsPerSecond)} req/s  " +
                 $"VmRSS {Format.MiB(end.Resident)}  VmHWM {Format.MiB(end.Peak)}" + (stats.Errors > 0 ? $"  {stats.Errors} errors: {stats.FirstError}" : ""));
         }
