@@ -209,12 +209,13 @@ public sealed class Deployment : IAsyncDisposable
     }
 
     /// <summary>Writes the entries kv_get reads and kv_delete removes for a target's first <paramref name="lanes"/> lanes.</summary>
-    public Task FillLanesAsync(string target, int lanes, CancellationToken cancellationToken, Layout layout = Layout.Spread) =>
+    public Task FillLanesAsync(
+        string target, int lanes, CancellationToken cancellationToken, Layout layout = Layout.Spread, int keysPerLane = Workload.KeysPerLane) =>
         layout == Layout.Spread
             ? PrefillAsync(Enumerable.Range(0, lanes).Select(lane => Workload.LaneNamespace(target, lane)).ToList(),
-                Workload.KeyPrefix(KvOperations.Get), Workload.KeysPerLane, Workload.SetValue, expired: false, cancellationToken)
+                Workload.KeyPrefix(KvOperations.Get), keysPerLane, Workload.SetValue, expired: false, cancellationToken)
             : PrefillAsync([Workload.HotNamespace(target)],
-                Workload.KeyPrefix(KvOperations.Get), lanes * Workload.KeysPerLane, Workload.SetValue, expired: false, cancellationToken);
+                Workload.KeyPrefix(KvOperations.Get), lanes * keysPerLane, Workload.SetValue, expired: false, cancellationToken);
 
     private static NpgsqlParameter Namespaces(IReadOnlyList<string> namespaces) =>
         new NpgsqlParameter<string[]> { TypedValue = namespaces.ToArray() };

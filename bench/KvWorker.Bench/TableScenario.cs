@@ -53,10 +53,11 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         foreach (var (operation, inFlight, layout, target) in Cells(round))
         {
             // Before kv_get and kv_delete cells, every lane's entries are there (written with SQL, not measured).
+            var keysPerLane = Workload.KeysPerLaneOf(operation, inFlight);
             if (operation == KvOperations.Get || operation == KvOperations.Delete)
-                await deployment.FillLanesAsync(target.Name, inFlight, cancellationToken, layout);
+                await deployment.FillLanesAsync(target.Name, inFlight, cancellationToken, layout, keysPerLane);
             var stats = await Load.MeasureAsync(target.Load, inFlight,
-                (lane, sequence) => Workload.LaneRequest(operation, target.Name, lane, sequence, layout),
+                (lane, sequence) => Workload.LaneRequest(operation, target.Name, lane, sequence, layout, keysPerLane),
                 options.WarmUp, options.Duration, cancellationToken, () => cpu.Sample(target.Service));
             Results(operation, inFlight, layout, target.Name).Add(stats);
             run.Progress($"cell {++done}/{cellsPerRound * options.Rounds}  round {round}  {operation.Name,-12}  in flight {inFlight,2}  " +
@@ -89,6 +90,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         report.Line($"Every in-flight request slot is one agent cycling over {Workload.KeysPerLane:N0} keys of its own, in a namespace of its own");
         report.Line($"(\"namespaces\") or, at {at} in flight, also with all lanes in one namespace (\"one namespace\"). Entries are written");
         report.Line("with SQL before each kv_get and kv_delete cell. Each request carries a fresh message_id and the client's user_id.");
+        report.Line($"kv_delete's lanes cycle over {Workload.DeleteEntriesPerCell:N0} keys between them at fewer than 64 in flight, so its deletes find their entries.");
         report.Line("Raw echo: a RabbitMQ.Client consumer answering each request with its own body, acknowledging after the reply,");
         report.Line("with the worker's prefetch: what the broker itself allows. Echo: the worker's own MassTransit set-up answering");
         report.Line("without a database. PostgreSQL: the worker's adapter with group commit off, one transaction per operation,");

@@ -31,14 +31,26 @@ public static class Workload
     public const int KeysPerLane = 1000;
 
     /// <summary>
+    /// Entries a kv_delete cell's lanes start with, together: a delete removes what it finds, so at few requests in
+    /// flight a lane cycling over <see cref="KeysPerLane"/> keys came back to keys it had removed (34-67% of the
+    /// deletes at 1 in flight), and a delete that finds nothing is cheaper than one that removes an entry.
+    /// </summary>
+    public const int DeleteEntriesPerCell = 64 * KeysPerLane;
+
+    /// <summary>Keys each lane of a cell cycles through: <see cref="KeysPerLane"/>, more for kv_delete at fewer than 64 in flight.</summary>
+    public static int KeysPerLaneOf(KvOperation operation, int inFlight) =>
+        operation == KvOperations.Delete ? Math.Max(KeysPerLane, DeleteEntriesPerCell / inFlight) : KeysPerLane;
+
+    /// <summary>
     /// Each request slot in flight acts as one agent, cycling over keys of its own: in a
     /// namespace of its own (<see cref="Layout.Spread"/>) or in the one namespace all lanes
     /// share (<see cref="Layout.Hot"/>). Counters are <c>c…</c>, other entries <c>k…</c>.
     /// </summary>
-    public static Request LaneRequest(KvOperation operation, string target, int lane, long sequence, Layout layout = Layout.Spread) =>
+    public static Request LaneRequest(
+        KvOperation operation, string target, int lane, long sequence, Layout layout = Layout.Spread, int keysPerLane = KeysPerLane) =>
         layout == Layout.Spread
-            ? new(operation, LaneNamespace(target, lane), KeyOf(operation, sequence % KeysPerLane))
-            : new(operation, HotNamespace(target), KeyOf(operation, lane * KeysPerLane + sequence % KeysPerLane));
+            ? new(operation, LaneNamespace(target, lane), KeyOf(operation, sequence % keysPerLane))
+            : new(operation, HotNamespace(target), KeyOf(operation, lane * keysPerLane + sequence % keysPerLane));
 
     public static string LaneNamespace(string target, int lane) => $"{target}-lane{lane}";
 
