@@ -187,8 +187,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private async Task<MutationReply> MutateAsync(
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
-        if (identity is null) return await RunMutationAsync(script, ns, key, identity, ifVersion, arguments, cancellationToken);
         var database = await _redis.DatabaseAsync(cancellationToken);
+        if (identity is null) return await RunMutationAsync(database, script, ns, key, identity, ifVersion, arguments, cancellationToken);
         var binding = _keys.Binding(identity.MessageId);
         RedisValue request = $"{identity.Operation} {identity.RequestHash}";
         var bound = await RedisFaults.RunAsync(
@@ -196,7 +196,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         if (!bound.IsNull && (string?)bound != request) throw KvStoreException.IdentityReused(identity.MessageId);
         try
         {
-            return await RunMutationAsync(script, ns, key, identity, ifVersion, arguments, cancellationToken);
+            return await RunMutationAsync(database, script, ns, key, identity, ifVersion, arguments, cancellationToken);
         }
         catch (KvStoreException)
         {
@@ -211,10 +211,9 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// the bytes are granted on the global counter; then it runs again (this ends: it asks again
     /// only when a concurrent write of the same key grew it in between).
     /// </summary>
-    private async Task<MutationReply> RunMutationAsync(
+    private async Task<MutationReply> RunMutationAsync(IDatabase database,
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
     {
-        var database = await _redis.DatabaseAsync(cancellationToken);
         RedisKey[] keys = _keys.Namespace(ns);
         if (identity is not null) keys = [.. keys, _keys.Request(ns, identity.MessageId)];
         long granted = 0;
