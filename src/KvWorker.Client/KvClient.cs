@@ -28,15 +28,13 @@ public sealed class KvClient : IAsyncDisposable
     /// <summary>The content type of requests and replies.</summary>
     public const string JsonContentType = "application/json";
 
-    // As deep as a worker's limits allow (KvJsonDepth): System.Text.Json's default of 64 could not
-    // read the kv_get_many reply of a value 62 deep, nor send a value 64 deep.
-    private static readonly JsonSerializerOptions RequestJson = new()
+    // Requests and replies. As deep as a worker's limits allow (KvJsonDepth): System.Text.Json's default
+    // of 64 could not read the kv_get_many reply of a value 62 deep, nor send a value 64 deep.
+    private static readonly JsonSerializerOptions WireJson = new()
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         MaxDepth = KvJsonDepth.MaxMessage,
     };
-
-    private static readonly JsonSerializerOptions ReplyJson = new() { MaxDepth = KvJsonDepth.MaxMessage };
 
     private IChannel _channel = null!;
     private readonly string _replyQueue;
@@ -192,7 +190,7 @@ public sealed class KvClient : IAsyncDisposable
     {
         try
         {
-            return reply.Deserialize<TResult>(ReplyJson) ?? throw new KvInvalidReplyException(queue, "is JSON null");
+            return reply.Deserialize<TResult>(WireJson) ?? throw new KvInvalidReplyException(queue, "is JSON null");
         }
         catch (JsonException ex)
         {
@@ -233,11 +231,11 @@ public sealed class KvClient : IAsyncDisposable
     {
         var addPersona = request.Persona is null && _options.Persona is not null;
         var addProvider = request.Provider is null && _options.Provider is not null;
-        if (!addPersona && !addProvider) return JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, RequestJson);
-        var body = JsonSerializer.SerializeToNode(request, operation.RequestType, RequestJson)!.AsObject();
+        if (!addPersona && !addProvider) return JsonSerializer.SerializeToUtf8Bytes(request, operation.RequestType, WireJson);
+        var body = JsonSerializer.SerializeToNode(request, operation.RequestType, WireJson)!.AsObject();
         if (addPersona) body["persona"] = _options.Persona;
         if (addProvider) body["provider"] = _options.Provider;
-        return JsonSerializer.SerializeToUtf8Bytes(body, RequestJson);
+        return JsonSerializer.SerializeToUtf8Bytes(body, WireJson);
     }
 
     /// <summary><c>kv_get</c>: the entry's value and remaining TTL, or <c>found: false</c>.</summary>
