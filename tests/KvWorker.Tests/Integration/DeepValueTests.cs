@@ -24,8 +24,6 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
 {
     private const int Depth = KvJsonDepth.MaxValue;
 
-    private static string Nested(int depth) => new string('[', depth) + "1" + new string(']', depth);
-
     /// <summary>A reply read with room for its nesting, which System.Text.Json's default of 64 does not have.</summary>
     private static JsonElement Parse(string json)
     {
@@ -37,13 +35,13 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
     public async Task A_value_at_the_highest_max_value_depth_is_stored_and_read_back_by_kv_get_and_kv_get_many()
     {
         var ns = "deep-" + Guid.NewGuid().ToString("N");
-        var value = Parse(Nested(Depth));
+        var value = Parse(NestedJson.Arrays(Depth, "1"));
         await using var client = await worker.RawClientAsync();
 
-        var (set, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{Nested(Depth)}}}"""));
+        var (set, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{NestedJson.Arrays(Depth, "1")}}}"""));
         var (get, _) = await client.CallWithPropertiesAsync(KvOperations.Get.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep"}"""));
         var (many, _) = await client.CallWithPropertiesAsync(KvOperations.GetMany.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","keys":["deep"]}"""));
-        var (tooDeep, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deeper","value":{{Nested(Depth + 1)}}}"""));
+        var (tooDeep, _) = await client.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deeper","value":{{NestedJson.Arrays(Depth + 1, "1")}}}"""));
 
         Assert.Equal(1, Parse(set).GetProperty("version").GetInt64());
         Assert.True(JsonElement.DeepEquals(value, Parse(get).GetProperty("value")), get);
@@ -55,9 +53,9 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
     public async Task The_client_reads_back_and_sends_a_value_at_the_highest_max_value_depth()
     {
         var ns = "deep-client-" + Guid.NewGuid().ToString("N");
-        var value = Parse(Nested(Depth));
+        var value = Parse(NestedJson.Arrays(Depth, "1"));
         await using (var raw = await worker.RawClientAsync())
-            await raw.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"stored","value":{{Nested(Depth)}}}"""));
+            await raw.CallWithPropertiesAsync(KvOperations.Set.Queue, Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"stored","value":{{NestedJson.Arrays(Depth, "1")}}}"""));
         await using var client = await KvWorker.Client.KvClient.ConnectAsync(worker.AmqpUri);
 
         var get = await client.GetAsync(new KvGet { Namespace = ns, Key = "stored" });
@@ -78,11 +76,11 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
     {
         var ns = "deep-cli-" + Guid.NewGuid().ToString("N");
 
-        var set = await KvWorker.Tests.Cli.KvCliProcess.RunAsync(worker.AmqpUri, "set", ns, "deep", Nested(Depth));
+        var set = await KvWorker.Tests.Cli.KvCliProcess.RunAsync(worker.AmqpUri, "set", ns, "deep", NestedJson.Arrays(Depth, "1"));
         var many = await KvWorker.Tests.Cli.KvCliProcess.RunAsync(worker.AmqpUri, "mget", ns, "deep");
 
         Assert.True(set.ExitCode == 0, set.ToString());
         Assert.True(many.ExitCode == 0, many.ToString());
-        Assert.Equal($"deep\t{Nested(Depth)}", many.Output.Trim());
+        Assert.Equal($"deep\t{NestedJson.Arrays(Depth, "1")}", many.Output.Trim());
     }
 }

@@ -229,7 +229,7 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             < 46 => BadName(queue),
             < 54 => WithField(queue, "ttl_seconds", BadTtls[Random.Next(BadTtls.Length)]),
             < 60 => queue == KvOperations.Increment.Queue ? WithField(queue, "delta", BadDeltas[Random.Next(BadDeltas.Length)]) : WithField(queue, "ttl_seconds", "0"),
-            < 62 => WithField(queue, queue == KvOperations.Set.Queue ? "value" : "extra", Nested(Random.Next(33, 3000))),
+            < 62 => WithField(queue, queue == KvOperations.Set.Queue ? "value" : "extra", NestedJson.Arrays(Random.Next(33, 3000))),
             < 65 => Envelope(queue, ref contentType),
             < 66 => queue == KvOperations.Set.Queue && Random.Next(4) == 0 ? WithField(queue, "value", "\"" + new string('x', 1024 * 1024 + 10) + "\"") : Mutated(ValidLooking(queue)),
             < 78 => NearMiss(queue, ref contentType, ref user),
@@ -255,8 +255,6 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             chars[Random.Next(chars.Length)] = replacements[Random.Next(replacements.Length)];
         return new string(chars);
     }
-
-    private static string Nested(int depth) => new string('[', depth) + new string(']', depth);
 
     private static string Quote(string text) => JsonSerializer.Serialize(text);
 
@@ -349,7 +347,7 @@ public sealed class RequestFuzzer(Random random, string knownNamespace, string u
             case 3: Replace("key", WrongTypes[Random.Next(WrongTypes.Length)]); break;     // key of the wrong type
             case 4: Replace("provider", Quote("no-such-provider")); break;                  // unknown provider
             case 5: Replace("ttl_seconds", BadTtls[Random.Next(BadTtls.Length)]); break;  // bad TTL
-            case 6: Replace(queue == KvOperations.Set.Queue ? "value" : "ttl_seconds", queue == KvOperations.Set.Queue ? Nested(Random.Next(33, 100)) : "-5"); break;
+            case 6: Replace(queue == KvOperations.Set.Queue ? "value" : "ttl_seconds", queue == KvOperations.Set.Queue ? NestedJson.Arrays(Random.Next(33, 100)) : "-5"); break;
             default: Replace("delta", BadDeltas[Random.Next(BadDeltas.Length)]); break;    // bad delta
         }
         return Object(members);

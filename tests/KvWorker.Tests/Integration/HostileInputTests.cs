@@ -98,10 +98,10 @@ public sealed class HostileInputTests(WorkerFixture worker)
             { KvOperations.GetMany.Queue, """{"namespace":"{ns}"}""", Invalid, "application/json" },
             { KvOperations.GetMany.Queue, """{"namespace":"{ns}","keys":null}""", Invalid, "application/json" },
             // Values: deeper than the limit, deeper than System.Text.Json's default, deeper than the worker reads at all, larger than the quota.
-            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(40)}}}""", "ValueSerializationError", "application/json" },
-            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(65)}}}""", "ValueSerializationError", "application/json" },
-            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(KvJsonDepth.MaxMessage)}}}""", Invalid, "application/json" },
-            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{Nested(100_000)}}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{NestedJson.Arrays(40)}}}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{NestedJson.Arrays(65)}}}""", "ValueSerializationError", "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{NestedJson.Arrays(KvJsonDepth.MaxMessage)}}}""", Invalid, "application/json" },
+            { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":{{NestedJson.Arrays(100_000)}}}""", Invalid, "application/json" },
             { KvOperations.Set.Queue, $$"""{"namespace":"{ns}","key":"k","value":"{{new string('x', 2 * 1024 * 1024)}}"}""", "NamespaceQuotaExceededError", "application/json" },
             { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":"\udc00"}""", "ValueSerializationError", "application/json" },
             { KvOperations.Set.Queue, """{"namespace":"{ns}","key":"k","value":{"\ud800":1}}""", "ValueSerializationError", "application/json" },
@@ -112,8 +112,6 @@ public sealed class HostileInputTests(WorkerFixture worker)
         };
         return data;
     }
-
-    private static string Nested(int depth) => new string('[', depth) + new string(']', depth);
 
     [Theory]
     [MemberData(nameof(Requests))]

@@ -206,7 +206,7 @@ public sealed class WireContractTests(WorkerFixture worker)
     {
         await using var client = await worker.RawClientAsync();
         var ns = NewNamespace();
-        var value = new string('[', depth) + new string(']', depth);
+        var value = NestedJson.Arrays(depth);
 
         var reply = await client.CallRawAsync(KvOperations.Set.Queue,
             Encoding.UTF8.GetBytes($$"""{"namespace":"{{ns}}","key":"deep","value":{{value}}}"""));

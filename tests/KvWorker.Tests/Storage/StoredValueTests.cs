@@ -18,7 +18,7 @@ public sealed class StoredValueTests
     [Fact]
     public void Values_nested_deeper_than_the_limit_are_rejected()
     {
-        var deep = new string('[', 40) + new string(']', 40);
+        var deep = NestedJson.Arrays(40);
         var error = Assert.Throws<KvStoreException>(() => StoredValue.From(Json(deep), maxDepth: 32));
         Assert.Equal(KvErrorCodes.ValueSerializationError, error.Code);
     }
