@@ -94,15 +94,15 @@ def _own_config(config_manager, config, name):
         return config
     default_name = kv_config.get("default_adapter")
     default_name = default_name.strip() if isinstance(default_name, str) and default_name.strip() else "postgres"
-    if default_name.lower() == name.strip().lower():
+    own_name = name.strip().lower()  # ATLAS's registry takes adapter names in any case
+    if default_name.lower() == own_name:
         return config  # ATLAS started the mapping with this adapter's own section
     adapters = kv_config.get("adapters")
     adapters = adapters if isinstance(adapters, Mapping) else {}
     default_section = adapters.get(default_name)
     default_section = default_section if isinstance(default_section, Mapping) else {}
-    # ATLAS's registry takes adapter names in any case.
     own_section = next((section for key, section in adapters.items()
-                        if isinstance(key, str) and key.strip().lower() == name.strip().lower()
+                        if isinstance(key, str) and key.strip().lower() == own_name
                         and isinstance(section, Mapping)), {})
     from_call = {key: value for key, value in config.items()
                  if key not in default_section or default_section[key] != value}
