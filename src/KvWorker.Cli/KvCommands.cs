@@ -502,7 +502,9 @@ public static class KvCommands
     private static double? FiniteNumber(string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number) ? number : null;
 
-    private static string Seconds(double seconds) => seconds.ToString("0.#", CultureInfo.InvariantCulture) + " s";
+    // One decimal is enough for people, but a TTL that rounds to "0 s" would read as already expired.
+    private static string Seconds(double seconds) =>
+        seconds is > 0 and < 0.05 ? "under 0.1 s" : seconds.ToString("0.#", CultureInfo.InvariantCulture) + " s";
 
     private static string Count(long count) => count.ToString("N0", CultureInfo.InvariantCulture);
 

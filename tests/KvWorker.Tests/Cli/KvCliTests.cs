@@ -19,6 +19,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var ns = NewNamespace();
 
         var set = await Kv("set", ns, "plan", """{"step":1,"note":"café"}""", "--ttl", "600");
+        var brief = await Kv("set", ns, "brief", "1", "--ttl", "0.001");
         var get = await Kv("get", ns, "plan");
         var first = await Kv("incr", ns, "turns");
         var second = await Kv("incr", ns, "turns", "--by", "41");
@@ -27,6 +28,7 @@ public sealed class KvCliTests(WorkerFixture worker)
 
         Assert.True(set.ExitCode == 0, set.ToString());
         Assert.Equal($"set {ns}/plan, version 1 (expires in 600 s)", set.Output.Trim());
+        Assert.Equal($"set {ns}/brief, version 2 (expires in under 0.1 s)", brief.Output.Trim());
         Assert.True(get.ExitCode == 0, get.ToString());
         Assert.True(JsonElement.DeepEquals(ParseLine("""{"step":1,"note":"café"}"""), ParseLine(get.Output)), get.ToString());
         Assert.Contains("\n  \"step\": 1", get.Output); // indented for people
