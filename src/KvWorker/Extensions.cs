@@ -91,9 +91,12 @@ public static class Extensions
     {
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section)
             .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate)
-            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => KvStoreOptionsValidator.ListsWrittenAsValues(configuration));
-        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate());
+            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => KvStoreOptionsValidator.ListsWrittenAsValues(configuration))
+            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => UnknownSettings.InPolicy(configuration));
+        services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate())
+            .RefuseUnknownKeys(RabbitMqOptions.Section);
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
+            .RefuseUnknownKeys(WorkerOptions.Section)
             .Validate(o => o.ShutdownTimeoutSeconds is > 0 and <= 3600,
                 $"{WorkerOptions.Section}:ShutdownTimeoutSeconds must be a positive number of seconds, at most 3600")
             .ValidateOnStart();

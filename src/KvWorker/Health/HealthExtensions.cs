@@ -1,3 +1,5 @@
+using KvWorker.Configuration;
+
 namespace KvWorker.Health;
 
 public static class HealthExtensions
@@ -9,6 +11,7 @@ public static class HealthExtensions
     public static void AddKvHealth(this IServiceCollection services)
     {
         services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section)
+            .RefuseUnknownKeys(HealthOptions.Section)
             .Validate(o => o.Port == 0 || HealthOptions.IsTcpPort(o.Port), $"{HealthOptions.Section}:Port must be a TCP port (1 to 65535), or 0 or unset for no endpoint")
             .ValidateOnStart();
         services.AddHostedService<HealthEndpoint>();

@@ -1,4 +1,5 @@
 using KvWorker.Configuration;
+using KvWorker.Health;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -132,6 +133,29 @@ public sealed class ConfigurationTests
         var (error, configuration) = ReadWithOnly<RabbitMqOptions>(key, value);
 
         Assert.Contains(message, Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
+    /// <summary>Keys of the worker's own sections that no setting binds, which binding would skip without a word.</summary>
+    [Theory]
+    [InlineData("RabbitMq:Hostname", "RabbitMq:Hostname is not a setting the worker reads (RabbitMq takes Host, Port, Hosts, VirtualHost, Username, Password, PrefetchCount, QueueType)")]
+    [InlineData("RabbitMq:Prefetch:Count", "RabbitMq:Prefetch is not a setting the worker reads (RabbitMq takes Host, Port, Hosts, VirtualHost, Username, Password, PrefetchCount, QueueType)")]
+    [InlineData("Worker:ShutdownTimeout", "Worker:ShutdownTimeout is not a setting the worker reads (Worker takes ShutdownTimeoutSeconds)")]
+    [InlineData("Health:Prot", "Health:Prot is not a setting the worker reads (Health takes Port)")]
+    public void An_unknown_key_in_the_workers_own_sections_is_refused_naming_it(string key, string message)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = "1" }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvWorkerOptions();
+        services.AddKvHealth();
+        using var provider = services.BuildServiceProvider();
+
+        var errors = new[]
+        {
+            Record.Exception(() => provider.GetRequiredService<IOptions<RabbitMqOptions>>().Value),
+            Record.Exception(() => provider.GetRequiredService<IOptions<WorkerOptions>>().Value),
+            Record.Exception(() => provider.GetRequiredService<IOptions<HealthOptions>>().Value),
+        };
+
+        Assert.Equal(message, Assert.Single(errors.OfType<Exception>().SelectMany(error => ConfigurationErrors.Explain(error, configuration)!)));
     }
 
     [Fact]
@@ -421,6 +445,22 @@ public sealed class ConfigurationTests
 
         Assert.Equal(2, worker.ExitCode);
         Assert.Equal($"Invalid configuration:\n  {message}", worker.Output.Trim().ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public async Task A_misspelt_setting_ends_start_up_with_exit_2_naming_it_as_written()
+    {
+        using var worker = WorkerProcess.Start(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            ["RabbitMq:Hostname"] = "rmq1",
+        });
+
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, worker.ExitCode);
+        Assert.Equal("Invalid configuration:\n  environment variable RabbitMq__Hostname is not a setting the worker reads "
+            + "(RabbitMq takes Host, Port, Hosts, VirtualHost, Username, Password, PrefetchCount, QueueType)", worker.Output.Trim().ReplaceLineEndings("\n"));
     }
 
     /// <summary>Settings read while the host is put together, before any options are validated.</summary>

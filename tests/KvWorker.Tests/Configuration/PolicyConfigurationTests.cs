@@ -78,6 +78,13 @@ public sealed class PolicyConfigurationTests
         "tools:kv_store:identities:alice:personas must be a list, not the single value 'reader'")]
     [InlineData("anonymous:personas", "reader", "",
         "tools:kv_store:anonymous:personas must be a list, not the single value 'reader'")]
+    // A misspelt key, which binding skips: a persona's "namespace" would leave it every namespace.
+    [InlineData("personas:reader:namespace:0", "team-a-*", "",
+        "tools:kv_store:personas:reader:namespace is not a setting the worker reads (tools:kv_store:personas:reader takes provider, flags, namespaces)")]
+    [InlineData("identities:alice:personas:0", "reader", "identities:alice:default-persona=reader",
+        "tools:kv_store:identities:alice:default-persona is not a setting the worker reads (tools:kv_store:identities:alice takes personas, default_persona)")]
+    [InlineData("anonymous:persona", "reader", "",
+        "tools:kv_store:anonymous:persona is not a setting the worker reads (tools:kv_store:anonymous takes personas, default_persona)")]
     public void Invalid_policy_configuration_fails_validation_naming_the_key(string key, string value, string extra, string message)
     {
         var settings = Settings((key, value));
