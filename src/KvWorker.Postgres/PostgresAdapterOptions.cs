@@ -79,7 +79,7 @@ public sealed class PostgresAdapterOptions
         Require(GlobalQuotaBytes is null or > 0, "global_quota_bytes", "must be a positive number of bytes, or unset for no global limit");
         Require(Pool.Size > 0, "pool:size", "must be positive");
         Require(Pool.MaxOverflow >= 0, "pool:max_overflow", "must be zero or more");
-        Require(Pool.Timeout > 0, "pool:timeout", "must be a positive number of seconds");
+        Require(Pool.Timeout is > 0 and <= PoolOptions.MaxTimeoutSeconds, "pool:timeout", $"must be a positive number of seconds, at most {PoolOptions.MaxTimeoutSeconds}");
         Require(EffectiveQuotaThresholds.All(t => t is > 0 and <= 1), "quota_thresholds", "must be fractions of the quota, each above 0 and at most 1");
         // Bounded as a timer's period must be; a day at most, as request identities are kept a day by default.
         Require(PurgeIntervalSeconds is > 0 and <= 86400, "purge_interval_seconds", "must be a positive number of seconds, at most 86400");
@@ -126,6 +126,9 @@ public sealed class GroupCommitOptions
 /// <summary>SQLAlchemy's pool settings, mapped onto Npgsql's pool.</summary>
 public sealed class PoolOptions
 {
+    /// <summary>The longest connection wait Npgsql takes.</summary>
+    public const int MaxTimeoutSeconds = 1024;
+
     /// <summary>Connections kept open (Npgsql's minimum pool size).</summary>
     [ConfigurationKeyName("size")]
     public int Size { get; set; } = 10;
@@ -134,7 +137,7 @@ public sealed class PoolOptions
     [ConfigurationKeyName("max_overflow")]
     public int MaxOverflow { get; set; } = 20;
 
-    /// <summary>Seconds to wait for a connection before giving up.</summary>
+    /// <summary>Seconds to wait for a connection before giving up; a fraction, as SQLAlchemy takes, rounds up to Npgsql's whole seconds.</summary>
     [ConfigurationKeyName("timeout")]
-    public int Timeout { get; set; } = 30;
+    public double Timeout { get; set; } = 30;
 }

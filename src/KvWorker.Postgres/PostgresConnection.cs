@@ -38,7 +38,7 @@ public static class PostgresConnection
         // Npgsql's keywords): a URL shared with other clients keeps its meaning here.
         if (!builder.ShouldSerialize("Minimum Pool Size")) builder.MinPoolSize = options.Pool.Size;
         if (!builder.ShouldSerialize("Maximum Pool Size")) builder.MaxPoolSize = options.Pool.Size + options.Pool.MaxOverflow;
-        if (!builder.ShouldSerialize("Timeout")) builder.Timeout = options.Pool.Timeout;
+        if (!builder.ShouldSerialize("Timeout")) builder.Timeout = (int)Math.Ceiling(options.Pool.Timeout);
         // The same few statements run all day: let Npgsql prepare them.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         // Every statement runs in a transaction of its own or the group's and leaves no session

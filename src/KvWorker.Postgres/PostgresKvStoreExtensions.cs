@@ -22,7 +22,11 @@ public static class PostgresKvStoreExtensions
     {
         services.AddOptions<PostgresAdapterOptions>().BindConfiguration(PostgresAdapterOptions.Section)
             .ValidateEach<PostgresAdapterOptions, IConfiguration>((options, configuration) =>
-                options.Validate().Concat(PostgresConnection.Problems(options, configuration)));
+            {
+                // The connection string takes the pool settings, which Npgsql refuses with an exception when out of range.
+                var failures = options.Validate().ToList();
+                return failures.Count > 0 ? failures : PostgresConnection.Problems(options, configuration);
+            });
         services.AddSingleton(provider => NpgsqlDataSource.Create(PostgresConnection.Resolve(
             provider.GetRequiredService<IOptions<PostgresAdapterOptions>>().Value, provider.GetRequiredService<IConfiguration>())));
         services.AddKvStoreAdapter("postgres", provider => new PostgresKvStoreAdapter(

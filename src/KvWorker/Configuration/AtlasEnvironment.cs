@@ -53,9 +53,6 @@ public static class AtlasEnvironment
         "ATLAS_KV_REUSE_CONVERSATION" => value.Trim().ToLowerInvariant() is "1" or "true" or "yes" or "on" ? "true" : "false",
         // Zero or less: no global limit.
         "ATLAS_KV_GLOBAL_QUOTA_BYTES" when long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var bytes) && bytes <= 0 => null,
-        // Seconds, a fraction allowed; a connection wait is whole seconds, so a fraction rounds up.
-        "ATLAS_KV_POOL_TIMEOUT" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds is > 0 and < int.MaxValue
-            => Math.Ceiling(seconds).ToString(CultureInfo.InvariantCulture),
         _ => value,
     };
 

@@ -220,9 +220,11 @@ public sealed class ConfigurationTests
     [InlineData("postgresql://u@h/db?connect_timeout=3", 5, 12, 3)]
     [InlineData("Host=h;Username=u;Timeout=4;Maximum Pool Size=40", 5, 40, 4)]
     [InlineData("Host=h;Username=u;Minimum Pool Size=1", 1, 12, 12)]
+    [InlineData("postgresql://u@h/db", 5, 12, 12)]
     public void Pool_settings_named_in_the_url_win_over_the_pool_options(string url, int min, int max, int timeout)
     {
-        var options = new PostgresAdapterOptions { Url = url, Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 12 } };
+        // A fraction of a second, as SQLAlchemy takes, rounds up to Npgsql's whole seconds.
+        var options = new PostgresAdapterOptions { Url = url, Pool = new PoolOptions { Size = 5, MaxOverflow = 7, Timeout = 11.2 } };
 
         var builder = new NpgsqlConnectionStringBuilder(PostgresConnection.Resolve(options, new ConfigurationBuilder().Build()));
 
@@ -275,11 +277,11 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
-    [InlineData("yes", "0", "2.5", true, null, 3)]
-    [InlineData("off", "-1", "7", false, null, 7)]
-    [InlineData("anything", "4096", "0.1", false, 4096L, 1)]
+    [InlineData("yes", "0", "2.5", true, null, 2.5)]
+    [InlineData("off", "-1", "7", false, null, 7.0)]
+    [InlineData("anything", "4096", "0.1", false, 4096L, 0.1)]
     public void Atlas_environment_variables_are_read_as_the_original_tool_read_them(
-        string reuse, string globalQuota, string poolTimeout, bool reuseExpected, long? globalQuotaExpected, int poolTimeoutExpected)
+        string reuse, string globalQuota, string poolTimeout, bool reuseExpected, long? globalQuotaExpected, double poolTimeoutExpected)
     {
         var environment = new Dictionary<string, string>
         {
@@ -369,7 +371,10 @@ public sealed class ConfigurationTests
     [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:postgres:namespace_quota_bytes must be a positive number of bytes")]
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:postgres:global_quota_bytes must be a positive number")]
     [InlineData("pool:size=0", "tools:kv_store:adapters:postgres:pool:size must be positive")]
-    [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds")]
+    [InlineData("pool:timeout=0", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds, at most 1024")]
+    // Out of Npgsql's range: reported as settings, not thrown by the connection string builder.
+    [InlineData("pool:timeout=2000", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds, at most 1024")]
+    [InlineData("pool:size=-1", "tools:kv_store:adapters:postgres:pool:size must be positive")]
     [InlineData("purge_interval_seconds=86401", "tools:kv_store:adapters:postgres:purge_interval_seconds must be a positive number of seconds, at most 86400")]
     [InlineData("request_retention_seconds=3153600001", "tools:kv_store:adapters:postgres:request_retention_seconds must be a positive number of seconds, at most 3153600000 (100 years)")]
     [InlineData("outbox_publish_timeout_seconds=0", "tools:kv_store:adapters:postgres:outbox_publish_timeout_seconds must be a positive number of seconds, at most 3600")]
