@@ -33,6 +33,7 @@ public static class Extensions
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
             .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
+            .Filter.ByExcluding(ConsumingLog.IsUnreachableBrokerRetry)
             // Program prints a PostgreSQL that refuses the worker at start-up as one line, and so a start-up
             // failure ConfigurationErrors explains (a taken health port): the host's own log of it has a stack trace.
             .Filter.ByExcluding(logEvent => logEvent.Exception is PostgresStartupException)

@@ -5,6 +5,8 @@ using MassTransit.RabbitMqTransport;
 using MassTransit.RabbitMqTransport.Configuration;
 using MassTransit.Transports;
 using Microsoft.Extensions.Options;
+using RabbitMQ.Client.Exceptions;
+using Serilog.Events;
 
 namespace KvWorker.Amqp;
 
@@ -87,6 +89,14 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProv
         }
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// MassTransit's warning for each failed attempt to reach RabbitMQ, a stack trace several times in
+    /// a few seconds while the broker is down: the failure to consume says so once a minute instead.
+    /// </summary>
+    public static bool IsUnreachableBrokerRetry(LogEvent logEvent) =>
+        logEvent is { Level: <= LogEventLevel.Warning, Exception: BrokerUnreachableException }
+        && Serilog.Filters.Matching.FromSource("MassTransit")(logEvent);
 
     /// <summary>True when no failure to start consuming was logged within the last <see cref="FailureLogInterval"/>.</summary>
     private bool FailureDueForLog()

@@ -118,6 +118,7 @@ public sealed class RabbitMqOptions
     {
         // MassTransit takes no message at all with a prefetch of 0: the worker would connect and never consume.
         if (PrefetchCount == 0) yield return $"{Section}:PrefetchCount must be at least 1 (messages each replica takes from a queue at once)";
+        if (Port == 0) yield return $"{Section}:Port must be a TCP port (1 to 65535)";
         if (HostsProblem() is { } problem) yield return problem;
     }
 

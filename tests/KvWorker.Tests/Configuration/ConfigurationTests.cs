@@ -175,6 +175,14 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void A_rabbitmq_port_of_zero_is_refused_naming_the_key()
+    {
+        var (error, configuration) = ReadWithOnly<RabbitMqOptions>("RabbitMq:Port", "0");
+
+        Assert.Equal("RabbitMq:Port must be a TCP port (1 to 65535)", Assert.Single(ConfigurationErrors.Explain(error!, configuration)!));
+    }
+
+    [Fact]
     public void A_prefetch_of_zero_which_would_consume_nothing_is_refused_naming_the_key()
     {
         var (error, configuration) = ReadWithOnly<RabbitMqOptions>("RabbitMq:PrefetchCount", "0");

@@ -106,6 +106,24 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         Assert.False(worker.HasExited, worker.Output);
     }
 
+    [Fact]
+    public async Task A_broker_that_cannot_be_reached_is_logged_once_without_a_stack_trace_while_the_replica_retries()
+    {
+        var port = HealthTests.FreePort();
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?> { ["RabbitMq:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+
+        await WaitForOutputAsync(worker, "Cannot consume from RabbitMQ");
+        // MassTransit tries again every few seconds, and logs each failed attempt with a stack trace.
+        await Task.Delay(TimeSpan.FromSeconds(8));
+
+        var line = Assert.Single(worker.Output.Split('\n'), line => line.Contains("Cannot consume from RabbitMQ", StringComparison.Ordinal));
+        Assert.Contains($":{port}), virtual host ", line, StringComparison.Ordinal);
+        Assert.EndsWith("retrying: Connection refused", line.TrimEnd(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Connection Failed", worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        Assert.False(worker.HasExited, worker.Output);
+    }
+
     [Theory]
     [InlineData("true")]
     [InlineData("false")] // without /metrics the health endpoint meets the taken port itself, as the host starts
