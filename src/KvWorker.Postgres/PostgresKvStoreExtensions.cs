@@ -24,7 +24,9 @@ public static class PostgresKvStoreExtensions
             .ValidateEach<PostgresAdapterOptions, IConfiguration>((options, configuration) =>
             {
                 // The connection string takes the pool settings, which Npgsql refuses with an exception when out of range.
-                var failures = options.Validate().ToList();
+                var failures = options.Validate()
+                    .Concat(OptionsValidation.DroppedFromList(configuration.GetSection(PostgresAdapterOptions.Section + ":quota_thresholds"), numbers: true))
+                    .ToList();
                 return failures.Count > 0 ? failures : PostgresConnection.Problems(options, configuration);
             });
         services.AddSingleton(provider => NpgsqlDataSource.Create(PostgresConnection.Resolve(

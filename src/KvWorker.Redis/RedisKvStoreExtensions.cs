@@ -17,7 +17,9 @@ public static class RedisKvStoreExtensions
     {
         if (!RedisAdapterOptions.IsConfigured(configuration)) return services;
         services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section)
-            .ValidateEach(options => options.Validate());
+            .ValidateEach(options => options.Validate())
+            .ValidateEach<RedisAdapterOptions, IConfiguration>((_, configuration) =>
+                OptionsValidation.DroppedFromList(configuration.GetSection(RedisAdapterOptions.Section + ":quota_thresholds"), numbers: true));
         services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
             provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
             provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits,

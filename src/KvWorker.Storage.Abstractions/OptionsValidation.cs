@@ -1,3 +1,5 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -24,6 +26,21 @@ public static class OptionsValidation
         builder.Services.AddSingleton<IValidateOptions<T>>(provider =>
             new FailureListValidator<T>(builder.Name, options => failures(options, provider.GetRequiredService<TDependency>())));
         return builder.ValidateOnStart();
+    }
+
+    /// <summary>
+    /// What .NET's binder drops from a list setting without a word, as failures naming the key:
+    /// the list written as a single value (<c>quota_thresholds: 0.5</c>), and each item that is
+    /// not a number when <paramref name="numbers"/> (binding skips an item it cannot convert).
+    /// </summary>
+    public static IEnumerable<string> DroppedFromList(IConfigurationSection list, bool numbers = false)
+    {
+        if (list.Value is { Length: > 0 } single)
+            yield return $"{list.Path} must be a list, not the single value '{single}'";
+        if (!numbers) yield break;
+        foreach (var item in list.GetChildren())
+            if (!double.TryParse(item.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
+                yield return $"{item.Path} must be a number, not '{item.Value}'";
     }
 
     private sealed class FailureListValidator<T>(string name, Func<T, IEnumerable<string>> failures) : IValidateOptions<T>

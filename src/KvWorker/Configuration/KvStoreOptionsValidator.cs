@@ -58,10 +58,8 @@ public static class KvStoreOptionsValidator
             .Append(kvStore.GetSection("anonymous:personas"));
         foreach (var list in lists)
         {
-            if (list.Value is not { } value) continue;
-            if (value.Length > 0)
-                yield return $"{list.Path} must be a list, not the single value '{value}'";
-            else if (list.Key == "namespaces")
+            foreach (var failure in OptionsValidation.DroppedFromList(list)) yield return failure;
+            if (list is { Value: "", Key: "namespaces" })
                 yield return $"{list.Path} is an empty list, which would allow every namespace: list the patterns, or leave the key out to allow every namespace";
         }
     }

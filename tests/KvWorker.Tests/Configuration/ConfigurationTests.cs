@@ -383,6 +383,9 @@ public sealed class ConfigurationTests
     // Out of Npgsql's range: reported as settings, not thrown by the connection string builder.
     [InlineData("pool:timeout=2000", "tools:kv_store:adapters:postgres:pool:timeout must be a positive number of seconds, at most 1024")]
     [InlineData("pool:size=-1", "tools:kv_store:adapters:postgres:pool:size must be positive")]
+    // What binding would drop without a word, leaving the quota with no threshold events.
+    [InlineData("quota_thresholds:1=0.9x", "tools:kv_store:adapters:postgres:quota_thresholds:1 must be a number, not '0.9x'")]
+    [InlineData("quota_thresholds=0.5", "tools:kv_store:adapters:postgres:quota_thresholds must be a list, not the single value '0.5'")]
     [InlineData("purge_interval_seconds=86401", "tools:kv_store:adapters:postgres:purge_interval_seconds must be a positive number of seconds, at most 86400")]
     [InlineData("request_retention_seconds=3153600001", "tools:kv_store:adapters:postgres:request_retention_seconds must be a positive number of seconds, at most 3153600000 (100 years)")]
     [InlineData("outbox_publish_timeout_seconds=0", "tools:kv_store:adapters:postgres:outbox_publish_timeout_seconds must be a positive number of seconds, at most 3600")]
