@@ -258,7 +258,7 @@ public static class KvCommands
         command.Validators.Add(result =>
         {
             if ((result.GetValue(ttl) is null) == !result.GetValue(persistent))
-                result.AddError("kv touch needs either --ttl SECONDS or --persistent");
+                result.AddError(result.GetValue(persistent) ? "kv touch takes --ttl SECONDS or --persistent, not both" : "kv touch needs either --ttl SECONDS or --persistent");
         });
         command.SetAction((parse, cancellationToken) => CallAsync(parse, KvOperations.Touch, () => new KvTouch
         {

@@ -52,6 +52,7 @@ public sealed class KvCliTests(WorkerFixture worker)
         var touched = await Kv("touch", ns, "notes", "--ttl", "90");
         var missing = await Kv("touch", ns, "none", "--persistent");
         var noTtl = await Kv("touch", ns, "notes");
+        var both = await Kv("touch", ns, "notes", "--ttl", "5", "--persistent");
         var firstPage = await Kv("list", ns, "--limit", "1");
         var all = await Kv("list", ns, "--prefix", "p");
         var many = await Kv("mget", ns, "plan", "none", "notes");
@@ -64,7 +65,9 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal($"touched {ns}/notes, version 4 (expires in 90 s)", touched.Output.Trim());
         Assert.Equal(4, missing.ExitCode);
         Assert.Equal(2, noTtl.ExitCode);
-        Assert.Contains("--ttl SECONDS or --persistent", noTtl.Errors);
+        Assert.Contains("needs either --ttl SECONDS or --persistent", noTtl.Errors);
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("takes --ttl SECONDS or --persistent, not both", both.Errors);
         Assert.StartsWith("notes\t2 bytes\tversion 4\texpires in", firstPage.Output.Trim());
         Assert.Contains($"more: kv list {ns} --limit 1 --cursor ", firstPage.Errors);
         Assert.Equal("plan\t4 bytes\tversion 2", all.Output.Trim());
