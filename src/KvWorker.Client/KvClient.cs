@@ -90,7 +90,7 @@ public sealed class KvClient : IAsyncDisposable
         connecting.CancelAfter(options.ConnectTimeout);
         try
         {
-            connection = await factory.CreateConnectionAsync(options.ClientName, connecting.Token);
+            connection = await OpenConnectionAsync(factory, options.ClientName, connecting.Token);
         }
         catch (Exception ex) when (ex is OperationCanceledException or BrokerUnreachableException
                                    && connecting.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
@@ -121,6 +121,30 @@ public sealed class KvClient : IAsyncDisposable
             await connection.DisposeAsync();
             if (ex is OperationInterruptedException refused)
                 throw new KvBrokerException($"RabbitMQ at {broker} refused: {refused.ShutdownReason?.ReplyText ?? refused.Message}", ex);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// RabbitMQ's client honours a token that fires during the handshake late: cleaning up the
+    /// interrupted open takes 5 to 30 s more (rabbitmq-dotnet-client#1921, fixed after 7.2.2).
+    /// The caller is answered when the token fires; the abandoned attempt ends on its own, and a
+    /// connection it opens after all is closed.
+    /// </summary>
+    private static async Task<IConnection> OpenConnectionAsync(ConnectionFactory factory, string name, CancellationToken cancellationToken)
+    {
+        var attempt = factory.CreateConnectionAsync(name, cancellationToken);
+        try
+        {
+            return await attempt.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (!attempt.IsCompleted)
+        {
+            _ = attempt.ContinueWith(static async task =>
+            {
+                if (task.IsCompletedSuccessfully) await task.Result.DisposeAsync();
+                else _ = task.Exception; // observed: the caller has its own exception already
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             throw;
         }
     }
