@@ -63,7 +63,8 @@ public static class KvStoreAdapterServiceCollectionExtensions
         if (services.Any(s => s.ServiceType == typeof(KvStoreAdapterRegistry))) return services;
         services.AddSingleton<KvStoreAdapterRegistry>();
         services.AddOptions<KvLimits>().BindConfiguration(KvLimits.Section)
-            .ValidateEach(limits => limits.Validate().Select(failure => $"{KvLimits.Section}:{failure}"));
+            .ValidateEach(limits => limits.Validate().Select(failure => $"{KvLimits.Section}:{failure}"))
+            .RefuseUnknownKeys(KvLimits.Section);
         return services;
     }
 }

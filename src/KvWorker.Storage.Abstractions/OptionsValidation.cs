@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -26,6 +27,26 @@ public static class OptionsValidation
         builder.Services.AddSingleton<IValidateOptions<T>>(provider =>
             new FailureListValidator<T>(builder.Name, options => failures(options, provider.GetRequiredService<TDependency>())));
         return builder.ValidateOnStart();
+    }
+
+    /// <summary>
+    /// Refuses at start-up any key of <paramref name="section"/> that no property of <typeparamref name="T"/>
+    /// binds, for sections that are the worker's own: .NET's binder skips such a key without a word, so a
+    /// misspelt one would leave its setting at the default.
+    /// </summary>
+    public static OptionsBuilder<T> RefuseUnknownKeys<T>(this OptionsBuilder<T> builder, string section) where T : class =>
+        builder.ValidateEach<T, IConfiguration>((_, configuration) => UnknownKeys(configuration.GetSection(section), typeof(T)));
+
+    /// <summary>A failure, starting with the full key, for each key of <paramref name="section"/> that no property of <paramref name="options"/> binds.</summary>
+    public static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type options)
+    {
+        var names = options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(property => property.SetMethod is { IsPublic: true })
+            .Select(property => property.GetCustomAttribute<ConfigurationKeyNameAttribute>()?.Name ?? property.Name)
+            .ToList();
+        return section.GetChildren()
+            .Where(child => !names.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            .Select(child => $"{child.Path} is not a setting the worker reads ({section.Path} takes {string.Join(", ", names)})");
     }
 
     /// <summary>

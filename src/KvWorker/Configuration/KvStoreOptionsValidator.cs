@@ -63,4 +63,19 @@ public static class KvStoreOptionsValidator
                 yield return $"{list.Path} is an empty list, which would allow every namespace: list the patterns, or leave the key out to allow every namespace";
         }
     }
+
+    /// <summary>
+    /// Keys of each persona, each identity's grant and the anonymous grant that no setting binds:
+    /// a persona's misspelt <c>namespaces</c> would otherwise grant it every namespace. The rest of
+    /// <c>tools:kv_store</c> is shared with ATLAS's configuration, whose other keys are left alone.
+    /// </summary>
+    public static IEnumerable<string> UnknownPolicyKeys(IConfiguration configuration)
+    {
+        var kvStore = configuration.GetSection(KvStoreOptions.Section);
+        var personas = kvStore.GetSection("personas").GetChildren()
+            .SelectMany(persona => OptionsValidation.UnknownKeys(persona, typeof(PersonaOptions)));
+        var grants = kvStore.GetSection("identities").GetChildren().Append(kvStore.GetSection("anonymous"))
+            .SelectMany(grant => OptionsValidation.UnknownKeys(grant, typeof(IdentityOptions)));
+        return personas.Concat(grants);
+    }
 }

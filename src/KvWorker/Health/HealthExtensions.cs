@@ -1,4 +1,4 @@
-using KvWorker.Configuration;
+using KvWorker.Storage;
 
 namespace KvWorker.Health;
 

@@ -420,6 +420,22 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void An_unknown_limit_fails_validation_naming_the_key()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [$"{PostgresKey}:url"] = "postgresql://u@localhost/db",
+            [$"{KvLimits.Section}:max_ttl"] = "60",
+        }).Build();
+        using var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddKvStore(configuration).BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<KvLimits>>().Value);
+
+        Assert.Equal("tools:kv_store:limits:max_ttl is not a setting the worker reads (tools:kv_store:limits takes "
+            + "max_namespace_length, max_key_length, max_ttl_seconds, max_value_depth, max_integer_digits)", Assert.Single(error.Failures));
+    }
+
+    [Fact]
     public void An_unknown_default_adapter_fails_validation_naming_the_key()
     {
         var error = Assert.Throws<OptionsValidationException>(() => Validate(new Dictionary<string, string?>
