@@ -1,4 +1,5 @@
 using System.Text;
+using MassTransit;
 
 namespace KvWorker.Tests.Integration;
 
@@ -69,6 +70,37 @@ public sealed class DeepValueTests(DeepValuesFixture worker)
         Assert.True(JsonElement.DeepEquals(value, json.GetProperty("entries")[0].GetProperty("value")));
         Assert.Equal(2, set.Version);
         Assert.True(JsonElement.DeepEquals(value, sent.Value!.Value));
+    }
+
+    [Fact]
+    public async Task A_masstransit_request_client_with_the_contracts_depth_sends_and_reads_back_a_value_at_the_highest_max_value_depth()
+    {
+        var ns = "deep-mt-" + Guid.NewGuid().ToString("N");
+        var value = Parse(NestedJson.Arrays(Depth, "1"));
+        var credentials = worker.Broker.UserInfo.Split(':');
+        // As the README says: MassTransit reads and writes with System.Text.Json, 64 levels unless told otherwise.
+        var bus = await worker.StartClientBusAsync(Uri.UnescapeDataString(credentials[0]), Uri.UnescapeDataString(credentials[1]),
+            rabbit => rabbit.ConfigureJsonSerializerOptions(json =>
+            {
+                json.MaxDepth = KvJsonDepth.MaxMessage;
+                return json;
+            }));
+        try
+        {
+            var set = await bus.CreateRequestClient<KvSet>(new Uri($"queue:{KvOperations.Set.Queue}"))
+                .GetResponse<KvSetResult, KvError>(new KvSet { Namespace = ns, Key = "deep", Value = value });
+            var many = await bus.CreateRequestClient<KvGetMany>(new Uri($"queue:{KvOperations.GetMany.Queue}"))
+                .GetResponse<KvGetManyResult, KvError>(new KvGetMany { Namespace = ns, Keys = ["deep"] });
+
+            Assert.True(set.Is(out Response<KvSetResult>? stored), (set.Message as KvError)?.Error.Message);
+            Assert.Equal(1, stored!.Message.Version);
+            Assert.True(many.Is(out Response<KvGetManyResult>? read), (many.Message as KvError)?.Error.Message);
+            Assert.True(JsonElement.DeepEquals(value, read!.Message.Entries[0].Value!.Value));
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
     }
 
     [Fact]
