@@ -54,10 +54,15 @@ public static class PostgresKvStoreExtensions
 /// <see cref="PostgresStartupException"/>, since waiting cannot help, and so does a stop while waiting.
 /// </summary>
 public sealed class PostgresStartup(
-    NpgsqlDataSource dataSource, IOptions<PostgresAdapterOptions> options, ILogger<PostgresStartup> logger) : IHostedService
+    NpgsqlDataSource dataSource, IOptions<PostgresAdapterOptions> options, IConfiguration configuration, ILogger<PostgresStartup> logger)
+    : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // The section is the original tool's, which ATLAS's own adapter may read keys of its own from:
+        // an unknown key is most likely misspelt, but is not refused.
+        foreach (var unknown in OptionsValidation.UnknownKeys(configuration.GetSection(PostgresAdapterOptions.Section), typeof(PostgresAdapterOptions)))
+            logger.LogWarning("{Unknown}; ignored", unknown);
         var server = Describe(dataSource);
         var untilReachable = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {

@@ -19,7 +19,8 @@ public static class RedisKvStoreExtensions
         services.AddOptions<RedisAdapterOptions>().BindConfiguration(RedisAdapterOptions.Section)
             .ValidateEach(options => options.Validate())
             .ValidateEach<RedisAdapterOptions, IConfiguration>((_, configuration) =>
-                OptionsValidation.DroppedFromList(configuration.GetSection(RedisAdapterOptions.Section + ":quota_thresholds"), numbers: true));
+                OptionsValidation.DroppedFromList(configuration.GetSection(RedisAdapterOptions.Section + ":quota_thresholds"), numbers: true))
+            .RefuseUnknownKeys(RedisAdapterOptions.Section);
         services.AddKvStoreAdapter("redis", provider => RedisKvStoreAdapter.Connect(
             provider.GetRequiredService<IOptions<RedisAdapterOptions>>().Value,
             provider.GetRequiredService<IOptions<KvLimits>>().Value.MaxIntegerDigits,

@@ -37,17 +37,28 @@ public static class OptionsValidation
     public static OptionsBuilder<T> RefuseUnknownKeys<T>(this OptionsBuilder<T> builder, string section) where T : class =>
         builder.ValidateEach<T, IConfiguration>((_, configuration) => UnknownKeys(configuration.GetSection(section), typeof(T)));
 
-    /// <summary>A failure, starting with the full key, for each key of <paramref name="section"/> that no property of <paramref name="options"/> binds.</summary>
+    /// <summary>
+    /// A failure, starting with the full key, for each key of <paramref name="section"/> that no property
+    /// of <paramref name="options"/> binds, and likewise within the sections of its nested options.
+    /// </summary>
     public static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type options)
     {
-        var names = options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+        var properties = options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(property => property.SetMethod is { IsPublic: true })
-            .Select(property => property.GetCustomAttribute<ConfigurationKeyNameAttribute>()?.Name ?? property.Name)
-            .ToList();
-        return section.GetChildren()
-            .Where(child => !names.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
-            .Select(child => $"{child.Path} is not a setting the worker reads ({section.Path} takes {string.Join(", ", names)})");
+            .ToDictionary(property => property.GetCustomAttribute<ConfigurationKeyNameAttribute>()?.Name ?? property.Name,
+                StringComparer.OrdinalIgnoreCase);
+        foreach (var child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property))
+                yield return $"{child.Path} is not a setting the worker reads ({section.Path} takes {string.Join(", ", properties.Keys)})";
+            else if (IsNestedOptions(property.PropertyType))
+                foreach (var failure in UnknownKeys(child, property.PropertyType)) yield return failure;
+        }
     }
+
+    /// <summary>A class of settings of its own (PoolOptions, say), not a value, a list or a map.</summary>
+    private static bool IsNestedOptions(Type type) =>
+        type.IsClass && type != typeof(string) && !typeof(System.Collections.IEnumerable).IsAssignableFrom(type);
 
     /// <summary>
     /// What .NET's binder drops from a list setting without a word, as failures naming the key:

@@ -227,6 +227,8 @@ public sealed class RedisProviderTests(RedisFixture redis) : IClassFixture<Redis
     // What binding would drop without a word, leaving the quota with no threshold events.
     [InlineData("quota_thresholds:0=abc", "tools:kv_store:adapters:redis:quota_thresholds:0 must be a number, not 'abc'")]
     [InlineData("quota_thresholds=0.5", "tools:kv_store:adapters:redis:quota_thresholds must be a list, not the single value '0.5'")]
+    // A misspelt key, which binding skips: the provider's section is the worker's own.
+    [InlineData("prefix=kv2:", "tools:kv_store:adapters:redis:prefix is not a setting the worker reads (tools:kv_store:adapters:redis takes url, key_prefix, ")]
     [InlineData("namespace_quota_bytes=0", "tools:kv_store:adapters:redis:namespace_quota_bytes must be a positive number of bytes")]
     [InlineData("global_quota_bytes=-1", "tools:kv_store:adapters:redis:global_quota_bytes must be a positive number of bytes")]
     [InlineData("request_retention_seconds=0", "tools:kv_store:adapters:redis:request_retention_seconds must be a number of seconds, at least 1")]

@@ -107,6 +107,26 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
     }
 
     [Fact]
+    public async Task An_unknown_key_in_the_postgres_providers_section_is_warned_about_and_the_replica_starts()
+    {
+        // The section is the original tool's, where ATLAS's own adapter may keep keys of its own: not refused.
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["tools:kv_store:adapters:postgres:pool:sise"] = "5",
+            ["tools:kv_store:adapters:postgres:namespace_quota_byte"] = "7",
+        });
+
+        // Once started, the schema is up to date and the bus started (others of this class may be consuming already).
+        await WaitForOutputAsync(worker, "Application started");
+        var lines = worker.Output.Split('\n');
+
+        Assert.Contains(lines, line => line.Contains("WRN] tools:kv_store:adapters:postgres:pool:sise is not a setting the worker reads "
+            + "(tools:kv_store:adapters:postgres:pool takes size, max_overflow, timeout); ignored", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.Contains("WRN] tools:kv_store:adapters:postgres:namespace_quota_byte is not a setting the worker reads", StringComparison.Ordinal));
+        Assert.False(worker.HasExited, worker.Output);
+    }
+
+    [Fact]
     public async Task A_broker_that_cannot_be_reached_is_logged_once_without_a_stack_trace_while_the_replica_retries()
     {
         var port = HealthTests.FreePort();
