@@ -12,7 +12,7 @@ public sealed class EventSubscriber : IAsyncDisposable
 {
     private readonly IConnection _connection;
     private readonly IChannel _channel;
-    private readonly ConcurrentQueue<(string Event, string? ContentType, JsonElement Body)> _received = new();
+    private readonly ConcurrentQueue<(string Event, string? ContentType, bool OneLine, JsonElement Body)> _received = new();
 
     private EventSubscriber(IConnection connection, IChannel channel)
     {
@@ -35,7 +35,7 @@ public sealed class EventSubscriber : IAsyncDisposable
         consumer.ReceivedAsync += (_, delivery) =>
         {
             using var document = JsonDocument.Parse(delivery.Body);
-            subscriber._received.Enqueue((delivery.Exchange, delivery.BasicProperties.ContentType, document.RootElement.Clone()));
+            subscriber._received.Enqueue((delivery.Exchange, delivery.BasicProperties.ContentType, !delivery.Body.Span.Contains((byte)'\n'), document.RootElement.Clone()));
             return Task.CompletedTask;
         };
         await channel.BasicConsumeAsync(queue, autoAck: true, consumer);
@@ -47,6 +47,7 @@ public sealed class EventSubscriber : IAsyncDisposable
     {
         var events = _received.Where(e => e.Event == eventType && e.Body.GetProperty("namespace").GetString() == ns).ToList();
         Assert.All(events, e => Assert.Equal("application/json", e.ContentType));
+        Assert.All(events, e => Assert.True(e.OneLine, $"not compact JSON: {e.Body}"));
         return events.Select(e => e.Body).ToList();
     }
 
