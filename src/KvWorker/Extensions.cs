@@ -34,6 +34,7 @@ public static class Extensions
             .Enrich.FromLogContext()
             .Filter.ByExcluding(ErrorReplyFilter.IsMalformedRequestFault)
             .Filter.ByExcluding(ConsumingLog.IsUnreachableBrokerRetry)
+            .Filter.ByExcluding(ConsumingLog.IsStopOfABusNeverStarted)
             // Program prints a PostgreSQL that refuses the worker at start-up as one line, and so a start-up
             // failure ConfigurationErrors explains (a taken health port): the host's own log of it has a stack trace.
             .Filter.ByExcluding(logEvent => logEvent.Exception is PostgresStartupException)

@@ -98,6 +98,15 @@ public sealed class ConsumingLog(IOptions<RabbitMqOptions> options, IServiceProv
         logEvent is { Level: <= LogEventLevel.Warning, Exception: BrokerUnreachableException }
         && Serilog.Filters.Matching.FromSource("MassTransit")(logEvent);
 
+    /// <summary>
+    /// MassTransit's warning that it could not stop a bus that never started: printed after every
+    /// failed start-up (whose own line says why) and on a stop before RabbitMQ was ever reached.
+    /// </summary>
+    public static bool IsStopOfABusNeverStarted(LogEvent logEvent) =>
+        logEvent.Level == LogEventLevel.Warning
+        && logEvent.MessageTemplate.Text == "Failed to stop bus: {Address} ({Reason})"
+        && logEvent.Properties.TryGetValue("Reason", out var reason) && reason is ScalarValue { Value: "Not Started" };
+
     /// <summary>True when no failure to start consuming was logged within the last <see cref="FailureLogInterval"/>.</summary>
     private bool FailureDueForLog()
     {

@@ -26,6 +26,7 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         Assert.True(worker.ExitCode == exitCode, $"exit code {worker.ExitCode}\n{worker.Output}");
         Assert.EndsWith(lastLines, worker.Output.Trim().ReplaceLineEndings("\n"), StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Failed to stop bus", worker.Output, StringComparison.Ordinal); // it never started
     }
 
     private static async Task WaitForOutputAsync(WorkerProcess worker, string text)
