@@ -127,7 +127,7 @@ public sealed class KvClient : IAsyncDisposable
 
     /// <summary>
     /// RabbitMQ's client honours a token that fires during the handshake late: cleaning up the
-    /// interrupted open takes 5 to 30 s more (rabbitmq-dotnet-client#1921, fixed after 7.2.2).
+    /// interrupted open took 5 to 25 s more here (rabbitmq-dotnet-client#1921, fixed after 7.2.2).
     /// The caller is answered when the token fires; the abandoned attempt ends on its own, and a
     /// connection it opens after all is closed.
     /// </summary>

@@ -93,8 +93,8 @@ public static class Extensions
     {
         services.AddOptions<KvStoreOptions>().BindConfiguration(KvStoreOptions.Section)
             .ValidateEach<KvStoreOptions, IEnumerable<KvStoreAdapterRegistration>>(KvStoreOptionsValidator.Validate)
-            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => KvStoreOptionsValidator.ListsWrittenAsValues(configuration))
-            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) => KvStoreOptionsValidator.UnknownPolicyKeys(configuration));
+            .ValidateEach<KvStoreOptions, IConfiguration>((_, configuration) =>
+                KvStoreOptionsValidator.ListsWrittenAsValues(configuration).Concat(KvStoreOptionsValidator.UnknownPolicyKeys(configuration)));
         services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.Section).ValidateEach(options => options.Validate())
             .RefuseUnknownKeys(RabbitMqOptions.Section);
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
