@@ -15,6 +15,16 @@ public class BrokerFixture : IAsyncLifetime
     public Uri Broker { get; private set; } = null!;
     public string VirtualHost => _name;
 
+    /// <summary>The broker user of <see cref="Broker"/> and its password, as the URI holds them escaped.</summary>
+    public (string User, string Password) BrokerUser
+    {
+        get
+        {
+            var credentials = Broker.UserInfo.Split(':').Select(Uri.UnescapeDataString).ToArray();
+            return (credentials[0], credentials[1]);
+        }
+    }
+
     /// <summary>The broker URI including this fixture's virtual host.</summary>
     public Uri AmqpUri => new UriBuilder(Broker) { Path = "/" + Uri.EscapeDataString(_name) }.Uri;
 
@@ -47,8 +57,7 @@ public class BrokerFixture : IAsyncLifetime
     /// </summary>
     public Dictionary<string, string?> WorkerSettings(IDictionary<string, string?>? overrides = null)
     {
-        var credentials = Broker.UserInfo.Split(':');
-        var user = Uri.UnescapeDataString(credentials[0]);
+        var (user, password) = BrokerUser;
         var settings = new Dictionary<string, string?>
         {
             [$"tools:kv_store:personas:{TestPersona}:flags:0"] = KvWorker.Contracts.KvStoreManifest.ReadFlag,
@@ -60,7 +69,7 @@ public class BrokerFixture : IAsyncLifetime
             ["RabbitMq:Port"] = Broker.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["RabbitMq:VirtualHost"] = _name,
             ["RabbitMq:Username"] = user,
-            ["RabbitMq:Password"] = Uri.UnescapeDataString(credentials[1]),
+            ["RabbitMq:Password"] = password,
             ["Serilog:MinimumLevel:Default"] = "Warning",
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
@@ -89,6 +98,10 @@ public class BrokerFixture : IAsyncLifetime
         await bus.StartAsync();
         return bus;
     }
+
+    /// <summary>A MassTransit client bus connected as <see cref="BrokerUser"/>.</summary>
+    public Task<IBusControl> StartClientBusAsync(Action<IRabbitMqBusFactoryConfigurator>? configure = null) =>
+        StartClientBusAsync(BrokerUser.User, BrokerUser.Password, configure);
 
     /// <summary>The worker exactly as Program.cs builds it, with test settings on top.</summary>
     public static IHost BuildWorker(IDictionary<string, string?> settings)
@@ -146,8 +159,7 @@ public class WorkerFixture : BrokerFixture
         _worker = BuildWorker(WorkerSettings(await PrepareWorkerAsync()));
         await _worker.StartAsync();
 
-        var credentials = Broker.UserInfo.Split(':');
-        _clientBus = await StartClientBusAsync(Uri.UnescapeDataString(credentials[0]), Uri.UnescapeDataString(credentials[1]), rabbit =>
+        _clientBus = await StartClientBusAsync(rabbit =>
         {
             // A MassTransit subscriber: the events' entity names, and plain JSON bodies.
             rabbit.ConfigureKvEvents();

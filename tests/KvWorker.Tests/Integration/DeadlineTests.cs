@@ -26,7 +26,7 @@ public sealed class DeadlineTests(WorkerFixture worker)
         await channel.BasicConsumeAsync(replyQueue, autoAck: true, consumer);
         properties.ReplyTo = replyQueue;
         properties.CorrelationId = "1";
-        properties.UserId = worker.Broker.UserInfo.Split(':')[0];
+        properties.UserId = worker.BrokerUser.User;
         properties.ContentType = contentType ?? "application/json";
         await channel.BasicPublishAsync("", KvOperations.Increment.Queue, false, properties,
             Encoding.UTF8.GetBytes(body ?? $$"""{"namespace":"{{ns}}","key":"c"}"""));

@@ -40,7 +40,7 @@ public sealed class FuzzTests(FuzzFixture fixture, ITestOutputHelper output)
         var knownNamespace = "known-" + Guid.NewGuid().ToString("N");
         var known = await WriteKnownEntriesAsync(knownNamespace);
         var usageBefore = await fixture.Database.UsageAsync(knownNamespace);
-        var fuzzer = new RequestFuzzer(new Random(Seed), knownNamespace, fixture.Broker.UserInfo.Split(':')[0]);
+        var fuzzer = new RequestFuzzer(new Random(Seed), knownNamespace, fixture.BrokerUser.User);
         var requests = Queues.SelectMany(queue => Enumerable.Range(0, RequestsPerQueue).Select(_ => fuzzer.Next(queue))).ToList();
         requests = [.. requests.OrderBy(_ => fuzzer.Random.Next())]; // interleave the queues
 

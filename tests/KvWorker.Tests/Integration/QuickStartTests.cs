@@ -50,7 +50,7 @@ public sealed class QuickStartTests : IClassFixture<DevelopmentWorkerFixture>
     [Fact]
     public async Task The_guest_user_runs_the_readme_requests_under_the_development_configuration()
     {
-        Assert.Equal("guest", _fixture.Broker.UserInfo.Split(':')[0]); // the identity appsettings.Development.json grants
+        Assert.Equal("guest", _fixture.BrokerUser.User); // the identity appsettings.Development.json grants
         await using var client = await _fixture.RawClientAsync();
         var ns = "researcher-" + Guid.NewGuid().ToString("N");
 

@@ -114,8 +114,7 @@ public sealed class QuorumQueueTests(BrokerFixture broker) : IClassFixture<Broke
     {
         broker.StartWorkerProcess(new Dictionary<string, string?> { ["RabbitMq:QueueType"] = "quorum" });
         await broker.WaitForConsumersAsync(KvOperations.Increment.Queue, 1, TimeSpan.FromSeconds(60));
-        var credentials = broker.Broker.UserInfo.Split(':').Select(Uri.UnescapeDataString).ToArray();
-        var bus = await broker.StartClientBusAsync(credentials[0], credentials[1]);
+        var bus = await broker.StartClientBusAsync();
         try
         {
             // A queue: address would declare kv_increment as a classic queue, which RabbitMQ refuses.
