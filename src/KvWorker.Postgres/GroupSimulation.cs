@@ -336,8 +336,9 @@ public sealed class GroupSimulation
     }
 }
 
-/// <summary>The quotas and limits a group runs under.</summary>
-public sealed record GroupSettings(long NamespaceQuotaBytes, long? GlobalQuotaBytes, double[] QuotaThresholds, int MaxIntegerDigits);
+/// <summary>The quotas and limits a group runs under, and whether its writes wait for a synchronous standby.</summary>
+public sealed record GroupSettings(
+    long NamespaceQuotaBytes, long? GlobalQuotaBytes, double[] QuotaThresholds, int MaxIntegerDigits, bool RequireSynchronousReplication = false);
 
 /// <summary>
 /// What a group read in its transaction, under its namespace locks: the time, the entries of

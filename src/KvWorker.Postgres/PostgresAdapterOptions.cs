@@ -67,6 +67,19 @@ public sealed class PostgresAdapterOptions
     [ConfigurationKeyName("outbox_publish_timeout_seconds")]
     public double OutboxPublishTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// Acknowledge a write only once PostgreSQL has waited for a synchronous standby to keep it:
+    /// a group of writes is refused as unavailable storage (and retried) when the server does not
+    /// replicate synchronously (<c>synchronous_standby_names</c> empty, or <c>synchronous_commit</c>
+    /// <c>local</c> or <c>off</c>), checked before it writes and again after it commits. Off by
+    /// default, as a single server never replicates. With a failover manager that turns synchronous
+    /// replication off while a standby is away (pg_auto_failover's <c>wait_primary</c>, Patroni without
+    /// <c>synchronous_mode_strict</c>), writes wait for the standby instead of risking their loss in
+    /// the next failover.
+    /// </summary>
+    [ConfigurationKeyName("require_synchronous_replication")]
+    public bool RequireSynchronousReplication { get; set; }
+
     /// <summary>Every failure as "key message", the key in full.</summary>
     public IEnumerable<string> Validate()
     {

@@ -47,3 +47,11 @@ public static class PostgresFaults
         }
     }
 }
+
+/// <summary>
+/// Under <c>require_synchronous_replication</c>, a write group on a server that does not wait for a
+/// synchronous standby (its standby away, say, and the failover manager keeping the primary writable):
+/// not acknowledged, as the next failover could lose it. An <see cref="NpgsqlException"/>, so it is
+/// transient like any failure to reach a usable server: retried, then answered StoreUnavailableError.
+/// </summary>
+public sealed class NotReplicatedException(string message) : NpgsqlException(message);

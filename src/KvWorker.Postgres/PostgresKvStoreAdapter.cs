@@ -27,7 +27,8 @@ public sealed class PostgresKvStoreAdapter : IKvStoreAdapter
         _dataSource = dataSource;
         _options = options;
         _limits = limits;
-        var settings = new GroupSettings(options.NamespaceQuotaBytes, options.GlobalQuotaBytes, options.EffectiveQuotaThresholds, limits.MaxIntegerDigits);
+        var settings = new GroupSettings(options.NamespaceQuotaBytes, options.GlobalQuotaBytes, options.EffectiveQuotaThresholds,
+            limits.MaxIntegerDigits, options.RequireSynchronousReplication);
         _writes = new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.Transactions);
         _reads = options.GroupCommit.ReadTransactions > 0
             ? new GroupCommit(dataSource, settings, options.GroupCommit.MaxCommands, options.GroupCommit.ReadTransactions)

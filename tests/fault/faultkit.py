@@ -125,18 +125,18 @@ class RpcClient:
     def on_reply(self, channel, method, properties, body):
         self.replies[properties.correlation_id] = body
 
-    def call(self, queue, request, message_id):
+    def call(self, queue, request, message_id, timeout=REQUEST_TIMEOUT):
         if self.connection is None or not self.connection.is_open:
             self.connect()
         correlation_id = uuid.uuid4().hex
         self.channel.basic_publish("", queue, json.dumps(request), pika.BasicProperties(
             content_type="application/json", reply_to=self.reply_queue, correlation_id=correlation_id,
             message_id=message_id, delivery_mode=2, user_id=self.user_id))
-        deadline = time.monotonic() + REQUEST_TIMEOUT
+        deadline = time.monotonic() + timeout
         while correlation_id not in self.replies:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no reply to {message_id} within {REQUEST_TIMEOUT} s")
+                raise TimeoutError(f"no reply to {message_id} within {timeout} s")
             self.connection.process_data_events(time_limit=min(remaining, 0.5))
         return json.loads(self.replies.pop(correlation_id))
 

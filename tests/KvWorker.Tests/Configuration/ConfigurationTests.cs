@@ -322,6 +322,7 @@ public sealed class ConfigurationTests
 
         Assert.Equal(1024 * 1024, postgres.NamespaceQuotaBytes);
         Assert.Null(postgres.GlobalQuotaBytes);
+        Assert.False(postgres.RequireSynchronousReplication);
     }
 
     [Fact]

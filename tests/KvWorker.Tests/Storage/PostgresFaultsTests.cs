@@ -40,4 +40,26 @@ public sealed class PostgresFaultsTests(DatabaseFixture db)
 
         Assert.Equal(PostgresErrorCodes.ReadOnlySqlTransaction, Assert.IsType<PostgresException>(error.InnerException).SqlState);
     }
+
+    [Fact]
+    public async Task Under_require_synchronous_replication_a_write_on_a_server_without_a_synchronous_standby_is_refused_as_unavailable_storage_and_not_made()
+    {
+        // The test server is a single one: it has no synchronous standby to wait for.
+        await using (var show = db.DataSource.CreateCommand("SHOW synchronous_standby_names"))
+            Assert.Equal("", await show.ExecuteScalarAsync());
+        var ns = "ns-" + Guid.NewGuid().ToString("N");
+        var adapter = new PostgresKvStoreAdapter(db.DataSource, new PostgresAdapterOptions { RequireSynchronousReplication = true }, new KvLimits());
+
+        var refused = await Assert.ThrowsAsync<KvStoreUnavailableException>(() =>
+            adapter.IncrementAsync(new KvIncrement { Namespace = ns, Key = "k" }, null, CancellationToken.None));
+        Assert.IsType<NotReplicatedException>(refused.InnerException);
+        Assert.Contains("synchronous_standby_names ''", refused.Message);
+        await Assert.ThrowsAsync<KvStoreUnavailableException>(() =>
+            adapter.SetAsync(ns, "k", StoredValue.From(StoredValue.Parse("1"), maxDepth: 32), null, "request-" + ns, CancellationToken.None));
+
+        // Nothing was written, reads are served, and without the setting the same write is made.
+        Assert.Equal((0, 0, 0), await db.UsageAsync(ns));
+        Assert.False((await adapter.GetAsync(ns, "k", CancellationToken.None)).Found);
+        Assert.Equal(1L, (await db.Adapter().IncrementAsync(new KvIncrement { Namespace = ns, Key = "k" }, null, CancellationToken.None)).Value.GetInt64());
+    }
 }
