@@ -198,7 +198,7 @@ public sealed class GroupCommit
         if (writes)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-            if (_settings.RequireSynchronousReplication) batch.BatchCommands.Add(new NpgsqlBatchCommand(ReplicationSettingsSql));
+            if (_settings.RequireSynchronousReplication) batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousReplication.SettingsSql));
             batch.BatchCommands.Add(Command("SELECT kv_lock_namespaces($1)", Array(namespaces)));
             batch.BatchCommands.Add(Command("""
                 SELECT namespace, used_bytes, entry_count, last_version FROM kv_namespace_usage WHERE namespace = ANY($1)
@@ -403,27 +403,23 @@ public sealed class GroupCommit
         // meanwhile, which also releases the commits waiting for the standby. PostgreSQL tells every
         // backend to reload its settings before it tells the process that releases them, and a backend
         // reloads before each message it reads, so this read sees the change that let the commit go.
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(ReplicationSettingsSql));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousReplication.SettingsSql));
         await using var reader = await batch.ExecuteReaderAsync();
         await RequireSynchronousReplicationAsync(reader, committed: true);
     }
 
-    private const string ReplicationSettingsSql = "SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit')";
-
     /// <summary>
-    /// Reads the row of <see cref="ReplicationSettingsSql"/> and moves past it; throws the transient
-    /// <see cref="NotReplicatedException"/> unless commits wait for a synchronous standby.
+    /// Reads the row of <see cref="SynchronousReplication.SettingsSql"/> and moves past it; throws the
+    /// transient <see cref="NotReplicatedException"/> unless commits wait for a synchronous standby.
     /// </summary>
     private static async Task RequireSynchronousReplicationAsync(NpgsqlDataReader reader, bool committed)
     {
         await reader.ReadAsync();
-        var (standbys, synchronousCommit) = (reader.GetString(0), reader.GetString(1));
+        var lacking = SynchronousReplication.Lacking(reader.GetString(0), reader.GetString(1));
         await reader.NextResultAsync();
-        if (standbys != "" && synchronousCommit is "on" or "remote_write" or "remote_apply") return;
+        if (lacking is null) return;
         var what = committed ? "the write committed without waiting for a synchronous standby" : "the server does not replicate synchronously";
-        throw new NotReplicatedException(
-            $"{what} (synchronous_standby_names '{standbys}', synchronous_commit {synchronousCommit}), so a failover could lose it, " +
-            "and adapters:postgres:require_synchronous_replication is set");
+        throw new NotReplicatedException($"{what} ({lacking}), so a failover could lose it, and adapters:postgres:require_synchronous_replication is set");
     }
 
     /// <summary>Entries to write, as the six arrays the entry statements take: namespace, key, value, size, TTL, version.</summary>

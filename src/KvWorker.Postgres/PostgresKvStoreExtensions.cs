@@ -106,6 +106,18 @@ public sealed class PostgresStartup(
             await using var command = dataSource.CreateCommand(sql);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
+        if (options.Value.RequireSynchronousReplication) await WarnUnlessSynchronousAsync(cancellationToken);
+    }
+
+    /// <summary>Says at once what would otherwise show only as every write's StoreUnavailableError.</summary>
+    private async Task WarnUnlessSynchronousAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(SynchronousReplication.SettingsSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        if (SynchronousReplication.Lacking(reader.GetString(0), reader.GetString(1)) is { } lacking)
+            logger.LogWarning("PostgreSQL at {Server} does not replicate synchronously ({Settings}): under require_synchronous_replication, "
+                + "writes are answered StoreUnavailableError until it does", Describe(dataSource), lacking);
     }
 
     /// <summary>Host, port and database, as an operator recognises them; never the password.</summary>

@@ -108,6 +108,24 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
     }
 
     [Fact]
+    public async Task A_replica_requiring_synchronous_replication_of_a_server_without_a_standby_says_so_at_start_up()
+    {
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["tools:kv_store:adapters:postgres:require_synchronous_replication"] = "true",
+        });
+
+        await WaitForOutputAsync(worker, "Application started");
+        var server = new NpgsqlConnectionStringBuilder(broker.Database.ConnectionString);
+
+        Assert.Contains(worker.Output.Split('\n'), line => line.Contains(
+            $"WRN] PostgreSQL at {server.Host}:{server.Port} (database {server.Database}) does not replicate synchronously "
+            + "(synchronous_standby_names '', synchronous_commit on): under require_synchronous_replication, "
+            + "writes are answered StoreUnavailableError until it does", StringComparison.Ordinal));
+        Assert.False(worker.HasExited, worker.Output);
+    }
+
+    [Fact]
     public async Task An_unknown_key_in_the_postgres_providers_section_is_warned_about_and_the_replica_starts()
     {
         // The section is the original tool's, where ATLAS's own adapter may keep keys of its own: not refused.
