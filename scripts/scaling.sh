@@ -8,12 +8,19 @@
 # primary's and the standby's processes) and the replicas, from /proc over each whole run.
 # Uses the rig of scripts/cluster/engines.sh (brought up afresh, torn down after).
 #   bash scripts/scaling.sh   (SCALING_SECONDS=8 SCALING_RUNS=3 SCALING_IN_FLIGHT=64; KVC_KEEP=1 leaves the engines up)
+# A subset: SCALING_SETUPS="single cluster", SCALING_REPLICAS="1 2 3", SCALING_OPERATIONS="increment get".
+# SCALING_VARIANT="NAME=VALUE ..." (environment settings of the replicas) measures each cell twice per
+# run, as shipped and with those settings, in turn, and adds a row for the variant.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=cluster/engines.sh
 source scripts/cluster/engines.sh
 [ "$(id -u)" -eq 0 ] || { echo "scaling.sh: run as root (the engines run as root and postgres)" >&2; exit 1; }
 SECONDS_PER_RUN=${SCALING_SECONDS:-8} RUNS=${SCALING_RUNS:-3} IN_FLIGHT=${SCALING_IN_FLIGHT:-64}
+SETUPS=${SCALING_SETUPS:-single cluster} REPLICA_COUNTS=${SCALING_REPLICAS:-1 2 3}
+OPERATIONS=${SCALING_OPERATIONS:-increment get}
+variants=("")
+[ -z "${SCALING_VARIANT:-}" ] || variants+=("$SCALING_VARIANT")
 WORKER_DLL="$(pwd)/src/KvWorker/bin/Release/net10.0/KvWorker.dll"
 
 replicas=()
@@ -36,15 +43,16 @@ consumers() {
   kvc_rmq_ctl 1 list_queues -p "$1" name consumers --no-table-headers -q 2>/dev/null | awk '$1 == "kv_increment" { print $2 }'
 }
 
-# start_replicas N VHOST HOSTS QUEUE_TYPE: N workers, waiting until all consume.
+# start_replicas N VHOST HOSTS QUEUE_TYPE [SETTINGS]: N workers, waiting until all consume.
 start_replicas() {
-  local n=$1 vhost=$2 hosts=$3 type=$4 i
+  local n=$1 vhost=$2 hosts=$3 type=$4 settings=${5:-} i
   for ((i = 0; i < n; i++)); do
+    # shellcheck disable=SC2086 # SETTINGS is a list of NAME=VALUE words
     (cd "$(dirname "$WORKER_DLL")" && exec env ATLAS_KV_STORE_URL="$(kvc_pg_url)" RabbitMq__Hosts="$hosts" \
       RabbitMq__VirtualHost="$vhost" RabbitMq__Username="$KVC_RMQ_USER" RabbitMq__Password="$KVC_RMQ_PASS" \
       RabbitMq__QueueType="$type" Serilog__MinimumLevel__Default=Warning DOTNET_ENVIRONMENT=Development \
       "tools__kv_store__identities__${KVC_RMQ_USER}__personas__0=developer" \
-      "tools__kv_store__identities__${KVC_RMQ_USER}__default_persona=developer" \
+      "tools__kv_store__identities__${KVC_RMQ_USER}__default_persona=developer" $settings \
       dotnet "$WORKER_DLL" >>"$KVC_BASE/scaling-workers.log" 2>&1) &
     replicas+=($!)
   done
@@ -99,11 +107,11 @@ measure() {
 TICKS=$(getconf CLK_TCK)
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# column_median N: the median of field N of $results.
-column_median() { printf '%s\n' "${results[@]}" | cut -d' ' -f"$1" | median; }
+# column_median KEY N: the median of field N of the runs measured under KEY (variant:operation).
+column_median() { printf '%s' "${results[$1]}" | cut -d' ' -f"$2" | median; }
 
 rows=()
-for setup in single cluster; do
+for setup in $SETUPS; do
   vhost="kvscale-$setup"
   kvc_rmq_ctl 1 add_vhost "$vhost" >/dev/null
   kvc_rmq_ctl 1 set_permissions -p "$vhost" "$KVC_RMQ_USER" '.*' '.*' '.*' >/dev/null
@@ -112,18 +120,28 @@ for setup in single cluster; do
   else
     hosts="$(kvc_rmq_hosts)" type=quorum urls="$(kvc_rmq_urls | sed "s|/$KVC_RMQ_VHOST\$|/$vhost|" | paste -sd,)"
   fi
-  for n in 1 2 3; do
-    start_replicas "$n" "$vhost" "$hosts" "$type"
-    row="| $([ "$setup" = single ] && echo "1 node, classic queues" || echo "3 nodes, quorum queues") | $n |"
-    for operation in increment get; do
-      results=()
-      for ((run = 1; run <= RUNS; run++)); do results+=("$(measure "$urls" "$operation")"); done
-      kvc__log "$setup, $n replicas, kv_$operation (req/s, CPU us per request of RabbitMQ, PostgreSQL, replicas): $(printf '%s; ' "${results[@]}")"
-      row="$row $(column_median 1) | $(column_median 2) / $(column_median 3) / $(column_median 4) |"
+  for n in $REPLICA_COUNTS; do
+    declare -A results=()
+    # With a variant, each run starts the replicas afresh for each, in turn, so both see the same hour.
+    for ((run = 1; run <= RUNS; run++)); do
+      for v in "${!variants[@]}"; do
+        [ ${#replicas[@]} -gt 0 ] || start_replicas "$n" "$vhost" "$hosts" "$type" "${variants[$v]}"
+        for operation in $OPERATIONS; do results[$v:$operation]+="$(measure "$urls" "$operation")"$'\n'; done
+        if [ ${#variants[@]} -gt 1 ]; then kvc__stop_pids 30 "${replicas[@]}"; replicas=(); fi
+      done
     done
-    rows+=("$row")
-    kvc__stop_pids 30 "${replicas[@]}"
+    for v in "${!variants[@]}"; do
+      row="| $([ "$setup" = single ] && echo "1 node, classic queues" || echo "3 nodes, quorum queues") | $n${variants[$v]:+, ${variants[$v]}} |"
+      for operation in increment get; do
+        if [[ " $OPERATIONS " != *" $operation "* ]]; then row="$row | |"; continue; fi
+        kvc__log "$setup, $n replicas${variants[$v]:+, ${variants[$v]}}, kv_$operation (req/s, CPU us per request of RabbitMQ, PostgreSQL, replicas): $(printf '%s' "${results[$v:$operation]}" | paste -sd';')"
+        row="$row $(column_median "$v:$operation" 1) | $(column_median "$v:$operation" 2) / $(column_median "$v:$operation" 3) / $(column_median "$v:$operation" 4) |"
+      done
+      rows+=("$row")
+    done
+    [ ${#replicas[@]} -eq 0 ] || kvc__stop_pids 30 "${replicas[@]}"
     replicas=()
+    unset results
   done
 done
 
