@@ -60,6 +60,12 @@ public sealed class RedisKeys(string prefix)
     /// <summary>The due index of a bucket: its namespaces that have events waiting or expired entries.</summary>
     public RedisKey Due(int bucket) => $"{Tag(bucket)}due";
 
+    /// <summary>
+    /// A SCAN pattern matching every namespace's counters (<see cref="Meta"/>) under this prefix and
+    /// nothing else: the tag is always three hex digits, and only counters have an <c>m</c> after it.
+    /// </summary>
+    public string AllMetaPattern => GlobEscaped(prefix) + "{???}m:*";
+
     /// <summary>Bytes of every namespace together, plus those granted to writes in flight; kept only under a global quota.</summary>
     public RedisKey GlobalBytes => prefix + "{global}bytes";
 
@@ -70,4 +76,7 @@ public sealed class RedisKeys(string prefix)
         (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(ns))) % Buckets);
 
     private string Tag(int bucket) => $"{prefix}{{{bucket:x3}}}";
+
+    private static string GlobEscaped(string text) =>
+        string.Concat(text.Select(c => c is '*' or '?' or '[' or ']' or '\\' ? $"\\{c}" : c.ToString()));
 }

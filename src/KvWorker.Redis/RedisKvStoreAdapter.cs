@@ -216,6 +216,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     {
         RedisKey[] keys = _keys.Namespace(ns);
         if (identity is not null) keys = [.. keys, _keys.Request(ns, identity.MessageId)];
+        if (_global is not null) await _global.CountedAsync(cancellationToken);
         long granted = 0;
         while (true)
         {

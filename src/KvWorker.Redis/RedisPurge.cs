@@ -80,6 +80,7 @@ internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batc
         string ns, long enough, CancellationToken cancellationToken, string? exceptKey = null)
     {
         var database = await redis.DatabaseAsync(cancellationToken);
+        if (global is not null) await global.CountedAsync(cancellationToken);
         var namespaceKeys = keys.Namespace(ns);
         long count = 0, bytes = 0;
         while (bytes < enough && !cancellationToken.IsCancellationRequested)
