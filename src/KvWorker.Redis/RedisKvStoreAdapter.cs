@@ -20,6 +20,9 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// <summary>A script's answer when the write needs more bytes granted on the global counter.</summary>
     private const string GlobalNeeded = "global_needed";
 
+    /// <summary>A script's answer when it removed as many expired entries as one script may, and the write may need more room.</summary>
+    private const string ReclaimMore = "reclaim_more";
+
     private readonly RedisConnection _redis;
     private readonly RedisAdapterOptions _options;
     private readonly int _maxIntegerDigits;
@@ -209,7 +212,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     /// Runs a mutation script and returns its answer, or throws the error a refusal answers with.
     /// Under a global quota, a script that would grow its namespace answers global_needed until
     /// the bytes are granted on the global counter; then it runs again (this ends: it asks again
-    /// only when a concurrent write of the same key grew it in between).
+    /// only when a concurrent write of the same key grew it in between). A script that removed as
+    /// many expired entries as one may (reclaim_more) runs again too: each run removes more.
     /// </summary>
     private async Task<MutationReply> RunMutationAsync(IDatabase database,
         string script, string ns, string key, RequestIdentity? identity, long? ifVersion, RedisValue[] arguments, CancellationToken cancellationToken)
@@ -238,6 +242,12 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
                 () => database.ScriptEvaluateAsync(script, keys, values), granted > 0 ? CancellationToken.None : cancellationToken))!);
             if (_global is not null) await _global.SettleAsync(reply.Net - granted);
             if (reply.Queued) await _outbox.PublishAsync(ns, cancellationToken);
+            if (reply.Status == ReclaimMore)
+            {
+                granted = 0; // given back with the settle above
+                cancellationToken.ThrowIfCancellationRequested();
+                continue;
+            }
             if (reply.Status != GlobalNeeded)
             {
                 Outcome(reply).ThrowIfRefused(ns, key, reply.Status == KvStatus.NamespaceQuota ? reply.Long(2) : 0, identity, _maxIntegerDigits, ifVersion);

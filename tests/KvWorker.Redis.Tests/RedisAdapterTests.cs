@@ -106,6 +106,27 @@ public sealed class RedisAdapterTests(RedisFixture redis) : IClassFixture<RedisF
     }
 
     [Fact]
+    public async Task A_write_that_needs_the_room_of_very_many_expired_entries_reclaims_them_over_several_scripts()
+    {
+        // No one script removes more than 1,024, so none holds Redis for long whatever a namespace holds.
+        var prefix = redis.NewIsolatedPrefix();
+        var events = new RecordedEvents();
+        await using var adapter = redis.Connect(redis.Options(prefix, namespaceQuotaBytes: 3000), events);
+        var ns = NewNamespace();
+        foreach (var chunk in Enumerable.Range(0, 3000).Chunk(100))
+            await Task.WhenAll(chunk.Select(i => adapter.SetAsync(ns, "k" + i, Value("1"), 0.05, null, None)));
+        await Task.Delay(200);
+
+        await adapter.SetAsync(ns, "big", Value($"\"{new string('x', 2498)}\""), null, null, None);
+
+        var expired = events.All<KvEntriesExpired>().Where(e => e.Namespace == ns).ToList();
+        Assert.True(expired.Count >= 3, $"{expired.Count} reclaims");
+        Assert.All(expired, e => Assert.True(e.Count <= 1024, $"{e.Count} entries in one script"));
+        Assert.Equal(2500 + (3000 - expired.Sum(e => e.Count)), (await adapter.UsageAsync(ns, None)).UsedBytes);
+        Assert.True(expired.Sum(e => e.Count) >= 2500);
+    }
+
+    [Fact]
     public async Task Every_key_of_a_namespace_is_in_one_slot_whatever_braces_the_namespace_holds()
     {
         var prefix = redis.NewIsolatedPrefix();

@@ -86,11 +86,21 @@ local function entry(now)
   return redis.call('HSTRLEN', values_key, key), expiry, not expiry or expiry > now
 end
 
+-- Most expired entries one script removes: a namespace of very many small
+-- expired entries is reclaimed over several scripts (the adapter runs the
+-- script again), so that no one script holds Redis long.
+local reclaim_limit = 1024
+
 -- Removes expired entries other than the one being written until `needed`
--- bytes are freed or none is left, reported as one KvEntriesExpired.
+-- bytes are freed or none is left, reported as one KvEntriesExpired. False
+-- when it stopped at reclaim_limit with more perhaps left.
 local function reclaim(now, needed)
   local count, bytes = 0, 0
   while bytes < needed do
+    if count >= reclaim_limit then
+      report_expired(now, count, bytes)
+      return false
+    end
     local removed, freed = remove_expired(now, 64, key)
     if removed == 0 then
       break
@@ -98,13 +108,15 @@ local function reclaim(now, needed)
     count, bytes = count + removed, bytes + freed
   end
   report_expired(now, count, bytes)
+  return true
 end
 
 -- Admits a change of `delta` bytes by a write of a `size`-byte value: the
 -- namespace quota first, reclaiming expired entries when the write would not
 -- fit (and could, once they are gone), then the bytes granted on the global
 -- counter, which must cover everything this script adds. Returns nil when it
--- fits, else the rejection: namespace_quota with the bytes used, the quota
+-- fits, else the rejection: reclaim_more when the reclaim stopped at its
+-- limit (nothing else changed: the script is to be run again), namespace_quota with the bytes used, the quota
 -- and the value's size, or global_needed with the bytes to ask the global
 -- counter for, the value's size and the bytes of the expired entry the write
 -- replaces (0 when it is live or absent: `old_size` is the bytes of the entry
@@ -115,7 +127,9 @@ local function admit(now, delta, size, old_size)
   end
   local used = used_bytes()
   if used + delta > namespace_quota and size <= namespace_quota then
-    reclaim(now, used + delta - namespace_quota)
+    if not reclaim(now, used + delta - namespace_quota) then
+      return reply('reclaim_more')
+    end
     used = used_bytes()
   end
   if used + delta > namespace_quota then
