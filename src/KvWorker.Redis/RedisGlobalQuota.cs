@@ -54,9 +54,12 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
     /// Waits until the counter exists. Every script that changes a namespace's bytes waits for this
     /// first, since the count must not include a change that is then added or taken off again. The
     /// first caller counts, the others wait for that count, which goes on when a caller stops
-    /// waiting; a count that failed is tried again by the next caller.
+    /// waiting; a count that failed is tried again by the next caller. Once counted, no lock is taken.
     /// </summary>
-    public async Task CountedAsync(CancellationToken cancellationToken)
+    public Task CountedAsync(CancellationToken cancellationToken) =>
+        Volatile.Read(ref _counted) is { IsCompletedSuccessfully: true } ? Task.CompletedTask : WaitForCountAsync(cancellationToken);
+
+    private async Task WaitForCountAsync(CancellationToken cancellationToken)
     {
         Task counted;
         lock (_gate)
@@ -97,13 +100,10 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
             await foreach (var meta in server.KeysAsync(pattern: keys.AllMetaPattern, pageSize: 1000))
             {
                 page.Add(database.HashGetAsync(meta, "bytes"));
-                if (page.Count < 1000) continue;
-                bytes += await SumAsync(page);
-                namespaces += page.Count;
-                page.Clear();
+                namespaces++;
+                if (page.Count == 1000) bytes += await TakeSumAsync(page);
             }
-            bytes += await SumAsync(page);
-            namespaces += page.Count;
+            bytes += await TakeSumAsync(page);
         }
         if (!await database.StringSetAsync(keys.GlobalBytes, bytes, when: When.NotExists)) return false;
         logger.LogInformation("The global usage counter starts at {Bytes} bytes, counted over {Namespaces} namespaces in {Seconds:0.0} s",
@@ -111,10 +111,12 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
         return true;
     }
 
-    private static async Task<long> SumAsync(List<Task<RedisValue>> counters)
+    /// <summary>The sum of the page's counters, read side by side; empties the page.</summary>
+    private static async Task<long> TakeSumAsync(List<Task<RedisValue>> page)
     {
         long sum = 0;
-        foreach (var counter in counters) sum += (long?)await counter ?? 0;
+        foreach (var counter in page) sum += (long?)await counter ?? 0;
+        page.Clear();
         return sum;
     }
 }
