@@ -13,21 +13,30 @@ namespace KvWorker.Redis;
 /// the counter refuses would have pushed the store over the quota or was raced by writes in
 /// flight. Replica failures between the two steps leave the counter too high (erring towards
 /// rejecting), never too low. A store that held data before its global quota was set has no
-/// counter: it is counted from what the namespaces hold before the first change (<see cref="CountedAsync"/>).
+/// counter: it is counted from what the namespaces hold before the first change (<see cref="Counted"/>);
+/// a replica without the quota deletes it before its own first change (<see cref="Forgotten"/>).
 /// </summary>
-internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, long quotaBytes, ILogger logger)
+internal sealed class RedisGlobalQuota
 {
-    private readonly Lock _gate = new();
-    private Task<bool>? _counted;
+    private readonly RedisConnection _redis;
+    private readonly RedisKeys _keys;
+    private readonly long _quotaBytes;
+    private readonly ILogger _logger;
 
-    public long QuotaBytes => quotaBytes;
+    public RedisGlobalQuota(RedisConnection redis, RedisKeys keys, long quotaBytes, ILogger logger)
+    {
+        (_redis, _keys, _quotaBytes, _logger) = (redis, keys, quotaBytes, logger);
+        Counted = new RedisStepOnce(CountAsync, "the global usage counter is still being counted");
+    }
+
+    public long QuotaBytes => _quotaBytes;
 
     /// <summary>Adds <paramref name="bytes"/> to the counter when they fit under the quota; the bytes used after, or before a refusal.</summary>
     public async Task<(bool Granted, long UsedBytes)> TryReserveAsync(long bytes, CancellationToken cancellationToken)
     {
-        var database = await redis.DatabaseAsync(cancellationToken);
+        var database = await _redis.DatabaseAsync(cancellationToken);
         var reply = (RedisResult[])(await RedisFaults.RunToReplyAsync(
-            () => database.ScriptEvaluateAsync(RedisScripts.Reserve, [keys.GlobalBytes], [bytes, quotaBytes]), cancellationToken))!;
+            () => database.ScriptEvaluateAsync(RedisScripts.Reserve, [_keys.GlobalBytes], [bytes, _quotaBytes]), cancellationToken))!;
         return ((long)reply[0] == 1, (long)reply[1]);
     }
 
@@ -41,54 +50,32 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
         try
         {
             // Connected: the script or grant being settled has answered.
-            var database = await redis.DatabaseAsync(CancellationToken.None);
-            await database.StringIncrementAsync(keys.GlobalBytes, bytes);
+            var database = await _redis.DatabaseAsync(CancellationToken.None);
+            await database.StringIncrementAsync(_keys.GlobalBytes, bytes);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            logger.LogWarning("The global usage counter stays {Bytes} bytes too high: {Message}", -bytes, ex.Message);
+            _logger.LogWarning("The global usage counter stays {Bytes} bytes too high: {Message}", -bytes, ex.Message);
         }
     }
 
     /// <summary>
-    /// Waits until the counter exists. Every script that changes a namespace's bytes waits for this
-    /// first, since the count must not include a change that is then added or taken off again. The
-    /// first caller counts, the others wait for that count, which goes on when a caller stops
-    /// waiting; a count that failed is tried again by the next caller. Once counted, no lock is taken.
+    /// Done once the counter exists. Every script that changes a namespace's bytes waits for this
+    /// first, since the count must not include a change that is then added or taken off again.
     /// </summary>
-    public Task CountedAsync(CancellationToken cancellationToken) =>
-        Volatile.Read(ref _counted) is { IsCompletedSuccessfully: true } ? Task.CompletedTask : WaitForCountAsync(cancellationToken);
-
-    private async Task WaitForCountAsync(CancellationToken cancellationToken)
-    {
-        Task counted;
-        lock (_gate)
-        {
-            if (_counted is null || _counted.IsFaulted || _counted.IsCanceled) _counted = RedisFaults.RunAsync(CountAsync, CancellationToken.None);
-            counted = _counted;
-        }
-        try
-        {
-            await counted.WaitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new KvStoreUnavailableException("redis unavailable: the global usage counter is still being counted", ex);
-        }
-    }
+    public RedisStepOnce Counted { get; }
 
     /// <summary>
     /// Creates the counter, when no replica has, as the sum of every namespace's bytes (a scan of
     /// each primary): a store whose global quota is set after it held data would otherwise count
     /// from zero, and could pass the quota by what it held. Set only if still missing, so replicas
-    /// counting at once agree; writes wait for it, on every replica that keeps the quota. True when
-    /// this count created it.
+    /// counting at once agree; writes wait for it, on every replica that keeps the quota.
     /// </summary>
-    private async Task<bool> CountAsync()
+    private async Task CountAsync()
     {
-        var multiplexer = await redis.MultiplexerAsync(CancellationToken.None);
+        var multiplexer = await _redis.MultiplexerAsync(CancellationToken.None);
         var database = multiplexer.GetDatabase();
-        if (await database.KeyExistsAsync(keys.GlobalBytes)) return false;
+        if (await database.KeyExistsAsync(_keys.GlobalBytes)) return;
         var started = System.Diagnostics.Stopwatch.StartNew();
         long bytes = 0, namespaces = 0;
         foreach (var server in multiplexer.GetServers().Where(server => !server.IsReplica))
@@ -97,7 +84,7 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
                 throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None,
                     $"{server.EndPoint} is not connected (the global usage counter is counted over every primary)", null, CommandStatus.Unknown);
             var page = new List<Task<RedisValue>>();
-            await foreach (var meta in server.KeysAsync(pattern: keys.AllMetaPattern, pageSize: 1000))
+            await foreach (var meta in server.KeysAsync(pattern: _keys.AllMetaPattern, pageSize: 1000))
             {
                 page.Add(database.HashGetAsync(meta, "bytes"));
                 namespaces++;
@@ -105,11 +92,24 @@ internal sealed class RedisGlobalQuota(RedisConnection redis, RedisKeys keys, lo
             }
             bytes += await TakeSumAsync(page);
         }
-        if (!await database.StringSetAsync(keys.GlobalBytes, bytes, when: When.NotExists)) return false;
-        logger.LogInformation("The global usage counter starts at {Bytes} bytes, counted over {Namespaces} namespaces in {Seconds:0.0} s",
+        if (!await database.StringSetAsync(_keys.GlobalBytes, bytes, when: When.NotExists)) return;
+        _logger.LogInformation("The global usage counter starts at {Bytes} bytes, counted over {Namespaces} namespaces in {Seconds:0.0} s",
             bytes, namespaces, started.Elapsed.TotalSeconds);
-        return true;
     }
+
+    /// <summary>
+    /// What a replica without the global quota does before its first change: deletes the counter,
+    /// which its changes would leave behind what the namespaces hold, so that a replica that keeps
+    /// the quota later counts it afresh rather than starting from a figure that missed them.
+    /// </summary>
+    public static RedisStepOnce Forgotten(RedisConnection redis, RedisKeys keys, ILogger logger) =>
+        new(async () =>
+        {
+            var database = await redis.DatabaseAsync(CancellationToken.None);
+            if (await database.KeyDeleteAsync(keys.GlobalBytes))
+                logger.LogInformation("Deleted the global usage counter {Key}: no global quota is set, so changes are not counted on it",
+                    keys.GlobalBytes.ToString());
+        }, "the global usage counter is being deleted");
 
     /// <summary>The sum of the page's counters, read side by side; empties the page.</summary>
     private static async Task<long> TakeSumAsync(List<Task<RedisValue>> page)

@@ -30,6 +30,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private readonly string _thresholds;
     private readonly RedisOutbox _outbox;
     private readonly RedisGlobalQuota? _global;
+    private readonly RedisStepOnce _counterSettled;
     private readonly RedisPurge _purge;
     private readonly long _retentionMilliseconds;
 
@@ -43,7 +44,8 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
         _thresholds = string.Join(' ', options.EffectiveQuotaThresholds.Select(t => t.ToString("R", CultureInfo.InvariantCulture)));
         _outbox = new RedisOutbox(redis, _keys, events, logger);
         _global = options.GlobalQuotaBytes is { } quota ? new RedisGlobalQuota(redis, _keys, quota, logger) : null;
-        _purge = new RedisPurge(redis, _keys, options.PurgeBatchSize, _outbox, _global);
+        _counterSettled = _global?.Counted ?? RedisGlobalQuota.Forgotten(redis, _keys, logger);
+        _purge = new RedisPurge(redis, _keys, options.PurgeBatchSize, _outbox, _global, _counterSettled);
         _retentionMilliseconds = (long)Math.Ceiling(options.RequestRetentionSeconds * 1000);
     }
 
@@ -220,7 +222,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     {
         RedisKey[] keys = _keys.Namespace(ns);
         if (identity is not null) keys = [.. keys, _keys.Request(ns, identity.MessageId)];
-        if (_global is not null) await _global.CountedAsync(cancellationToken);
+        await _counterSettled.DoneAsync(cancellationToken);
         long granted = 0;
         while (true)
         {

@@ -11,7 +11,8 @@ namespace KvWorker.Redis;
 /// never remove or report an entry twice (each script is atomic); a lock keeps them from running
 /// side by side at all.
 /// </summary>
-internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batchSize, RedisOutbox outbox, RedisGlobalQuota? global)
+internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batchSize, RedisOutbox outbox, RedisGlobalQuota? global,
+    RedisStepOnce counterSettled)
 {
     /// <summary>Longer than a purge takes; a purge whose replica died holds the lock that long at most.</summary>
     private static readonly TimeSpan LockLease = TimeSpan.FromMinutes(5);
@@ -80,7 +81,7 @@ internal sealed class RedisPurge(RedisConnection redis, RedisKeys keys, int batc
         string ns, long enough, CancellationToken cancellationToken, string? exceptKey = null)
     {
         var database = await redis.DatabaseAsync(cancellationToken);
-        if (global is not null) await global.CountedAsync(cancellationToken);
+        await counterSettled.DoneAsync(cancellationToken);
         var namespaceKeys = keys.Namespace(ns);
         long count = 0, bytes = 0;
         while (bytes < enough && !cancellationToken.IsCancellationRequested)

@@ -35,6 +35,37 @@ public abstract class RedisGlobalCounterTests(RedisFixture redis)
         Assert.Equal((KvErrorCodes.GlobalQuotaExceededError, 1450L), (refused.Code, refused.UsedBytes));
         Assert.Equal(1600, (long)await redis.Connection.GetDatabase().StringGetAsync(counter));
     }
+
+    [Fact]
+    public async Task A_global_quota_set_again_after_a_period_without_it_counts_the_writes_of_that_period()
+    {
+        var prefix = redis.NewIsolatedPrefix();
+        var counter = new RedisKeys(prefix).GlobalBytes;
+        var (kept, written) = ("ns-" + Guid.NewGuid().ToString("N"), "ns-" + Guid.NewGuid().ToString("N"));
+        await using (var withQuota = redis.Connect(redis.Options(prefix, globalQuotaBytes: 1000)))
+        {
+            await withQuota.SetAsync(kept, "k", ValueOfSize(100), null, null, None);
+        }
+        Assert.Equal(100, (long)await redis.Connection.GetDatabase().StringGetAsync(counter));
+
+        await using (var withoutQuota = redis.Connect(redis.Options(prefix)))
+        {
+            // The first change without the quota deletes the counter, which would otherwise stay at 100.
+            await withoutQuota.SetAsync(written, "k", ValueOfSize(300), null, null, None);
+            Assert.False(await redis.Connection.GetDatabase().KeyExistsAsync(counter));
+            await withoutQuota.SetAsync(written, "gone", ValueOfSize(50), 0.05, null, None);
+            await Task.Delay(200);
+            Assert.Equal(1, (await withoutQuota.PurgeExpiredAsync(new PurgeExpiredEntries(), None)).Entries);
+        }
+
+        await using var again = redis.Connect(redis.Options(prefix, globalQuotaBytes: 1000));
+        var refused = await Assert.ThrowsAsync<QuotaExceededException>(() =>
+            again.SetAsync("ns-" + Guid.NewGuid().ToString("N"), "k", ValueOfSize(601), null, null, None));
+        await again.SetAsync("ns-" + Guid.NewGuid().ToString("N"), "k", ValueOfSize(600), null, null, None);
+
+        Assert.Equal((KvErrorCodes.GlobalQuotaExceededError, 400L), (refused.Code, refused.UsedBytes));
+        Assert.Equal(1000, (long)await redis.Connection.GetDatabase().StringGetAsync(counter));
+    }
 }
 
 public sealed class StandaloneRedisGlobalCounterTests(RedisFixture redis) : RedisGlobalCounterTests(redis), IClassFixture<RedisFixture>;
