@@ -187,11 +187,14 @@ public sealed class GroupSimulation
         var counters = Namespace(ns);
         var old = state.Entry;
         var delta = size - (old?.SizeBytes ?? 0);
+        var replacedExpired = old is { Live: false } ? old.SizeBytes : 0;
         if (delta > 0 && counters.UsedBytes + delta > _settings.NamespaceQuotaBytes)
         {
-            if (size <= _settings.NamespaceQuotaBytes) Reclaim(ns, key, counters);
+            // Also for a value larger than the whole quota: the refusal reports live bytes.
+            Reclaim(ns, key, counters);
             if (counters.UsedBytes + delta > _settings.NamespaceQuotaBytes)
-                return new CommandOutcome(KvStatus.NamespaceQuota, UsedBytes: counters.UsedBytes, QuotaBytes: _settings.NamespaceQuotaBytes, AttemptedBytes: size);
+                return new CommandOutcome(KvStatus.NamespaceQuota,
+                    UsedBytes: counters.UsedBytes - replacedExpired, QuotaBytes: _settings.NamespaceQuotaBytes, AttemptedBytes: size);
         }
         // The global counter may run above the quota by expired entries that writes elsewhere were
         // admitted against: a write that makes live data grow is checked even when the counter does
@@ -199,7 +202,7 @@ public sealed class GroupSimulation
         var liveGrowth = size - (old is { Live: true } ? old.SizeBytes : 0);
         if (_settings.GlobalQuotaBytes is { } globalQuota && liveGrowth > 0 && _globalUsed + delta > globalQuota)
         {
-            var used = _globalUsed - GlobalExpiredBytes(ns, key) - (old is { Live: false } ? old.SizeBytes : 0);
+            var used = _globalUsed - GlobalExpiredBytes(ns, key) - replacedExpired;
             if (used + liveGrowth > globalQuota)
                 return new CommandOutcome(KvStatus.GlobalQuota, UsedBytes: used, QuotaBytes: globalQuota, AttemptedBytes: size);
         }

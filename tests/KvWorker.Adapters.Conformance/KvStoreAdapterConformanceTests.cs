@@ -609,12 +609,19 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
         Assert.False((await adapter.GetAsync(ns, "k", None)).Found);
     }
 
-    [Fact]
-    public async Task A_value_larger_than_the_global_quota_is_rejected_with_the_live_usage()
+    /// <summary>An adapter whose namespace or global quota is 20 bytes (the other far above), and the code it refuses with.</summary>
+    private async Task<(IKvStoreAdapter Adapter, string RefusalCode)> AdapterWithQuotaOf20Async(bool global) => global
+        ? (await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true), KvErrorCodes.GlobalQuotaExceededError)
+        : (await AdapterAsync(namespaceQuotaBytes: 20), KvErrorCodes.NamespaceQuotaExceededError);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_value_larger_than_the_quota_is_rejected_with_the_live_usage(bool global)
     {
-        // The figures of a refusal are the store's live bytes, as in every other refusal by the global
-        // quota: an expired entry is not counted, though no write could ever make room for this one.
-        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true);
+        // The figures of a refusal are the store's live bytes, as in every other refusal: an expired
+        // entry is not counted, though no write could ever make room for this one.
+        var (adapter, refusalCode) = await AdapterWithQuotaOf20Async(global);
         var ns = NewNamespace();
         await adapter.SetAsync(ns, "old", ValueOfSize(5), ShortTtlSeconds, null, None);
         await adapter.SetAsync(ns, "live", ValueOfSize(7), null, null, None);
@@ -622,14 +629,16 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(ns, "k", ValueOfSize(25), null, null, None));
 
-        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
+        Assert.Equal(refusalCode, error.Code);
         Assert.Equal((20L, 7L, 25L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
     }
 
-    [Fact]
-    public async Task A_write_refused_by_the_global_quota_does_not_count_the_expired_entry_it_would_replace_as_used()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_write_refused_by_a_quota_does_not_count_the_expired_entry_it_would_replace_as_used(bool global)
     {
-        var adapter = await AdapterAsync(namespaceQuotaBytes: 1000, globalQuotaBytes: 20, isolated: true);
+        var (adapter, refusalCode) = await AdapterWithQuotaOf20Async(global);
         var ns = NewNamespace();
         await adapter.SetAsync(ns, "k", ValueOfSize(5), ShortTtlSeconds, null, None);
         await adapter.SetAsync(ns, "live", ValueOfSize(10), null, null, None);
@@ -637,7 +646,7 @@ public abstract partial class KvStoreAdapterConformanceTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<QuotaExceededException>(() => adapter.SetAsync(ns, "k", ValueOfSize(15), null, null, None));
 
-        Assert.Equal(KvErrorCodes.GlobalQuotaExceededError, error.Code);
+        Assert.Equal(refusalCode, error.Code);
         Assert.Equal((20L, 10L, 15L), (error.QuotaBytes, error.UsedBytes, error.AttemptedBytes));
     }
 

@@ -86,6 +86,13 @@ local function entry(now)
   return redis.call('HSTRLEN', values_key, key), expiry, not expiry or expiry > now
 end
 
+-- The bytes of the expired entry the write replaces (`old_size`: the bytes of
+-- the entry it replaces, if any), 0 when that entry is live or absent.
+local function replaced_expired(now, old_size)
+  local _, _, live = entry(now)
+  return old_size and not live and old_size or 0
+end
+
 -- Most expired entries one script removes: a namespace of very many small
 -- expired entries is reclaimed over several scripts (the adapter runs the
 -- script again), so that no one script holds Redis long.
@@ -113,10 +120,10 @@ end
 
 -- Admits a change of `delta` bytes by a write of a `size`-byte value: the
 -- namespace quota first, reclaiming expired entries when the write would not
--- fit (and could, once they are gone), then the bytes granted on the global
+-- fit, then the bytes granted on the global
 -- counter, which must cover everything this script adds. Returns nil when it
 -- fits, else the rejection: reclaim_more when the reclaim stopped at its
--- limit (nothing else changed: the script is to be run again), namespace_quota with the bytes used, the quota
+-- limit (nothing else changed: the script is to be run again), namespace_quota with the live bytes used, the quota
 -- and the value's size, or global_needed with the bytes to ask the global
 -- counter for, the value's size and the bytes of the expired entry the write
 -- replaces (0 when it is live or absent: `old_size` is the bytes of the entry
@@ -126,18 +133,18 @@ local function admit(now, delta, size, old_size)
     return nil
   end
   local used = used_bytes()
-  if used + delta > namespace_quota and size <= namespace_quota then
+  if used + delta > namespace_quota then
+    -- Also for a value larger than the whole quota: the refusal reports live bytes.
     if not reclaim(now, used + delta - namespace_quota) then
       return reply('reclaim_more')
     end
     used = used_bytes()
   end
   if used + delta > namespace_quota then
-    return reply('namespace_quota', int(used), int(namespace_quota), size)
+    return reply('namespace_quota', int(used - replaced_expired(now, old_size)), int(namespace_quota), size)
   end
   if global_grant and net + delta > global_grant then
-    local _, _, live = entry(now)
-    return reply('global_needed', int(delta), size, int(old_size and not live and old_size or 0))
+    return reply('global_needed', int(delta), size, int(replaced_expired(now, old_size)))
   end
   return nil
 end
