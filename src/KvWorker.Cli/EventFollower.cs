@@ -83,11 +83,22 @@ public static class EventFollower
             return $"{exchange} {Encoding.UTF8.GetString(body.Span)}";
         var fields = data.EnumerateObject().Select(field => field.Value.ValueKind switch
         {
-            JsonValueKind.String => $"{field.Name}={field.Value.GetString()}",
+            JsonValueKind.String => $"{field.Name}={Word(field.Value)}",
             JsonValueKind.Null => $"{field.Name}=-",
             _ => $"{field.Name}={Json.Format(field.Value, indented: false)}",
         });
         return $"{exchange} {string.Join(' ', fields)}";
+    }
+
+    /// <summary>
+    /// A string as it is when it reads as one word, else in JSON quotes (as logfmt does), so that a
+    /// key with a space or an empty persona cannot be mistaken for other fields or for a null (-).
+    /// </summary>
+    private static string Word(JsonElement text)
+    {
+        var value = text.GetString()!;
+        var plain = value.Length > 0 && value != "-" && value.All(c => !char.IsWhiteSpace(c) && !char.IsControl(c) && c is not ('"' or '='));
+        return plain ? value : Json.Format(text, indented: false);
     }
 
     private static JsonElement? TryParse(ReadOnlyMemory<byte> body)

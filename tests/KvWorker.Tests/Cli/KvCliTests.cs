@@ -542,7 +542,7 @@ public sealed class KvCliTests(WorkerFixture worker)
 
         await PublishAsync(nameof(NamespaceQuotaExceeded), new NamespaceQuotaExceeded
         {
-            Namespace = ns, Key = "plan", QuotaBytes = 100, UsedBytes = 90, AttemptedBytes = 20, Persona = "researcher",
+            Namespace = ns, Key = "the plan", QuotaBytes = 100, UsedBytes = 90, AttemptedBytes = 20, Persona = "researcher",
             At = DateTimeOffset.UnixEpoch,
         });
         await PublishAsync(nameof(KvEntriesExpired), new KvEntriesExpired { Namespace = ns, Count = 3, BytesFreed = 42, At = DateTimeOffset.UnixEpoch });
@@ -559,7 +559,8 @@ public sealed class KvCliTests(WorkerFixture worker)
         Assert.Equal(0, humanResult.ExitCode);
         Assert.Contains("until 1 event has arrived", humanResult.Errors);
         Assert.DoesNotContain("Ctrl+C", humanResult.Errors + jsonResult.Errors);
-        Assert.StartsWith($"NamespaceQuotaExceeded namespace={ns} key=plan quota_bytes=100 used_bytes=90 attempted_bytes=20 persona=researcher", humanResult.Output);
+        // A string that is not one word is quoted, so the line still splits into its fields.
+        Assert.StartsWith($"NamespaceQuotaExceeded namespace={ns} key=\"the plan\" quota_bytes=100 used_bytes=90 attempted_bytes=20 persona=researcher", humanResult.Output);
         Assert.Single(humanResult.Output.Trim().Split('\n')); // --count 1: the second event is not printed
     }
 
