@@ -12,7 +12,8 @@ public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
     /// <summary>
     /// Runs <paramref name="start"/> when this caller claims the interval that has come due for
     /// <paramref name="job"/>, and says whether it did. A start that fails gives the interval back
-    /// (and throws), so the next look of any replica starts it, not the next interval's.
+    /// (and throws), so the next look of any replica starts it, not the next interval's. When giving
+    /// it back fails too (the database away as well), both failures are thrown together.
     /// </summary>
     public async Task<bool> RunIfDueAsync(string job, TimeSpan interval, Func<CancellationToken, Task> start, CancellationToken cancellationToken)
     {
@@ -22,9 +23,18 @@ public sealed class PurgeSchedule(NpgsqlDataSource dataSource)
             await start(cancellationToken);
             return true;
         }
-        catch
+        catch (Exception startFailed)
         {
-            await ReleaseAsync(job, CancellationToken.None);
+            try
+            {
+                await ReleaseAsync(job, CancellationToken.None);
+            }
+            catch (Exception releaseFailed)
+            {
+                throw new AggregateException(
+                    $"{startFailed.Message}; the interval could not be given back either, so the next interval's run starts it: {releaseFailed.Message}",
+                    startFailed, releaseFailed);
+            }
             throw;
         }
     }

@@ -1,3 +1,4 @@
+using Npgsql;
 
 namespace KvWorker.Tests.Storage;
 
@@ -48,5 +49,26 @@ public sealed class PurgeScheduleTests(DatabaseFixture db)
         Assert.True(await schedule.RunIfDueAsync(job, interval, _ => { started++; return Task.CompletedTask; }, CancellationToken.None));
         Assert.False(await schedule.RunIfDueAsync(job, interval, _ => { started++; return Task.CompletedTask; }, CancellationToken.None));
         Assert.Equal(1, started);
+    }
+
+    [Fact]
+    public async Task A_run_that_fails_to_start_and_cannot_give_its_interval_back_reports_both_failures()
+    {
+        var job = "test-" + Guid.NewGuid().ToString("N");
+        var dataSource = NpgsqlDataSource.Create(db.ConnectionString);
+        var schedule = new PurgeSchedule(dataSource);
+
+        // The database goes away as the run's send fails: the interval stays taken.
+        var failed = await Assert.ThrowsAsync<AggregateException>(() => schedule.RunIfDueAsync(job, TimeSpan.FromMinutes(10), async _ =>
+        {
+            await dataSource.DisposeAsync();
+            throw new InvalidOperationException("broker unreachable");
+        }, CancellationToken.None));
+
+        Assert.Equal(2, failed.InnerExceptions.Count);
+        Assert.Equal("broker unreachable", failed.InnerExceptions[0].Message);
+        Assert.IsType<ObjectDisposedException>(failed.InnerExceptions[1]);
+        Assert.StartsWith("broker unreachable; the interval could not be given back either", failed.Message);
+        Assert.False(await new PurgeSchedule(db.DataSource).TryClaimAsync(job, TimeSpan.FromMinutes(10), CancellationToken.None));
     }
 }
