@@ -30,8 +30,8 @@ public sealed class DirectPostgres(NpgsqlDataSource dataSource, long namespaceQu
     public async Task<string?> CallAsync(Request request, CancellationToken cancellationToken)
     {
         var (ns, key) = (request.Namespace, request.Key);
-        // A fresh identity per operation, as every request through RabbitMQ carries.
-        var messageId = Guid.NewGuid().ToString("N");
+        // A fresh identity per operation, time-ordered like the one KvClient gives every request through RabbitMQ.
+        var messageId = Guid.CreateVersion7().ToString();
         try
         {
             switch (request.Operation.Name)

@@ -89,7 +89,7 @@ public sealed class TableScenario(BenchRun run, Deployment deployment, CpuMeter 
         report.Line("Requests per second (median over rounds) and latency in ms (median of each round's p50/p99).");
         report.Line($"Every in-flight request slot is one agent cycling over {Workload.KeysPerLane:N0} keys of its own, in a namespace of its own");
         report.Line($"(\"namespaces\") or, at {at} in flight, also with all lanes in one namespace (\"one namespace\"). Entries are written");
-        report.Line("with SQL before each kv_get and kv_delete cell. Each request carries a fresh message_id and the client's user_id.");
+        report.Line("with SQL before each kv_get and kv_delete cell. Each request carries a fresh message_id (a UUIDv7, from KvClient) and the client's user_id.");
         report.Line($"kv_delete's lanes cycle over {Workload.DeleteEntriesPerCell:N0} keys between them at fewer than 64 in flight, so its deletes find their entries.");
         report.Line("Raw echo: a RabbitMQ.Client consumer answering each request with its own body, acknowledging after the reply,");
         report.Line("with the worker's prefetch: what the broker itself allows. Echo: the worker's own MassTransit set-up answering");

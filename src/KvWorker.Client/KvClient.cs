@@ -323,7 +323,8 @@ public sealed class KvClient : IAsyncDisposable
             ContentType = amqp.ContentType,
             CorrelationId = correlationId,
             ReplyTo = _replyQueue,
-            MessageId = call.MessageId ?? Guid.NewGuid().ToString(),
+            // Time-ordered (UUIDv7): the worker files the identities of recent requests at one end of their index.
+            MessageId = call.MessageId ?? Guid.CreateVersion7().ToString(),
             UserId = amqp.SendUserId ? amqp.UserId ?? UserName : null,
             // Whole milliseconds, at least one: "0" would let RabbitMQ drop a request no consumer is waiting for.
             Expiration = Math.Max(1, (long)Math.Ceiling(call.Timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture),

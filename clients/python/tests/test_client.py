@@ -9,6 +9,7 @@ import pika
 import pytest
 
 import kvworker
+from kvworker import _protocol
 from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, ImpostorQueue, StallingRelay, close_connection_named
 from kvworker import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvConnectionError, KvStoreClient,
                       KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError, VersionConflictError,
@@ -260,7 +261,8 @@ def test_a_request_expires_in_its_queue_when_its_caller_gives_up(kv, ns):
         sent = message.timestamp
         deadline_ms = message.headers["kv-deadline"]
         assert abs(sent * 1000 + int(message.expiration) - deadline_ms) <= 1500
-        assert message.content_type == "application/json" and message.message_id and message.user_id
+        assert message.content_type == "application/json" and message.user_id
+        assert uuid.UUID(message.message_id).version == 7  # time-ordered: see test_message_ids_are_fresh_and_time_ordered
 
         # Unconsumed, a request is gone from the queue once its time-out has passed.
         with pytest.raises(KvTimeoutError):
@@ -403,3 +405,14 @@ class unanswered_queue:
     def __exit__(self, *_):
         self.connection.channel().queue_delete(self.name)
         self.connection.close()
+
+
+def test_message_ids_are_fresh_and_time_ordered():
+    # UUIDv7: the worker keeps recent requests' identities in an index they then grow at one end of.
+    first = _protocol.new_message_id()
+    time.sleep(0.002)
+    second = _protocol.new_message_id()
+
+    assert uuid.UUID(first).version == 7 and uuid.UUID(first).variant == uuid.RFC_4122
+    assert first < second
+    assert abs(int(first.replace("-", "")[:12], 16) - time.time() * 1000) < 5000

@@ -36,6 +36,23 @@ public sealed class KvClientStubTests(StubWorker stub) : IClassFixture<StubWorke
     }
 
     [Fact]
+    public async Task Each_call_carries_a_fresh_time_ordered_message_id()
+    {
+        // UUIDv7: the worker keeps recent requests' identities in an index they then grow at one end of.
+        await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        await Assert.ThrowsAsync<AccessDeniedException>(() => client.GetAsync(Request(KvErrorCodes.AccessDeniedError)));
+        await Task.Delay(5);
+        await Assert.ThrowsAsync<AccessDeniedException>(() => client.GetAsync(Request(KvErrorCodes.AccessDeniedError)));
+
+        var ids = stub.Requests.TakeLast(2).Select(request => request.MessageId!).ToArray();
+        Assert.All(ids, id => Assert.Equal(7, Guid.Parse(id).Version));
+        Assert.True(string.CompareOrdinal(ids[0], ids[1]) < 0, $"{ids[0]} then {ids[1]}");
+        Assert.InRange(Convert.ToInt64(ids[0].Replace("-", "")[..12], 16), before, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+    }
+
+    [Fact]
     public async Task A_request_rabbitmq_refuses_fails_at_once_with_its_reason_and_the_client_goes_on()
     {
         await using var client = await KvClient.ConnectAsync(stub.AmqpUri);
