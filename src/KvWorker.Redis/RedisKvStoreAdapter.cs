@@ -30,6 +30,7 @@ public sealed class RedisKvStoreAdapter : IKvStoreAdapter, IAsyncDisposable
     private readonly string _thresholds;
     private readonly RedisOutbox _outbox;
     private readonly RedisGlobalQuota? _global;
+    /// <summary>Waited for before this replica's first change: the global counter counted under a global quota, deleted without one.</summary>
     private readonly RedisStepOnce _counterSettled;
     private readonly RedisPurge _purge;
     private readonly long _retentionMilliseconds;
