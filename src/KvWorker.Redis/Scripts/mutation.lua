@@ -120,14 +120,14 @@ end
 
 -- Admits a change of `delta` bytes by a write of a `size`-byte value: the
 -- namespace quota first, reclaiming expired entries when the write would not
--- fit, then the bytes granted on the global
--- counter, which must cover everything this script adds. Returns nil when it
--- fits, else the rejection: reclaim_more when the reclaim stopped at its
--- limit (nothing else changed: the script is to be run again), namespace_quota with the live bytes used, the quota
--- and the value's size, or global_needed with the bytes to ask the global
--- counter for, the value's size and the bytes of the expired entry the write
--- replaces (0 when it is live or absent: `old_size` is the bytes of the entry
--- it replaces), which are on the counter but are not live usage.
+-- fit, then the bytes granted on the global counter, which must cover
+-- everything this script adds. Returns nil when it fits, else the rejection:
+-- reclaim_more when the reclaim stopped at its limit (nothing else changed:
+-- the script is to be run again), namespace_quota with the live bytes used,
+-- the quota and the value's size, or global_needed with the bytes to ask the
+-- global counter for, the value's size and the bytes of the expired entry the
+-- write replaces (0 when it is live or absent: `old_size` is the bytes of the
+-- entry it replaces), which are on the counter but are not live usage.
 local function admit(now, delta, size, old_size)
   if delta <= 0 then
     return nil
