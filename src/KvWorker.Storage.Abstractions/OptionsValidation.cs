@@ -40,8 +40,9 @@ public static class OptionsValidation
     /// <summary>
     /// A failure, starting with the full key, for each key of <paramref name="section"/> that no property
     /// of <paramref name="options"/> binds, and likewise within the sections of its nested options.
+    /// <paramref name="otherSections"/> are keys of the section that other options bind, left to them.
     /// </summary>
-    public static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type options)
+    public static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type options, params string[] otherSections)
     {
         var properties = options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(property => property.SetMethod is { IsPublic: true })
@@ -49,8 +50,9 @@ public static class OptionsValidation
                 StringComparer.OrdinalIgnoreCase);
         foreach (var child in section.GetChildren())
         {
+            if (otherSections.Contains(child.Key, StringComparer.OrdinalIgnoreCase)) continue;
             if (!properties.TryGetValue(child.Key, out var property))
-                yield return $"{child.Path} is not a setting the worker reads ({section.Path} takes {string.Join(", ", properties.Keys)})";
+                yield return $"{child.Path} is not a setting the worker reads ({section.Path} takes {string.Join(", ", properties.Keys.Concat(otherSections))})";
             else if (IsNestedOptions(property.PropertyType))
                 foreach (var failure in UnknownKeys(child, property.PropertyType)) yield return failure;
         }

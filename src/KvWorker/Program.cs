@@ -17,6 +17,8 @@ try
     var host = builder.Build();
     // Before the host starts, which would log the failure with a stack trace first.
     host.Services.GetService<IStartupValidator>()?.Validate();
+    var configurationLog = host.Services.GetRequiredService<ILogger<KvStoreOptions>>();
+    foreach (var unknown in KvStoreOptionsValidator.UnknownBlockKeys(builder.Configuration)) configurationLog.LogWarning("{Unknown}; ignored", unknown);
     await host.RunAsync();
     return Environment.ExitCode; // 0, or 2 when RabbitMQ refused the configured queue type (Amqp/QueueTypeCheck)
 }

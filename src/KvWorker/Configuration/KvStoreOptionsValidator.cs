@@ -78,4 +78,13 @@ public static class KvStoreOptionsValidator
             .SelectMany(grant => OptionsValidation.UnknownKeys(grant, typeof(IdentityOptions)));
         return personas.Concat(grants);
     }
+
+    /// <summary>
+    /// Keys directly under <c>tools:kv_store</c> that no setting reads (<c>request_timeout_second</c>, say):
+    /// warned about at start-up, not refused, since ATLAS's own configuration may keep keys of its own there.
+    /// </summary>
+    public static IEnumerable<string> UnknownBlockKeys(IConfiguration configuration) =>
+        OptionsValidation.UnknownKeys(configuration.GetSection(KvStoreOptions.Section), typeof(KvStoreOptions), "limits", "adapters")
+            // The anonymous grant's own keys are UnknownPolicyKeys', refused there.
+            .Where(failure => !failure.StartsWith($"{KvStoreOptions.Section}:anonymous:", StringComparison.OrdinalIgnoreCase));
 }

@@ -146,6 +146,27 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
     }
 
     [Fact]
+    public async Task An_unknown_key_directly_under_tools_kv_store_is_warned_about_and_the_replica_starts()
+    {
+        // ATLAS's configuration shares the block: not refused, but a misspelt setting must not pass in silence.
+        var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
+        {
+            ["tools:kv_store:request_timeout_second"] = "30",
+            ["tools:kv_store:limits:max_key_length"] = "64",
+        });
+
+        await WaitForOutputAsync(worker, "Application started");
+        var lines = worker.Output.Split('\n');
+
+        Assert.Contains(lines, line => line.Contains("WRN] tools:kv_store:request_timeout_second is not a setting the worker reads "
+            + "(tools:kv_store takes default_adapter, request_timeout_seconds, personas, identities, anonymous, limits, adapters); ignored",
+            StringComparison.Ordinal));
+        // Keys of the sections other options read are theirs, not this warning's.
+        Assert.DoesNotContain(lines, line => line.Contains("tools:kv_store:limits", StringComparison.Ordinal));
+        Assert.False(worker.HasExited, worker.Output);
+    }
+
+    [Fact]
     public async Task A_broker_that_cannot_be_reached_is_logged_once_without_a_stack_trace_while_the_replica_retries()
     {
         var port = HealthTests.FreePort();
