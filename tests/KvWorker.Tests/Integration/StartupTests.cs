@@ -152,7 +152,8 @@ public sealed class StartupTests(BrokerFixture broker) : IClassFixture<BrokerFix
         var worker = broker.StartWorkerProcess(new Dictionary<string, string?>
         {
             ["tools:kv_store:request_timeout_second"] = "30",
-            ["tools:kv_store:limits:max_key_length"] = "64",
+            // Its default: this replica may serve the other tests of the class.
+            ["tools:kv_store:limits:max_key_length"] = "512",
         });
 
         await WaitForOutputAsync(worker, "Application started");
