@@ -11,7 +11,7 @@ original tool's dictionaries; error replies raise the exception named by their c
         kv.set("researcher", "plan", {"step": 1}, ttl_seconds=3600)
         kv.get("researcher", "plan")  # {'namespace': ..., 'found': True, 'value': {'step': 1}, 'ttl_seconds': 3599.9, ...}
 """
-from ._protocol import DEFAULT_TIMEOUT, DEFAULT_URL, OPERATIONS, Operation
+from ._protocol import DEFAULT_TIMEOUT, DEFAULT_URL, OPERATIONS, Operation, new_message_id
 from .aio import AsyncKvStoreClient
 from .client import KvStoreClient
 from .errors import (ERRORS, AccessDeniedError, GlobalQuotaExceededError, InvalidValueTypeError, KeyValueStoreError,
@@ -22,6 +22,7 @@ __version__ = "1.0.0"
 
 __all__ = [
     "KvStoreClient", "AsyncKvStoreClient", "Operation", "OPERATIONS", "DEFAULT_URL", "DEFAULT_TIMEOUT", "ERRORS",
+    "new_message_id",
     "KeyValueStoreError", "NamespaceQuotaExceededError", "GlobalQuotaExceededError", "InvalidValueTypeError",
     "ValueSerializationError", "AccessDeniedError", "StoreUnavailableError", "VersionConflictError",
     "WorkerUnavailableError", "KvTimeoutError", "KvInvalidReplyError", "KvConnectionError",

@@ -9,7 +9,6 @@ import pika
 import pytest
 
 import kvworker
-from kvworker import _protocol
 from conftest import CLOSED_PORT_URL, REPO_ROOT, URL, ImpostorQueue, StallingRelay, close_connection_named
 from kvworker import (AccessDeniedError, InvalidValueTypeError, KeyValueStoreError, KvConnectionError, KvStoreClient,
                       KvTimeoutError, NamespaceQuotaExceededError, ValueSerializationError, VersionConflictError,
@@ -409,9 +408,10 @@ class unanswered_queue:
 
 def test_message_ids_are_fresh_and_time_ordered():
     # UUIDv7: the worker keeps recent requests' identities in an index they then grow at one end of.
-    first = _protocol.new_message_id()
+    # Public, for callers who keep a request's id to retry it with.
+    first = kvworker.new_message_id()
     time.sleep(0.002)
-    second = _protocol.new_message_id()
+    second = kvworker.new_message_id()
 
     assert uuid.UUID(first).version == 7 and uuid.UUID(first).variant == uuid.RFC_4122
     assert first < second
