@@ -82,9 +82,9 @@ public static class KvStoreOptionsValidator
     /// <summary>
     /// Keys directly under <c>tools:kv_store</c> that no setting reads (<c>request_timeout_second</c>, say):
     /// warned about at start-up, not refused, since ATLAS's own configuration may keep keys of its own there.
+    /// Asked after the options are validated, when <see cref="UnknownPolicyKeys"/> has refused any unknown
+    /// key of the anonymous grant, the one nested section this lookup also walks.
     /// </summary>
     public static IEnumerable<string> UnknownBlockKeys(IConfiguration configuration) =>
-        OptionsValidation.UnknownKeys(configuration.GetSection(KvStoreOptions.Section), typeof(KvStoreOptions), "limits", "adapters")
-            // The anonymous grant's own keys are UnknownPolicyKeys', refused there.
-            .Where(failure => !failure.StartsWith($"{KvStoreOptions.Section}:anonymous:", StringComparison.OrdinalIgnoreCase));
+        OptionsValidation.UnknownKeys(configuration.GetSection(KvStoreOptions.Section), typeof(KvStoreOptions), "limits", "adapters");
 }
