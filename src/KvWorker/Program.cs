@@ -12,6 +12,12 @@ try
     builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
     // The health command finds the port where the worker does, in every source of its configuration.
     if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
+    // Configuration skips a word it does not read: a mistyped command would otherwise start a worker.
+    if (CommandLine.Words(args).FirstOrDefault() is { } word)
+    {
+        await Console.Error.WriteLineAsync($"KvWorker takes settings (--Key=value) and the command health [live|ready], not '{word}'");
+        return 2;
+    }
     // Putting the host together reads some settings already (Health:Port, Worker:ShutdownTimeoutSeconds).
     builder.AddKvWorker();
     var host = builder.Build();

@@ -1,3 +1,4 @@
+using KvWorker.Configuration;
 using KvWorker.Storage;
 
 namespace KvWorker.Health;
@@ -24,11 +25,12 @@ public static class HealthExtensions
     /// </summary>
     public static async Task<int> ProbeAsync(string[] args, IHostApplicationBuilder worker)
     {
-        var which = args is [var first, ..] && !first.StartsWith('-') ? first : "ready";
-        if (which is not ("live" or "ready"))
+        var words = CommandLine.Words(args).ToList();
+        var which = words is [var named, ..] ? named : "ready";
+        if (words.Count > 1 || which is not ("live" or "ready"))
         {
             // Asked of the endpoint, it would answer 404 and a typo in a probe would read as a worker that is not healthy.
-            await Console.Error.WriteLineAsync($"health takes live or ready, not '{which}'");
+            await Console.Error.WriteLineAsync($"health takes live or ready, not '{string.Join(' ', words)}'");
             return 2;
         }
         worker.AddKvWorkerConfiguration();

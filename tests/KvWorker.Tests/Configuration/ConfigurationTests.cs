@@ -27,6 +27,20 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
+    [InlineData("health ready --Health:Port=8080", "health ready")]
+    [InlineData("health --Health:Port 8080 live", "health live")]
+    [InlineData("/Health:Port 8080 Health:Port=8080 helth", "helth")]
+    [InlineData("-x health --Health:Port=8080", "-x health")] // one dash without '=' is skipped by configuration too
+    public void The_command_line_words_are_the_arguments_configuration_skips(string line, string words)
+    {
+        var args = line.Split(' ');
+
+        Assert.Equal(words.Split(' '), CommandLine.Words(args));
+        // Every other argument is a setting configuration reads.
+        Assert.Equal("8080", new ConfigurationBuilder().AddCommandLine(args).Build()["Health:Port"]);
+    }
+
+    [Theory]
     [InlineData("postgresql://u@localhost/db", "localhost", 5432)]
     [InlineData("postgres://u:p@[::1]:6543/db", "::1", 6543)]
     [InlineData("Host=pg.internal;Port=5444;Username=u;Database=db", "pg.internal", 5444)]

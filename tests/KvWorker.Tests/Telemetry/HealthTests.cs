@@ -152,6 +152,36 @@ public sealed class HealthTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task The_health_command_refuses_a_word_after_the_check_with_exit_code_2()
+    {
+        var (exitCode, error) = await ProbeAsync(["extra", $"--Health:Port={FreePort()}"], Directory.GetCurrentDirectory());
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal("health takes live or ready, not 'ready extra'", error.Trim());
+    }
+
+    [Fact]
+    public async Task The_health_command_reads_a_setting_whose_value_is_the_next_argument()
+    {
+        var port = FreePort();
+
+        var (exitCode, error) = await ProbeAsync(["--Health:Port", $"{port}"], Directory.GetCurrentDirectory());
+
+        // The port is not taken for a second check: it was asked of, and nothing answers on it.
+        Assert.Equal(1, exitCode);
+        Assert.Contains($"port {port}", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_worker_refuses_an_unknown_command_with_exit_code_2_instead_of_starting()
+    {
+        var (exitCode, error) = await RunAsync(["helth", "ready", $"--Health:Port={FreePort()}"], Directory.GetCurrentDirectory());
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal("KvWorker takes settings (--Key=value) and the command health [live|ready], not 'helth'", error.Trim());
+    }
+
+    [Fact]
     public async Task The_health_command_reads_the_port_from_config_yaml_as_the_worker_does()
     {
         var directory = Directory.CreateTempSubdirectory();
@@ -193,15 +223,25 @@ public sealed class HealthTests(WorkerFixture worker)
     /// <summary><c>KvWorker health ready --Health:Port=N</c>, as a container health check runs it.</summary>
     private static async Task<int> ProbeAsync(int port) => (await ProbeAsync([$"--Health:Port={port}"], Directory.GetCurrentDirectory())).ExitCode;
 
-    private static async Task<(int ExitCode, string Error)> ProbeAsync(string[] arguments, string workingDirectory, string check = "ready")
+    private static Task<(int ExitCode, string Error)> ProbeAsync(string[] arguments, string workingDirectory, string check = "ready") =>
+        RunAsync(["health", check, .. arguments], workingDirectory);
+
+    /// <summary><c>dotnet KvWorker.dll</c> with <paramref name="arguments"/>, for a command that ends by itself.</summary>
+    private static async Task<(int ExitCode, string Error)> RunAsync(string[] arguments, string workingDirectory)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll"), "health", check }.Concat(arguments))
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "KvWorker.dll") }.Concat(arguments))
             start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        try { await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60)); }
+        catch (TimeoutException)
+        {
+            // A command that started a worker instead: not left running after the test.
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
         await output;
         return (process.ExitCode, await error);
     }
