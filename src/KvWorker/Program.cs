@@ -10,10 +10,12 @@ try
     // appsettings.json ships beside the binaries; config.yaml is read from the working directory.
     // Inside the try: creating the builder reads the appsettings files, which may not parse.
     builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    // Words are what configuration skips: the command, before or after the settings.
+    var words = CommandLine.Words(args).ToList();
     // The health command finds the port where the worker does, in every source of its configuration.
-    if (args is ["health", .. var probeArgs]) return await HealthExtensions.ProbeAsync(probeArgs, builder);
-    // Configuration skips a word it does not read: a mistyped command would otherwise start a worker.
-    if (CommandLine.Words(args).FirstOrDefault() is { } word)
+    if (words is ["health", .. var checks]) return await HealthExtensions.ProbeAsync(checks, builder);
+    // A mistyped command would otherwise start a worker.
+    if (words is [var word, ..])
     {
         await Console.Error.WriteLineAsync($"KvWorker takes settings (--Key=value) and the command health [live|ready], not '{word}'");
         return 2;

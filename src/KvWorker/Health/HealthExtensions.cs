@@ -1,4 +1,3 @@
-using KvWorker.Configuration;
 using KvWorker.Storage;
 
 namespace KvWorker.Health;
@@ -23,14 +22,14 @@ public static class HealthExtensions
     /// this machine, for orchestrators that probe with a command (a container
     /// image without curl). Exit 0 when healthy, 1 when not, 2 when the endpoint is off or the check is neither live nor ready.
     /// </summary>
-    public static async Task<int> ProbeAsync(string[] args, IHostApplicationBuilder worker)
+    /// <param name="checks">The command line's words after <c>health</c>: none, or the check.</param>
+    public static async Task<int> ProbeAsync(IReadOnlyList<string> checks, IHostApplicationBuilder worker)
     {
-        var words = CommandLine.Words(args).ToList();
-        var which = words is [var named, ..] ? named : "ready";
-        if (words.Count > 1 || which is not ("live" or "ready"))
+        var which = checks is [var named, ..] ? named : "ready";
+        if (checks.Count > 1 || which is not ("live" or "ready"))
         {
             // Asked of the endpoint, it would answer 404 and a typo in a probe would read as a worker that is not healthy.
-            await Console.Error.WriteLineAsync($"health takes live or ready, not '{string.Join(' ', words)}'");
+            await Console.Error.WriteLineAsync($"health takes live or ready, not '{string.Join(' ', checks)}'");
             return 2;
         }
         worker.AddKvWorkerConfiguration();

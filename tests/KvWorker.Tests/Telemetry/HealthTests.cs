@@ -173,6 +173,18 @@ public sealed class HealthTests(WorkerFixture worker)
     }
 
     [Fact]
+    public async Task The_health_command_may_come_after_the_settings()
+    {
+        var port = FreePort();
+
+        var (exitCode, error) = await RunAsync(["--Health:Port", $"{port}", "health", "live"], Directory.GetCurrentDirectory());
+
+        // Probed (nothing answers on the port), not refused as an unknown command (2).
+        Assert.Equal(1, exitCode);
+        Assert.Contains($"port {port}", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_worker_refuses_an_unknown_command_with_exit_code_2_instead_of_starting()
     {
         var (exitCode, error) = await RunAsync(["helth", "ready", $"--Health:Port={FreePort()}"], Directory.GetCurrentDirectory());
