@@ -20,18 +20,18 @@ foreach (var traceEvent in log.Events)
     var amount = tick.AllocationAmount64;
     total += amount;
     Add(byType, tick.TypeName ?? "?", amount);
-    var caller = "?";
+    string? caller = null;
     for (var frame = traceEvent.CallStack(); frame is not null; frame = frame.Caller)
     {
         var module = frame.CodeAddress.ModuleName;
-        if (module is "" or "System.Private.CoreLib" || module.StartsWith("System.", StringComparison.Ordinal)
+        if (module is "" || module.StartsWith("System.", StringComparison.Ordinal)
             || module.StartsWith("Microsoft.", StringComparison.Ordinal) || module.Contains("coreclr", StringComparison.Ordinal)) continue;
         Add(byLibrary, module, amount);
         caller = frame.CodeAddress.FullMethodName;
         break;
     }
-    if (caller == "?") Add(byLibrary, "(runtime and System.* only)", amount);
-    Add(byFunction, caller, amount);
+    if (caller is null) Add(byLibrary, "(runtime and System.* only)", amount);
+    Add(byFunction, caller ?? "?", amount);
 }
 Console.WriteLine($"{total / 1048576.0:0.0} MiB sampled");
 Print("library", byLibrary, 15);
