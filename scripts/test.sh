@@ -38,6 +38,8 @@ done
 projects="$(grep -l 'Microsoft.NET.Test.Sdk' tests/*/*.csproj | xargs -n1 basename | sed 's/\.csproj$//') python"
 
 # Sum the counters of every project's TRX files; a project that wrote none counts as a failure.
+# The failed tests are named again here, with their messages' first lines, so that the end of
+# a long log says which ones they were.
 read -r passed failed skipped < <(
   /usr/bin/python3 - "$results" $projects <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
@@ -50,7 +52,12 @@ for project in projects:
         print(f"no test results from {project}", file=sys.stderr)
         failed += 1
     for path in paths:
-        counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
+        run = ET.parse(path).getroot()
+        for result in run.iterfind("t:Results/t:UnitTestResult", ns):
+            if result.get("outcome") in ("Failed", "Error", "Timeout", "Aborted"):
+                message = (result.findtext("t:Output/t:ErrorInfo/t:Message", "", ns).strip().splitlines() or [""])[0]
+                print(f"failed: {result.get('testName')}: {message[:300]}", file=sys.stderr)
+        counters = run.find("t:ResultSummary/t:Counters", ns)
         get = lambda name: int(counters.get(name, 0))
         passed += get("passed")
         failed += get("failed") + get("error") + get("timeout") + get("aborted")
