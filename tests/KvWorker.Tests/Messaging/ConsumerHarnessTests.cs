@@ -174,10 +174,12 @@ public sealed class ConsumerHarnessTests(DatabaseFixture db)
     public async Task Unreachable_storage_is_answered_with_store_unavailable_error_before_a_sooner_caller_deadline()
     {
         await using var deadDatabase = Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=u;Database=d;Timeout=1");
-        await using var services = await StartHarnessAsync(new KvStoreOptions { RequestTimeoutSeconds = 10 }, adapter: () =>
+        await using var services = await StartHarnessAsync(new KvStoreOptions { RequestTimeoutSeconds = 30 }, adapter: () =>
             new PostgresKvStoreAdapter(deadDatabase, new PostgresAdapterOptions(), new KvLimits()));
-        // The caller waits 3 s, less than the worker's own budget: its deadline bounds the retries.
-        var client = services.GetRequiredService<ITestHarness>().Bus.CreateRequestClient<KvIncrement>(RequestTimeout.After(s: 3));
+        // The caller waits 10 s, less than the worker's own budget: its deadline bounds the retries, and the
+        // worker answers a second before it (a tenth of the time left, at most a second). A 3 s caller left
+        // 0.3 s, which a reply on a machine running eight test threads once overran.
+        var client = services.GetRequiredService<ITestHarness>().Bus.CreateRequestClient<KvIncrement>(RequestTimeout.After(s: 10));
 
         // A reply sent at the deadline itself would come after the caller gave up (RequestTimeoutException).
         var response = await client.GetResponse<KvIncrementResult, KvError>(new KvIncrement { Namespace = "ns", Key = "c" });
