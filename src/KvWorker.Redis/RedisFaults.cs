@@ -40,9 +40,19 @@ internal static class RedisFaults
         {
             throw new KvStoreUnavailableException($"redis unreachable: {ex.Message}", ex);
         }
-        catch (RedisServerException ex) when (UnavailablePrefixes.Any(prefix => ex.Message.StartsWith(prefix, StringComparison.Ordinal)))
+        catch (RedisServerException ex) when (ErrorText(ex) is var error && UnavailablePrefixes.Any(prefix => error.StartsWith(prefix, StringComparison.Ordinal)))
         {
-            throw new KvStoreUnavailableException($"redis unavailable: {ex.Message}", ex);
+            throw new KvStoreUnavailableException($"redis unavailable: {error}", ex);
         }
+    }
+
+    /// <summary>
+    /// The server's error reply. StackExchange.Redis at times puts the reply's RESP type before it
+    /// ("SimpleError: MISCONF ...", seen on a DEL), where it usually gives the text alone.
+    /// </summary>
+    private static string ErrorText(RedisServerException ex)
+    {
+        const string typed = "SimpleError: ";
+        return ex.Message.StartsWith(typed, StringComparison.Ordinal) ? ex.Message[typed.Length..] : ex.Message;
     }
 }
